@@ -1,0 +1,31 @@
+# The two commands of the README: `make demo` and `make test`.  Each creates
+# .venv on first use and installs what it needs; nothing is installed by hand.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.stamp
+
+.PHONY: demo test bench clean
+
+$(VENV)/bin/python:
+	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 10), "gdcore needs Python 3.10+"'
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+
+# One stamp per extra, redone when pyproject.toml changes.
+$(STAMP)-%: pyproject.toml | $(VENV)/bin/python
+	$(PY) -m pip install --quiet -e ".[$*]"
+	@touch $@
+
+demo: $(STAMP)-demo
+	$(PY) examples/demo.py
+
+test: $(STAMP)-test
+	$(PY) -m pytest
+
+bench: $(STAMP)-bench
+	$(PY) bench/bench_value_and_grad.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis
+	find . -name __pycache__ -prune -exec rm -rf {} +

@@ -1,0 +1,237 @@
+"""Input checks with clear messages, in one place.
+
+Every public function funnels its arguments through these helpers.  They
+raise ``TypeError`` for the wrong kind of object and ``ValueError`` for the
+wrong value, always naming the argument and what was expected.  They never
+modify their inputs: conversions return new arrays (or the input itself when it
+already has the required dtype and layout).
+
+Scans over the data (finiteness, label range) run in one compiled pass
+(:func:`gdcore.kernels.checks.scan_inputs`) because a NumPy scan per condition
+costs more than the whole gradient evaluation of a small network.
+"""
+
+import numbers
+import operator
+
+import numpy as np
+
+from . import codes
+from .kernels import checks
+
+FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def positive_int(value, name):
+    """Return ``value`` as an int, or raise if it is not an integer > 0."""
+    if isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be an integer, got {value!r}")
+    try:
+        value = operator.index(value)
+    except TypeError:
+        raise TypeError(f"{name} must be an integer, got {value!r}") from None
+    if value <= 0:
+        raise ValueError(f"{name} must be > 0, got {value}")
+    return value
+
+
+def nonnegative_float(value, name):
+    """Return ``value`` as a float, or raise if it is not a finite number >= 0."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {value!r}")
+    value = float(value)
+    if not np.isfinite(value) or value < 0:
+        raise ValueError(f"{name} must be a finite number >= 0, got {value}")
+    return value
+
+
+def _lookup(name, table, what, aliases=None):
+    if not isinstance(name, str):
+        raise TypeError(f"{what} must be a string, got {name!r}")
+    key = name.lower()
+    if aliases:
+        key = aliases.get(key, key)
+    if key not in table:
+        valid = ", ".join(sorted(list(table) + list(aliases or ())))
+        raise ValueError(f"unknown {what} {name!r}; expected one of: {valid}")
+    return key
+
+
+def activation_name(name, what="activation"):
+    """Canonical activation name, or a ValueError listing the valid ones."""
+    return _lookup(name, codes.ACTIVATIONS, what)
+
+
+def loss_name(name):
+    """Canonical loss name (aliases resolved), or a ValueError listing the valid ones."""
+    return _lookup(name, codes.LOSSES, "loss", codes.LOSS_ALIASES)
+
+
+def float_dtype(dtype, name="dtype"):
+    """Return ``dtype`` as float32 or float64, or raise."""
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        raise TypeError(f"{name} must be float32 or float64, got {dtype!r}") from None
+    if dt not in FLOAT_DTYPES:
+        raise TypeError(f"{name} must be float32 or float64, got {dt}")
+    return dt
+
+
+def _as_float_array(value, name, dtype):
+    """Convert to a C-contiguous array of ``dtype`` without touching the input."""
+    if isinstance(value, np.ndarray):
+        arr = value
+    else:
+        try:
+            arr = np.asarray(value)
+        except Exception as exc:  # ragged lists and the like
+            raise TypeError(f"{name} must be array-like of real numbers: {exc}") from None
+    if arr.dtype.kind not in "biuf":
+        raise TypeError(f"{name} must hold real numbers, got dtype {arr.dtype}")
+    return kernel_ready(arr, dtype)
+
+
+def kernel_ready(arr, dtype):
+    """``arr`` itself if it is C-contiguous, writeable and of ``dtype``, else a copy.
+
+    Read-only arrays are copied too: the kernels are compiled for writeable
+    arrays, and a read-only one would trigger a second compilation.
+    """
+    if arr.dtype == dtype and arr.flags.c_contiguous and arr.flags.writeable:
+        return arr
+    return np.array(arr, dtype=dtype, order="C", copy=True)
+
+
+def params_array(model, params):
+    """Validate ``params`` for ``model``; return it as a C-contiguous 1-D array.
+
+    The params dtype is the compute dtype: float32 and float64 arrays keep
+    theirs; anything else (lists, integer arrays) becomes float64.
+    """
+    if isinstance(params, np.ndarray) and params.dtype in FLOAT_DTYPES:
+        dtype = params.dtype
+    elif isinstance(params, np.ndarray) and params.dtype.kind not in "biu":
+        raise TypeError(f"params must be a float32 or float64 array, got dtype {params.dtype}")
+    else:
+        dtype = np.dtype(np.float64)
+    arr = _as_float_array(params, "params", dtype)
+    if arr.ndim != 1:
+        raise ValueError(f"params must be 1-D of length {model.n_params}, got shape {arr.shape}")
+    if arr.shape[0] != model.n_params:
+        raise ValueError(
+            f"params has length {arr.shape[0]} but the model has {model.n_params} parameters"
+        )
+    return arr
+
+
+def features(model, X, dtype):
+    """Validate ``X``; return it as a C-contiguous (n_samples, n_features) array."""
+    arr = _as_float_array(X, "X", dtype)
+    if arr.ndim != 2:
+        raise ValueError(f"X must be 2-D (n_samples, n_features), got shape {arr.shape}")
+    if arr.shape[0] == 0:
+        raise ValueError("X is an empty batch: it must have at least one sample")
+    if arr.shape[1] != model.n_inputs:
+        raise ValueError(
+            f"X has {arr.shape[1]} features but the model expects {model.n_inputs}"
+        )
+    return arr
+
+
+NO_LABELS = np.zeros(0, dtype=np.int64)
+
+
+def targets(model, y, n_samples, dtype):
+    """Validate ``y`` against the model's loss and output width.
+
+    Returns
+    -------
+    Y : ndarray of shape (n_samples, n_outputs) or (0, n_outputs)
+        Dense targets; empty when ``labels`` carries them.
+    labels : ndarray of shape (n_samples,) or (0,), int64
+        Class labels for ``cross_entropy`` with integer targets, else empty.
+    """
+    k = model.n_outputs
+    loss = model.loss_code
+    if loss == codes.CROSS_ENTROPY:
+        y_arr = np.asarray(y)
+        if y_arr.ndim == 1 and y_arr.dtype.kind in "biu":
+            if y_arr.shape[0] != n_samples:
+                raise ValueError(f"y has {y_arr.shape[0]} labels but X has {n_samples} samples")
+            labels = kernel_ready(y_arr, np.dtype(np.int64))
+            return np.zeros((0, k), dtype=dtype), labels
+        if y_arr.ndim == 1 and y_arr.dtype.kind == "f":
+            raise TypeError(
+                "y for cross_entropy must be integer labels of shape (n_samples,) or class "
+                f"probabilities of shape (n_samples, {k}); got a 1-D float array"
+            )
+        if y_arr.ndim != 2 or y_arr.shape != (n_samples, k):
+            raise ValueError(
+                f"y for cross_entropy must be integer labels of shape ({n_samples},) or class "
+                f"probabilities of shape ({n_samples}, {k}), got shape {y_arr.shape}"
+            )
+        return _as_float_array(y_arr, "y", dtype), NO_LABELS
+    arr = _as_float_array(y, "y", dtype)
+    if k == 1 and arr.ndim == 1:
+        arr = arr.reshape(-1, 1)
+    if arr.ndim != 2 or arr.shape != (n_samples, k):
+        expected = f"({n_samples},) or ({n_samples}, 1)" if k == 1 else f"({n_samples}, {k})"
+        raise ValueError(f"y must have shape {expected} for this model, got {np.shape(y)}")
+    return arr, NO_LABELS
+
+
+_NO_WEIGHTS = {np.dtype(np.float32): np.zeros(0, np.float32),
+               np.dtype(np.float64): np.zeros(0, np.float64)}
+
+
+def no_weights(dtype):
+    """The empty weights array that means "plain mean" to the kernels."""
+    return _NO_WEIGHTS[dtype]
+
+
+def no_targets(model, dtype):
+    """An empty (0, n_outputs) target array, for kernels that need no targets."""
+    return np.zeros((0, model.n_outputs), dtype=dtype)
+
+
+def sample_weights(sample_weight, n_samples, dtype):
+    """Validate ``sample_weight``; return (n_samples,) weights, or an empty array for None."""
+    if sample_weight is None:
+        return no_weights(dtype)
+    w = _as_float_array(sample_weight, "sample_weight", dtype)
+    if w.ndim != 1 or w.shape[0] != n_samples:
+        raise ValueError(
+            f"sample_weight must have shape ({n_samples},), got shape {w.shape}"
+        )
+    return w
+
+
+def scan(model, params, X, Y, labels, weights):
+    """Raise the documented error if the data holds NaN/Inf or invalid targets."""
+    status, index = checks.scan_inputs(params, X, Y, labels, weights,
+                                       model.loss_code, model.n_outputs)
+    if status != checks.OK:
+        raise ValueError(_scan_message(status, index, model, labels, Y, weights))
+
+
+def _scan_message(status, index, model, labels, Y, weights):
+    if status == checks.PARAMS_NOT_FINITE:
+        return f"params contains NaN or Inf (at index {index})"
+    if status == checks.X_NOT_FINITE:
+        return f"X contains NaN or Inf (in sample {index})"
+    if status == checks.Y_NOT_FINITE:
+        return f"y contains NaN or Inf (in sample {index})"
+    if status == checks.LABEL_OUT_OF_RANGE:
+        return (f"y has label {labels[index]} (sample {index}) but the model has "
+                f"{model.n_outputs} outputs; labels must be in [0, {model.n_outputs})")
+    if status == checks.TARGET_OUT_OF_UNIT:
+        what = ("binary targets" if model.loss_code == codes.BINARY_CROSS_ENTROPY
+                else "class probabilities")
+        return f"y has {what} outside [0, 1] (sample {index}: {Y[index].tolist()})"
+    if status == checks.WEIGHT_INVALID:
+        return (f"sample_weight must be finite and >= 0, got {weights[index]!r} "
+                f"at sample {index}")
+    if status == checks.WEIGHT_SUM_ZERO:
+        return "sample_weight must have a positive sum"
+    raise AssertionError(f"unknown scan status {status}")  # pragma: no cover

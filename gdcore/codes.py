@@ -1,0 +1,83 @@
+"""Integer codes shared by the Python API and the compiled kernels.
+
+Kernels select activations and losses with ``if/elif`` on these integers, so
+they take only arrays and scalars and can be cached on disk.  The mappings
+from user-facing names to codes live here and nowhere else.
+"""
+
+# Activations -----------------------------------------------------------------
+IDENTITY = 0
+RELU = 1
+LEAKY_RELU = 2
+ELU = 3
+SIGMOID = 4
+TANH = 5
+SOFTPLUS = 6
+GELU = 7
+SILU = 8
+SOFTMAX = 9  # output of ``cross_entropy`` models only
+
+ACTIVATIONS = {
+    "identity": IDENTITY,
+    "relu": RELU,
+    "leaky_relu": LEAKY_RELU,
+    "elu": ELU,
+    "sigmoid": SIGMOID,
+    "tanh": TANH,
+    "softplus": SOFTPLUS,
+    "gelu": GELU,
+    "silu": SILU,
+    "softmax": SOFTMAX,
+}
+ACTIVATION_NAMES = {code: name for name, code in ACTIVATIONS.items()}
+
+# Activations whose derivative is discontinuous at 0.  Finite differences across
+# such a kink are meaningless, so gradient checks skip those coordinates.
+KINKED_ACTIVATIONS = frozenset({RELU, LEAKY_RELU})
+
+# Losses ------------------------------------------------------------------------
+MSE = 0
+MAE = 1
+HUBER = 2
+BINARY_CROSS_ENTROPY = 3
+CROSS_ENTROPY = 4
+
+LOSSES = {
+    "mse": MSE,
+    "mae": MAE,
+    "huber": HUBER,
+    "binary_cross_entropy": BINARY_CROSS_ENTROPY,
+    "cross_entropy": CROSS_ENTROPY,
+}
+LOSS_ALIASES = {"log_loss": "binary_cross_entropy"}
+LOSS_NAMES = {code: name for name, code in LOSSES.items()}
+
+# Losses computed from the logits (the output layer's pre-activation).  For
+# them the output activation only shapes what ``predict`` returns.
+LOGIT_LOSSES = frozenset({BINARY_CROSS_ENTROPY, CROSS_ENTROPY})
+
+# The output activation a loss implies when the user does not name one.
+DEFAULT_OUTPUT = {
+    MSE: IDENTITY,
+    MAE: IDENTITY,
+    HUBER: IDENTITY,
+    BINARY_CROSS_ENTROPY: SIGMOID,
+    CROSS_ENTROPY: SOFTMAX,
+}
+
+# Output activations a logit loss accepts: its own link, or identity to have
+# ``predict`` return raw logits.
+LOGIT_LOSS_OUTPUTS = {
+    BINARY_CROSS_ENTROPY: frozenset({SIGMOID, IDENTITY}),
+    CROSS_ENTROPY: frozenset({SOFTMAX, IDENTITY}),
+}
+
+# Offset table columns ----------------------------------------------------------
+# One row per layer of ``Model.offsets`` (np.int64).
+COL_W_START = 0  # first index of the (n_in, n_out) row-major weight block
+COL_B_START = 1  # first index of the (n_out,) bias block
+COL_N_IN = 2
+COL_N_OUT = 3
+COL_ACTIVATION = 4  # activation code of the layer
+COL_UNIT_START = 5  # first column of the layer's units in the activation workspace
+N_COLS = 6

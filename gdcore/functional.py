@@ -1,0 +1,118 @@
+"""The functional API: loss, gradient and predictions of a model.
+
+Each function validates its inputs (:mod:`gdcore._validate`), allocates the
+workspace once, and makes ONE compiled kernel call.  The params dtype is the
+compute dtype: ``X``, ``y`` and ``sample_weight`` are converted to it once,
+here, and never inside the kernels.  Inputs are never modified.
+"""
+
+import numpy as np
+
+from . import _validate
+from .kernels import network
+from .model import Model
+
+
+def _check_model(model):
+    if not isinstance(model, Model):
+        raise TypeError(f"model must be a gdcore Model, got {type(model).__name__}")
+
+
+def prepare_batch(model, params, X, y, sample_weight=None):
+    """Validate and convert one batch for the kernels.
+
+    Returns
+    -------
+    params : ndarray of shape (n_params,)
+    X : ndarray of shape (n_samples, n_inputs)
+    Y : ndarray of shape (n_samples, n_outputs) or (0, n_outputs)
+    labels : ndarray of shape (n_samples,) or (0,), int64
+    weights : ndarray of shape (n_samples,) or (0,)
+        All C-contiguous, in the params dtype (labels int64).
+    """
+    _check_model(model)
+    params = _validate.params_array(model, params)
+    dtype = params.dtype
+    X = _validate.features(model, X, dtype)
+    n = X.shape[0]
+    Y, labels = _validate.targets(model, y, n, dtype)
+    weights = _validate.sample_weights(sample_weight, n, dtype)
+    _validate.scan(model, params, X, Y, labels, weights)
+    return params, X, Y, labels, weights
+
+
+def value_and_grad(model, params, X, y, l2=0.0, sample_weight=None):
+    """Mean loss of a batch and its gradient with respect to the flat parameters.
+
+    Parameters
+    ----------
+    model : Model
+    params : array-like of shape (n_params,)
+        float32 or float64; its dtype is the compute dtype.
+    X : array-like of shape (n_samples, n_inputs)
+    y : array-like
+        Regression targets ``(n_samples,)`` (one output) or
+        ``(n_samples, n_outputs)``; for ``binary_cross_entropy`` targets in
+        [0, 1]; for ``cross_entropy`` integer labels ``(n_samples,)`` or class
+        probabilities ``(n_samples, n_outputs)``.
+    l2 : float, default 0
+        Adds ``0.5 * l2 * sum(W**2)`` over the weight matrices (not biases).
+    sample_weight : array-like of shape (n_samples,), optional
+        The loss becomes ``sum(w_i * l_i) / sum(w_i)``.
+
+    Returns
+    -------
+    loss : float
+    grad : ndarray of shape (n_params,)
+        Same dtype as ``params``.
+    """
+    params, X, Y, labels, weights = prepare_batch(model, params, X, y, sample_weight)
+    l2 = _validate.nonnegative_float(l2, "l2")
+    work = np.empty(X.shape[0] * model.workspace_units, dtype=params.dtype)
+    grad = np.empty_like(params)
+    loss = network.value_and_grad(params, model.offsets, X, Y, labels, weights,
+                                  model.loss_code, l2, work, grad)
+    return float(loss), grad
+
+
+def loss(model, params, X, y, l2=0.0, sample_weight=None):
+    """Mean loss of a batch, without any gradient work.
+
+    Parameters and conventions are those of :func:`value_and_grad`.
+
+    Returns
+    -------
+    loss : float
+    """
+    params, X, Y, labels, weights = prepare_batch(model, params, X, y, sample_weight)
+    l2 = _validate.nonnegative_float(l2, "l2")
+    work = np.empty(X.shape[0] * model.workspace_units, dtype=params.dtype)
+    return float(network.loss_value(params, model.offsets, X, Y, labels, weights,
+                                    model.loss_code, l2, work))
+
+
+def predict(model, params, X):
+    """Network outputs after the output activation.
+
+    For ``cross_entropy`` models with softmax output these are class
+    probabilities; with sigmoid output, probabilities of the positive class;
+    with identity output, the raw outputs (logits for the logit losses).
+
+    Parameters
+    ----------
+    model : Model
+    params : array-like of shape (n_params,)
+    X : array-like of shape (n_samples, n_inputs)
+
+    Returns
+    -------
+    out : ndarray of shape (n_samples, n_outputs)
+        In the params dtype.
+    """
+    _check_model(model)
+    params = _validate.params_array(model, params)
+    X = _validate.features(model, X, params.dtype)
+    _validate.scan(model, params, X, _validate.no_targets(model, params.dtype),
+                   _validate.NO_LABELS, _validate.no_weights(params.dtype))
+    work = np.empty(X.shape[0] * model.workspace_units, dtype=params.dtype)
+    return network.predict(params, model.offsets, X, work).copy()

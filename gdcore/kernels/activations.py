@@ -1,0 +1,190 @@
+"""Element-wise activations and their derivatives over (n_samples, n_units) blocks.
+
+The activation is chosen by its integer code (:mod:`gdcore.codes`) once per
+block, outside the element loop, so that each loop body is branch-free except
+where the formula itself branches for stability.  Constants are made in the
+array's own dtype so float32 kernels never compute in float64.
+
+NaN propagates through every activation (``relu(nan)`` is ``nan``), so a
+diverging model shows up in its loss instead of being masked.
+"""
+
+import math
+
+import numpy as np
+
+from .. import codes
+from ._jit import jit
+
+_IDENTITY = codes.IDENTITY
+_RELU = codes.RELU
+_LEAKY_RELU = codes.LEAKY_RELU
+_ELU = codes.ELU
+_SIGMOID = codes.SIGMOID
+_TANH = codes.TANH
+_SOFTPLUS = codes.SOFTPLUS
+_GELU = codes.GELU
+_SILU = codes.SILU
+_SOFTMAX = codes.SOFTMAX
+
+LEAKY_SLOPE = 0.01  # PyTorch's default negative_slope
+ELU_ALPHA = 1.0
+
+
+@jit
+def _sigmoid(z, one):
+    """Logistic function without overflow: branches on the sign of ``z``."""
+    if z >= 0:
+        return one / (one + math.exp(-z))
+    e = math.exp(z)
+    return e / (one + e)
+
+
+@jit
+def _softplus(z, zero):
+    """log(1 + exp(z)) as max(z, 0) + log1p(exp(-|z|)): no overflow, exact tails."""
+    return max(z, zero) + math.log1p(math.exp(-abs(z)))
+
+
+@jit
+def activate(code, Z, A):
+    """Write ``A = f(Z)`` for activation ``code``; ``A`` may be ``Z`` itself.
+
+    Parameters
+    ----------
+    code : int
+        Activation code from :mod:`gdcore.codes`.
+    Z : ndarray of shape (n_samples, n_units)
+        Pre-activations.
+    A : ndarray of shape (n_samples, n_units)
+        Output, overwritten.
+    """
+    n, k = Z.shape
+    zero = Z.dtype.type(0)
+    one = Z.dtype.type(1)
+    half = Z.dtype.type(0.5)
+    if code == _IDENTITY:
+        for i in range(n):
+            for j in range(k):
+                A[i, j] = Z[i, j]
+    elif code == _RELU:
+        for i in range(n):
+            for j in range(k):
+                z = Z[i, j]
+                A[i, j] = zero if z <= zero else z
+    elif code == _LEAKY_RELU:
+        slope = Z.dtype.type(LEAKY_SLOPE)
+        for i in range(n):
+            for j in range(k):
+                z = Z[i, j]
+                A[i, j] = slope * z if z <= zero else z
+    elif code == _ELU:
+        alpha = Z.dtype.type(ELU_ALPHA)
+        for i in range(n):
+            for j in range(k):
+                z = Z[i, j]
+                A[i, j] = alpha * math.expm1(z) if z <= zero else z
+    elif code == _SIGMOID:
+        for i in range(n):
+            for j in range(k):
+                A[i, j] = _sigmoid(Z[i, j], one)
+    elif code == _TANH:
+        for i in range(n):
+            for j in range(k):
+                A[i, j] = math.tanh(Z[i, j])
+    elif code == _SOFTPLUS:
+        for i in range(n):
+            for j in range(k):
+                A[i, j] = _softplus(Z[i, j], zero)
+    elif code == _GELU:
+        rsqrt2 = Z.dtype.type(1.0 / math.sqrt(2.0))
+        for i in range(n):
+            for j in range(k):
+                z = Z[i, j]
+                A[i, j] = half * z * (one + math.erf(z * rsqrt2))
+    elif code == _SILU:
+        for i in range(n):
+            for j in range(k):
+                z = Z[i, j]
+                A[i, j] = z * _sigmoid(z, one)
+    elif code == _SOFTMAX:
+        for i in range(n):
+            m = Z[i, 0]
+            for j in range(1, k):
+                m = max(m, Z[i, j])
+            s = zero
+            for j in range(k):
+                e = math.exp(Z[i, j] - m)
+                A[i, j] = e
+                s += e
+            r = one / s
+            for j in range(k):
+                A[i, j] *= r
+
+
+@jit
+def backprop_activation(code, Z, A, G):
+    """Multiply ``G`` in place by ``f'(Z)``: turns dL/dA into dL/dZ.
+
+    Parameters
+    ----------
+    code : int
+        Activation code (not softmax: softmax is only ever fused with its loss).
+    Z, A : ndarray of shape (n_samples, n_units)
+        Pre-activations and activations of the forward pass.
+    G : ndarray of shape (n_samples, n_units)
+        dL/dA on entry, dL/dZ on exit.
+    """
+    n, k = Z.shape
+    zero = Z.dtype.type(0)
+    one = Z.dtype.type(1)
+    half = Z.dtype.type(0.5)
+    if code == _IDENTITY:
+        return
+    elif code == _RELU:
+        # Derivative 0 at the kink, as PyTorch.
+        for i in range(n):
+            for j in range(k):
+                if not Z[i, j] > zero:
+                    G[i, j] = zero
+    elif code == _LEAKY_RELU:
+        slope = Z.dtype.type(LEAKY_SLOPE)
+        for i in range(n):
+            for j in range(k):
+                if not Z[i, j] > zero:
+                    G[i, j] *= slope
+    elif code == _ELU:
+        alpha = Z.dtype.type(ELU_ALPHA)
+        for i in range(n):
+            for j in range(k):
+                if not Z[i, j] > zero:
+                    G[i, j] *= A[i, j] + alpha  # alpha * exp(z)
+    elif code == _SIGMOID:
+        for i in range(n):
+            for j in range(k):
+                a = A[i, j]
+                G[i, j] *= a * (one - a)
+    elif code == _TANH:
+        for i in range(n):
+            for j in range(k):
+                a = A[i, j]
+                G[i, j] *= one - a * a
+    elif code == _SOFTPLUS:
+        for i in range(n):
+            for j in range(k):
+                G[i, j] *= _sigmoid(Z[i, j], one)
+    elif code == _GELU:
+        rsqrt2 = Z.dtype.type(1.0 / math.sqrt(2.0))
+        rsqrt2pi = Z.dtype.type(1.0 / math.sqrt(2.0 * math.pi))
+        for i in range(n):
+            for j in range(k):
+                z = Z[i, j]
+                cdf = half * (one + math.erf(z * rsqrt2))
+                pdf = rsqrt2pi * math.exp(-half * z * z)
+                G[i, j] *= cdf + z * pdf
+    elif code == _SILU:
+        for i in range(n):
+            for j in range(k):
+                z = Z[i, j]
+                s = _sigmoid(z, one)
+                G[i, j] *= s * (one + z * (one - s))

@@ -1,0 +1,73 @@
+"""One compiled pass over the data that reports the first invalid value.
+
+NumPy would need a temporary and a pass per condition; for the small batches
+gdcore is built for, that costs more than the gradient itself.  The kernel
+only reports (status, index); :mod:`gdcore._validate` turns it into a message.
+"""
+
+import numpy as np
+
+from .. import codes
+from ._jit import jit
+
+OK = 0
+PARAMS_NOT_FINITE = 1
+X_NOT_FINITE = 2
+Y_NOT_FINITE = 3
+LABEL_OUT_OF_RANGE = 4
+TARGET_OUT_OF_UNIT = 5
+WEIGHT_INVALID = 6
+WEIGHT_SUM_ZERO = 7
+
+_BCE = codes.BINARY_CROSS_ENTROPY
+_CE = codes.CROSS_ENTROPY
+
+
+@jit
+def scan_inputs(params, X, Y, labels, weights, loss_code, n_outputs):
+    """Find the first invalid input value.
+
+    Parameters
+    ----------
+    params : ndarray of shape (n_params,)
+    X : ndarray of shape (n_samples, n_features)
+    Y : ndarray of shape (n_samples, n_outputs) or (0, n_outputs)
+        Dense targets (empty when ``labels`` is used).
+    labels : ndarray of shape (n_samples,) or (0,), int64
+    weights : ndarray of shape (n_samples,) or (0,)
+    loss_code, n_outputs : int
+
+    Returns
+    -------
+    status : int
+        One of the module constants; ``OK`` when everything is valid.
+    index : int
+        Parameter index or sample index of the first offending value.
+    """
+    for i in range(params.shape[0]):
+        if not np.isfinite(params[i]):
+            return PARAMS_NOT_FINITE, i
+    for i in range(X.shape[0]):
+        for j in range(X.shape[1]):
+            if not np.isfinite(X[i, j]):
+                return X_NOT_FINITE, i
+    for i in range(labels.shape[0]):
+        if labels[i] < 0 or labels[i] >= n_outputs:
+            return LABEL_OUT_OF_RANGE, i
+    unit_targets = loss_code == _BCE or loss_code == _CE
+    for i in range(Y.shape[0]):
+        for j in range(Y.shape[1]):
+            v = Y[i, j]
+            if not np.isfinite(v):
+                return Y_NOT_FINITE, i
+            if unit_targets and (v < 0 or v > 1):
+                return TARGET_OUT_OF_UNIT, i
+    total = 0.0
+    for i in range(weights.shape[0]):
+        w = weights[i]
+        if not np.isfinite(w) or w < 0:
+            return WEIGHT_INVALID, i
+        total += w
+    if weights.shape[0] > 0 and not total > 0:
+        return WEIGHT_SUM_ZERO, 0
+    return OK, 0

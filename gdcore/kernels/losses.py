@@ -1,0 +1,147 @@
+"""Losses and their gradients with respect to the network output.
+
+Conventions follow PyTorch's ``reduction="mean"``: a sample's loss is the mean
+over its outputs (for ``cross_entropy``, the sum over classes of one
+distribution), and the batch loss is the mean over samples, or the weighted
+mean ``sum(w_i * l_i) / sum(w_i)`` with sample weights.
+
+Logit losses are computed in stable form straight from the logits:
+binary cross-entropy as ``max(z, 0) - z*y + log1p(exp(-|z|))`` and softmax
+cross-entropy through log-sum-exp; probabilities are never clipped.
+
+The loss value is accumulated in float64 even for float32 models: it is one
+scalar per batch, and summing thousands of float32 terms in float32 would
+lose the digits users compare across epochs.
+"""
+
+import math
+
+from .. import codes
+from ._jit import jit
+
+_MSE = codes.MSE
+_MAE = codes.MAE
+_HUBER = codes.HUBER
+_BCE = codes.BINARY_CROSS_ENTROPY
+_CE = codes.CROSS_ENTROPY
+
+HUBER_DELTA = 1.0
+
+
+@jit
+def sample_scale(weights, i, n, inv_weight_sum):
+    """Factor that turns sample ``i``'s loss into its share of the batch mean."""
+    if weights.shape[0] == 0:
+        return 1.0 / n
+    return weights[i] * inv_weight_sum
+
+
+@jit
+def loss_and_delta(loss_code, out, Y, labels, weights, delta, want_delta):
+    """Mean loss of a batch and, optionally, its gradient w.r.t. ``out``.
+
+    Parameters
+    ----------
+    loss_code : int
+        Loss code from :mod:`gdcore.codes`.
+    out : ndarray of shape (n_samples, n_outputs)
+        Logits for the logit losses, the activated outputs otherwise.
+    Y : ndarray of shape (n_samples, n_outputs) or (0, n_outputs)
+        Dense targets; empty when ``labels`` is used.
+    labels : ndarray of shape (n_samples,) or (0,), int64
+        Class labels for ``cross_entropy``; empty otherwise.
+    weights : ndarray of shape (n_samples,) or (0,)
+        Sample weights; empty for the plain mean.
+    delta : ndarray of shape (n_samples, n_outputs)
+        Receives dL/d(out) when ``want_delta``; untouched otherwise.
+    want_delta : bool
+
+    Returns
+    -------
+    loss : float
+        The (weighted) mean loss, in float64.
+    """
+    n, k = out.shape
+    zero = out.dtype.type(0)
+    one = out.dtype.type(1)
+    inv_weight_sum = 0.0
+    if weights.shape[0] > 0:
+        inv_weight_sum = 1.0 / weights.sum()
+    total = 0.0
+    if loss_code == _CE:
+        for i in range(n):
+            s_i = sample_scale(weights, i, n, inv_weight_sum)
+            m = out[i, 0]
+            for j in range(1, k):
+                m = max(m, out[i, j])
+            se = zero
+            for j in range(k):
+                se += math.exp(out[i, j] - m)
+            lse = m + math.log(se)
+            if labels.shape[0] > 0:
+                c = labels[i]
+                total += s_i * (lse - out[i, c])
+                if want_delta:
+                    scale = out.dtype.type(s_i)
+                    for j in range(k):
+                        delta[i, j] = scale * math.exp(out[i, j] - lse)
+                    delta[i, c] -= scale
+            else:
+                # Soft targets: l = sum_j p_j (lse - z_j); dl/dz_j = sum(p) softmax_j - p_j.
+                l_i = 0.0
+                psum = zero
+                for j in range(k):
+                    p = Y[i, j]
+                    if p != zero:  # 0 * (lse - z) is 0 even when z = -inf-like
+                        l_i += p * (lse - out[i, j])
+                    psum += p
+                total += s_i * l_i
+                if want_delta:
+                    scale = out.dtype.type(s_i)
+                    for j in range(k):
+                        delta[i, j] = scale * (psum * math.exp(out[i, j] - lse) - Y[i, j])
+        return total
+    for i in range(n):
+        s_i = sample_scale(weights, i, n, inv_weight_sum) / k
+        scale = out.dtype.type(s_i)
+        l_i = zero
+        if loss_code == _MSE:
+            for j in range(k):
+                d = out[i, j] - Y[i, j]
+                l_i += d * d
+                if want_delta:
+                    delta[i, j] = scale * (d + d)
+        elif loss_code == _MAE:
+            for j in range(k):
+                d = out[i, j] - Y[i, j]
+                l_i += abs(d)
+                if want_delta:
+                    delta[i, j] = scale * (one if d > zero else (-one if d < zero else zero))
+        elif loss_code == _HUBER:
+            hd = out.dtype.type(HUBER_DELTA)
+            half = out.dtype.type(0.5)
+            for j in range(k):
+                d = out[i, j] - Y[i, j]
+                ad = abs(d)
+                if ad < hd:
+                    l_i += half * d * d
+                    g = d
+                else:
+                    l_i += hd * (ad - half * hd)
+                    g = hd if d > zero else -hd
+                if want_delta:
+                    delta[i, j] = scale * g
+        elif loss_code == _BCE:
+            for j in range(k):
+                z = out[i, j]
+                y = Y[i, j]
+                l_i += max(z, zero) - z * y + math.log1p(math.exp(-abs(z)))
+                if want_delta:
+                    if z >= zero:
+                        p = one / (one + math.exp(-z))
+                    else:
+                        e = math.exp(z)
+                        p = e / (one + e)
+                    delta[i, j] = scale * (p - y)
+        total += s_i * l_i
+    return total

@@ -1,0 +1,230 @@
+"""Forward and backward passes over the flat parameter array and its offset table.
+
+Layer ``l`` of a model is row ``l`` of the int64 offset table (columns in
+:mod:`gdcore.codes`): its weights are the row-major ``(n_in, n_out)`` block of
+``params`` starting at ``COL_W_START`` (so a layer computes ``X @ W + b``), its
+bias the ``(n_out,)`` block at ``COL_B_START``.  Reshaped views of those blocks
+go straight to BLAS through ``np.dot(a, b, out)``; transposes are free views.
+
+Workspace
+---------
+One flat buffer per call, split by :func:`split_workspace` into
+
+* ``Zs`` and ``As``: pre-activations and activations of every layer, layer
+  ``l`` at rows ``n * COL_UNIT_START`` onward as an ``(n, n_out)`` block;
+* ``D0`` and ``D1``: two ``(n, max_units)`` ping-pong buffers for the
+  back-propagated deltas.
+
+Its length is ``n_samples * workspace_units(offsets)``; the Python layer
+allocates it once and kernels never allocate.
+"""
+
+import numpy as np
+
+from .. import codes
+from ._jit import jit
+from .activations import activate, backprop_activation
+from .losses import loss_and_delta
+
+_W = codes.COL_W_START
+_B = codes.COL_B_START
+_NIN = codes.COL_N_IN
+_NOUT = codes.COL_N_OUT
+_ACT = codes.COL_ACTIVATION
+_UNIT = codes.COL_UNIT_START
+_LOGIT_LOSSES = (codes.BINARY_CROSS_ENTROPY, codes.CROSS_ENTROPY)
+
+
+@jit
+def workspace_units(offsets):
+    """Units per sample the workspace needs: 2 * total units + 2 * widest layer."""
+    total = 0
+    widest = 0
+    for l in range(offsets.shape[0]):
+        total += offsets[l, _NOUT]
+        widest = max(widest, offsets[l, _NOUT])
+    return 2 * total + 2 * widest
+
+
+@jit
+def split_workspace(work, offsets, n):
+    """Views (Zs, As, D0, D1) of the flat workspace for a batch of ``n`` samples."""
+    total = 0
+    widest = 0
+    for l in range(offsets.shape[0]):
+        total += offsets[l, _NOUT]
+        widest = max(widest, offsets[l, _NOUT])
+    a = n * total
+    d = n * widest
+    return work[:a], work[a:2 * a], work[2 * a:2 * a + d], work[2 * a + d:2 * a + 2 * d]
+
+
+@jit
+def layer_block(buf, offsets, l, n):
+    """Layer ``l``'s (n, n_out) block of a per-unit workspace buffer."""
+    start = n * offsets[l, _UNIT]
+    k = offsets[l, _NOUT]
+    return buf[start:start + n * k].reshape(n, k)
+
+
+@jit
+def weights(params, offsets, l):
+    """Layer ``l``'s (n_in, n_out) weight view."""
+    w0 = offsets[l, _W]
+    nin = offsets[l, _NIN]
+    nout = offsets[l, _NOUT]
+    return params[w0:w0 + nin * nout].reshape(nin, nout)
+
+
+@jit
+def bias(params, offsets, l):
+    """Layer ``l``'s (n_out,) bias view."""
+    b0 = offsets[l, _B]
+    return params[b0:b0 + offsets[l, _NOUT]]
+
+
+@jit
+def forward(params, offsets, X, Zs, As, activate_output):
+    """Run the network on ``X``, filling every layer's Z and A blocks.
+
+    Parameters
+    ----------
+    params : ndarray of shape (n_params,)
+    offsets : ndarray of shape (n_layers, N_COLS), int64
+    X : ndarray of shape (n_samples, n_inputs), C-contiguous
+    Zs, As : ndarray of shape (n_samples * total_units,)
+        Workspace for pre-activations and activations.
+    activate_output : bool
+        Apply the output layer's activation (False when a logit loss reads
+        the output layer's Z directly).
+    """
+    n = X.shape[0]
+    n_layers = offsets.shape[0]
+    prev = X
+    for l in range(n_layers):
+        Z = layer_block(Zs, offsets, l, n)
+        np.dot(prev, weights(params, offsets, l), Z)
+        b = bias(params, offsets, l)
+        for i in range(n):
+            for j in range(Z.shape[1]):
+                Z[i, j] += b[j]
+        A = layer_block(As, offsets, l, n)
+        if l < n_layers - 1 or activate_output:
+            activate(offsets[l, _ACT], Z, A)
+        prev = A
+
+
+@jit
+def output_block(params, offsets, loss_code, Zs, As, n):
+    """What the loss reads: the output layer's logits or its activations."""
+    last = offsets.shape[0] - 1
+    if loss_code in _LOGIT_LOSSES:
+        return layer_block(Zs, offsets, last, n)
+    return layer_block(As, offsets, last, n)
+
+
+@jit
+def l2_penalty(params, offsets):
+    """0.5 * sum of squared weights (biases excluded), in float64."""
+    total = 0.0
+    for l in range(offsets.shape[0]):
+        w0 = offsets[l, _W]
+        for p in range(w0, w0 + offsets[l, _NIN] * offsets[l, _NOUT]):
+            total += params[p] * params[p]
+    return 0.5 * total
+
+
+@jit
+def loss_value(params, offsets, X, Y, labels, weights_, loss_code, l2, work):
+    """Mean loss (plus L2 penalty) of a batch without any gradient work.
+
+    Parameters are those of :func:`value_and_grad`, minus ``grad``.
+    """
+    n = X.shape[0]
+    Zs, As, D0, D1 = split_workspace(work, offsets, n)
+    forward(params, offsets, X, Zs, As, loss_code not in _LOGIT_LOSSES)
+    out = output_block(params, offsets, loss_code, Zs, As, n)
+    loss = loss_and_delta(loss_code, out, Y, labels, weights_, out, False)
+    if l2 > 0:
+        loss += l2 * l2_penalty(params, offsets)
+    return loss
+
+
+@jit
+def value_and_grad(params, offsets, X, Y, labels, weights_, loss_code, l2, work, grad):
+    """Mean loss of a batch and its gradient with respect to ``params``.
+
+    Parameters
+    ----------
+    params : ndarray of shape (n_params,)
+    offsets : ndarray of shape (n_layers, N_COLS), int64
+    X : ndarray of shape (n_samples, n_inputs), C-contiguous
+    Y : ndarray of shape (n_samples, n_outputs) or (0, n_outputs)
+    labels : ndarray of shape (n_samples,) or (0,), int64
+    weights_ : ndarray of shape (n_samples,) or (0,)
+    loss_code : int
+    l2 : float
+        Adds ``0.5 * l2 * sum(W**2)`` over weight matrices.
+    work : ndarray of shape (n_samples * workspace_units(offsets),)
+        Scratch space, overwritten.
+    grad : ndarray of shape (n_params,)
+        Receives the gradient.
+
+    Returns
+    -------
+    loss : float
+    """
+    n = X.shape[0]
+    n_layers = offsets.shape[0]
+    last = n_layers - 1
+    logit_loss = loss_code in _LOGIT_LOSSES
+    Zs, As, D0, D1 = split_workspace(work, offsets, n)
+    forward(params, offsets, X, Zs, As, not logit_loss)
+    out = output_block(params, offsets, loss_code, Zs, As, n)
+    k = offsets[last, _NOUT]
+    delta = D0[:n * k].reshape(n, k)
+    loss = loss_and_delta(loss_code, out, Y, labels, weights_, delta, True)
+    if not logit_loss:
+        backprop_activation(offsets[last, _ACT], layer_block(Zs, offsets, last, n), out, delta)
+    current, spare = D0, D1  # delta lives in `current`; the layer below goes to `spare`
+    for l in range(last, -1, -1):
+        prev = X if l == 0 else layer_block(As, offsets, l - 1, n)
+        W = weights(params, offsets, l)
+        gW = weights(grad, offsets, l)
+        np.dot(prev.T, delta, gW)
+        gb = bias(grad, offsets, l)
+        gb[:] = 0
+        for i in range(n):
+            for j in range(delta.shape[1]):
+                gb[j] += delta[i, j]
+        if l2 > 0:
+            reg = params.dtype.type(l2)
+            for a in range(W.shape[0]):
+                for b in range(W.shape[1]):
+                    gW[a, b] += reg * W[a, b]
+        if l > 0:
+            nin = offsets[l, _NIN]
+            below = spare[:n * nin].reshape(n, nin)
+            np.dot(delta, W.T, below)
+            backprop_activation(offsets[l - 1, _ACT], layer_block(Zs, offsets, l - 1, n),
+                                layer_block(As, offsets, l - 1, n), below)
+            current, spare = spare, current
+            delta = below
+    if l2 > 0:
+        loss += l2 * l2_penalty(params, offsets)
+    return loss
+
+
+@jit
+def predict(params, offsets, X, work):
+    """Network outputs (after the output activation) for ``X``.
+
+    Returns
+    -------
+    out : ndarray of shape (n_samples, n_outputs)
+        A view into ``work``; the caller copies it out.
+    """
+    n = X.shape[0]
+    Zs, As, D0, D1 = split_workspace(work, offsets, n)
+    forward(params, offsets, X, Zs, As, True)
+    return layer_block(As, offsets, offsets.shape[0] - 1, n)

@@ -1,0 +1,298 @@
+"""Model specifications, the flat parameter layout and initialisation.
+
+A :class:`Model` is an immutable description: a tuple of :class:`Dense` layers
+and a loss.  Its parameters live in ONE flat 1-D array; the model's
+``offsets`` table says where each layer's blocks are.  Layer ``l`` stores its
+weights row-major as ``(n_in, n_out)`` (so a layer computes ``X @ W + b``),
+then its bias ``(n_out,)``, then layer ``l + 1`` follows.
+
+Nothing here is compiled: this module only computes layouts and draws initial
+values.
+"""
+
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+
+from . import _validate, codes
+
+# Activations whose layers get He initialisation; the rest get Glorot.
+_HE_ACTIVATIONS = frozenset({"relu", "leaky_relu", "elu", "gelu", "silu"})
+
+
+@dataclass(frozen=True)
+class Dense:
+    """A fully connected layer ``activation(X @ W + b)``.
+
+    Parameters
+    ----------
+    n_in, n_out : int
+        Input and output widths, both > 0.
+    activation : str, default "identity"
+        One of ``identity, relu, leaky_relu, elu, sigmoid, tanh, softplus,
+        gelu, silu``; ``softmax`` is allowed only as the output of a
+        ``cross_entropy`` model.
+    """
+
+    n_in: int
+    n_out: int
+    activation: str = "identity"
+
+    def __post_init__(self):
+        object.__setattr__(self, "n_in", _validate.positive_int(self.n_in, "n_in"))
+        object.__setattr__(self, "n_out", _validate.positive_int(self.n_out, "n_out"))
+        object.__setattr__(self, "activation", _validate.activation_name(self.activation))
+
+    @property
+    def n_params(self):
+        """Weights plus biases: ``(n_in + 1) * n_out``."""
+        return (self.n_in + 1) * self.n_out
+
+
+@dataclass(frozen=True)
+class Model:
+    """A feed-forward network: layers applied in order, trained on ``loss``.
+
+    Parameters
+    ----------
+    layers : sequence of Dense
+        At least one layer; each layer's ``n_in`` equals the previous ``n_out``.
+    loss : str, default "mse"
+        ``mse``, ``mae``, ``huber``, ``binary_cross_entropy`` (alias
+        ``log_loss``) or ``cross_entropy``.  The logit losses read the output
+        layer's pre-activation; their output activation (sigmoid / softmax,
+        or identity for raw logits) only shapes :func:`gdcore.predict`.
+
+    Attributes
+    ----------
+    n_params : int
+        Length of the flat parameter array.
+    offsets : ndarray of shape (n_layers, 6), int64, read-only
+        The layer offset table, one row per layer, columns
+        ``[w_start, b_start, n_in, n_out, activation_code, unit_start]``
+        (``unit_start``: the layer's first column in the per-sample
+        activation workspace, i.e. the number of units in earlier layers).
+    """
+
+    layers: tuple
+    loss: str = "mse"
+
+    def __post_init__(self):
+        if isinstance(self.layers, Dense) or not hasattr(self.layers, "__iter__"):
+            raise TypeError(f"layers must be a sequence of Dense, got {self.layers!r}")
+        layers = tuple(self.layers)
+        if not layers:
+            raise ValueError("layers must hold at least one Dense layer, got none")
+        for i, layer in enumerate(layers):
+            if not isinstance(layer, Dense):
+                raise TypeError(f"layers[{i}] must be a Dense, got {layer!r}")
+        for i in range(1, len(layers)):
+            if layers[i].n_in != layers[i - 1].n_out:
+                raise ValueError(
+                    f"layers[{i}].n_in is {layers[i].n_in} but layers[{i - 1}].n_out is "
+                    f"{layers[i - 1].n_out}; consecutive widths must match"
+                )
+        loss = _validate.loss_name(self.loss)
+        loss_code = codes.LOSSES[loss]
+        for i, layer in enumerate(layers[:-1]):
+            if layer.activation == "softmax":
+                raise ValueError(
+                    f"layers[{i}] uses softmax, which is only allowed on the output layer "
+                    "of a cross_entropy model"
+                )
+        out = layers[-1]
+        out_code = codes.ACTIVATIONS[out.activation]
+        if loss_code in codes.LOGIT_LOSSES:
+            allowed = codes.LOGIT_LOSS_OUTPUTS[loss_code]
+            if out_code not in allowed:
+                names = " or ".join(sorted(codes.ACTIVATION_NAMES[c] for c in allowed))
+                raise ValueError(
+                    f"the output activation of a {loss} model must be {names} (the loss "
+                    f"is computed from the logits), got {out.activation!r}"
+                )
+        elif out_code == codes.SOFTMAX:
+            raise ValueError(
+                f"softmax output is only allowed with loss='cross_entropy', got loss={loss!r}"
+            )
+        if loss_code == codes.CROSS_ENTROPY and out.n_out < 2:
+            raise ValueError(
+                "a cross_entropy model needs at least 2 outputs; use "
+                "binary_cross_entropy for a single logit"
+            )
+        object.__setattr__(self, "layers", layers)
+        object.__setattr__(self, "loss", loss)
+
+    # Derived layout ------------------------------------------------------------
+    @cached_property
+    def offsets(self):
+        table = np.zeros((len(self.layers), codes.N_COLS), dtype=np.int64)
+        start = 0
+        units = 0
+        for l, layer in enumerate(self.layers):
+            table[l, codes.COL_W_START] = start
+            table[l, codes.COL_B_START] = start + layer.n_in * layer.n_out
+            table[l, codes.COL_N_IN] = layer.n_in
+            table[l, codes.COL_N_OUT] = layer.n_out
+            table[l, codes.COL_ACTIVATION] = codes.ACTIVATIONS[layer.activation]
+            table[l, codes.COL_UNIT_START] = units
+            start += layer.n_params
+            units += layer.n_out
+        table.setflags(write=False)
+        return table
+
+    @cached_property
+    def workspace_units(self):
+        """Per-sample length of the kernels' scratch buffer (see kernels.network)."""
+        widths = [layer.n_out for layer in self.layers]
+        return 2 * sum(widths) + 2 * max(widths)
+
+    @property
+    def n_params(self):
+        return sum(layer.n_params for layer in self.layers)
+
+    @property
+    def n_inputs(self):
+        return self.layers[0].n_in
+
+    @property
+    def n_outputs(self):
+        return self.layers[-1].n_out
+
+    @property
+    def loss_code(self):
+        return codes.LOSSES[self.loss]
+
+    @property
+    def output(self):
+        """The output layer's activation name."""
+        return self.layers[-1].activation
+
+    def unpack(self, params):
+        """Split a flat parameter array into per-layer views.
+
+        Parameters
+        ----------
+        params : ndarray of shape (n_params,)
+
+        Returns
+        -------
+        list of (W, b)
+            ``W`` of shape (n_in, n_out) and ``b`` of shape (n_out,), views
+            into ``params`` (writing to them writes to ``params``).
+        """
+        if not isinstance(params, np.ndarray):
+            raise TypeError(f"params must be a NumPy array to return views, got {type(params).__name__}")
+        flat = _validate.params_array(self, params)
+        if flat is not params:
+            raise ValueError("params must be C-contiguous float32 or float64 to return views")
+        out = []
+        for row, layer in zip(self.offsets, self.layers):
+            w0, b0 = int(row[codes.COL_W_START]), int(row[codes.COL_B_START])
+            W = params[w0:b0].reshape(layer.n_in, layer.n_out)
+            b = params[b0:b0 + layer.n_out]
+            out.append((W, b))
+        return out
+
+    def pack(self, arrays, dtype=np.float64):
+        """Inverse of :meth:`unpack`: a new flat array from ``[(W, b), ...]``."""
+        arrays = list(arrays)
+        if len(arrays) != len(self.layers):
+            raise ValueError(f"arrays must hold {len(self.layers)} (W, b) pairs, got {len(arrays)}")
+        dtype = _validate.float_dtype(dtype)
+        flat = np.empty(self.n_params, dtype=dtype)
+        for l, ((W, b), row, layer) in enumerate(zip(arrays, self.offsets, self.layers)):
+            W, b = np.asarray(W), np.asarray(b)
+            if W.shape != (layer.n_in, layer.n_out) or b.shape != (layer.n_out,):
+                raise ValueError(
+                    f"layer {l} expects W {(layer.n_in, layer.n_out)} and b {(layer.n_out,)}, "
+                    f"got W {W.shape} and b {b.shape}"
+                )
+            w0, b0 = int(row[codes.COL_W_START]), int(row[codes.COL_B_START])
+            flat[w0:b0] = W.reshape(-1)
+            flat[b0:b0 + layer.n_out] = b
+        return flat
+
+    def __str__(self):
+        lines = [f"Model(loss={self.loss!r})",
+                 f"  {'layer':<6}{'shape':>14}  {'activation':<12}{'params':>10}"]
+        for l, layer in enumerate(self.layers):
+            shape = f"{layer.n_in} -> {layer.n_out}"
+            lines.append(f"  {l:<6}{shape:>14}  {layer.activation:<12}{layer.n_params:>10,}")
+        lines.append(f"  total parameters: {self.n_params:,}")
+        return "\n".join(lines)
+
+
+def mlp(sizes, activation="relu", output=None, loss="mse"):
+    """A multilayer perceptron from its layer widths.
+
+    Parameters
+    ----------
+    sizes : sequence of int
+        ``[n_inputs, hidden_1, ..., n_outputs]``, at least two entries.
+    activation : str, default "relu"
+        Activation of every hidden layer.
+    output : str or None
+        Output activation; by default what the loss implies (softmax for
+        ``cross_entropy``, sigmoid for ``binary_cross_entropy``, identity
+        otherwise).
+    loss : str, default "mse"
+
+    Returns
+    -------
+    Model
+    """
+    if isinstance(sizes, (str, bytes)) or not hasattr(sizes, "__iter__"):
+        raise TypeError(f"sizes must be a sequence of layer widths, got {sizes!r}")
+    sizes = list(sizes)
+    if len(sizes) < 2:
+        raise ValueError(
+            f"sizes must list at least the input and output widths, got {sizes!r}"
+        )
+    sizes = [_validate.positive_int(s, f"sizes[{i}]") for i, s in enumerate(sizes)]
+    activation = _validate.activation_name(activation)
+    if activation == "softmax" and len(sizes) > 2:
+        raise ValueError("softmax cannot be a hidden activation; use it as output of a "
+                         "cross_entropy model")
+    loss = _validate.loss_name(loss)
+    if output is None:
+        output = codes.ACTIVATION_NAMES[codes.DEFAULT_OUTPUT[codes.LOSSES[loss]]]
+    else:
+        output = _validate.activation_name(output, "output activation")
+    layers = [Dense(sizes[i], sizes[i + 1], activation) for i in range(len(sizes) - 2)]
+    layers.append(Dense(sizes[-2], sizes[-1], output))
+    return Model(tuple(layers), loss=loss)
+
+
+def init(model, seed=0, dtype=np.float64):
+    """Initial parameters: He for ReLU-like layers, Glorot otherwise, zero biases.
+
+    He: ``normal(0, sqrt(2 / n_in))`` for relu, leaky_relu, elu, gelu, silu.
+    Glorot: ``uniform(-a, a)`` with ``a = sqrt(6 / (n_in + n_out))`` for the
+    others.  Values are drawn in float64 from ``np.random.default_rng(seed)``
+    and then rounded to ``dtype``, so float32 and float64 starts agree.
+
+    Parameters
+    ----------
+    model : Model
+    seed : int or numpy.random.Generator, default 0
+    dtype : {np.float64, np.float32}
+
+    Returns
+    -------
+    params : ndarray of shape (model.n_params,)
+    """
+    if not isinstance(model, Model):
+        raise TypeError(f"model must be a gdcore Model, got {type(model).__name__}")
+    dtype = _validate.float_dtype(dtype)
+    if isinstance(seed, (bool, np.bool_)):
+        raise TypeError(f"seed must be an integer or a numpy Generator, got {seed!r}")
+    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+    flat = np.zeros(model.n_params, dtype=np.float64)
+    for (W, _), layer in zip(model.unpack(flat), model.layers):
+        if layer.activation in _HE_ACTIVATIONS:
+            W[...] = rng.normal(0.0, np.sqrt(2.0 / layer.n_in), size=W.shape)
+        else:
+            a = np.sqrt(6.0 / (layer.n_in + layer.n_out))
+            W[...] = rng.uniform(-a, a, size=W.shape)
+    return flat.astype(dtype)
