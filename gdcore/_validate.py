@@ -37,6 +37,8 @@ def positive_int(value, name):
 
 def nonnegative_float(value, name):
     """Return ``value`` as a float, or raise if it is not a finite number >= 0."""
+    if type(value) is float and 0.0 <= value < np.inf:  # fast path: the common case
+        return value
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a real number, got {value!r}")
     value = float(value)
@@ -92,13 +94,18 @@ def _as_float_array(value, name, dtype):
     return kernel_ready(arr, dtype)
 
 
+def _kernel_layout(arr):
+    flags = arr.flags
+    return flags.c_contiguous and flags.writeable
+
+
 def kernel_ready(arr, dtype):
     """``arr`` itself if it is C-contiguous, writeable and of ``dtype``, else a copy.
 
     Read-only arrays are copied too: the kernels are compiled for writeable
     arrays, and a read-only one would trigger a second compilation.
     """
-    if arr.dtype == dtype and arr.flags.c_contiguous and arr.flags.writeable:
+    if arr.dtype == dtype and _kernel_layout(arr):
         return arr
     return np.array(arr, dtype=dtype, order="C", copy=True)
 
@@ -109,6 +116,9 @@ def params_array(model, params):
     The params dtype is the compute dtype: float32 and float64 arrays keep
     theirs; anything else (lists, integer arrays) becomes float64.
     """
+    if (type(params) is np.ndarray and params.ndim == 1 and params.dtype.char in "fd"
+            and params.shape[0] == model.n_params and _kernel_layout(params)):
+        return params  # fast path: already what the kernels take
     if isinstance(params, np.ndarray) and params.dtype in FLOAT_DTYPES:
         dtype = params.dtype
     elif isinstance(params, np.ndarray) and params.dtype.kind not in "biu":
@@ -127,6 +137,9 @@ def params_array(model, params):
 
 def features(model, X, dtype):
     """Validate ``X``; return it as a C-contiguous (n_samples, n_features) array."""
+    if (type(X) is np.ndarray and X.dtype == dtype and X.ndim == 2 and X.shape[0] > 0
+            and X.shape[1] == model.n_inputs and _kernel_layout(X)):
+        return X  # fast path: already what the kernels take
     arr = _as_float_array(X, "X", dtype)
     if arr.ndim != 2:
         raise ValueError(f"X must be 2-D (n_samples, n_features), got shape {arr.shape}")

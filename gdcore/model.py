@@ -147,19 +147,19 @@ class Model:
         widths = [layer.n_out for layer in self.layers]
         return 2 * sum(widths) + 2 * max(widths)
 
-    @property
+    @cached_property
     def n_params(self):
         return sum(layer.n_params for layer in self.layers)
 
-    @property
+    @cached_property
     def n_inputs(self):
         return self.layers[0].n_in
 
-    @property
+    @cached_property
     def n_outputs(self):
         return self.layers[-1].n_out
 
-    @property
+    @cached_property
     def loss_code(self):
         return codes.LOSSES[self.loss]
 
