@@ -174,6 +174,11 @@ def targets(model, y, n_samples, dtype):
                 raise ValueError(f"y has {y_arr.shape[0]} labels but X has {n_samples} samples")
             labels = kernel_ready(y_arr, np.dtype(np.int64))
             return np.zeros((0, k), dtype=dtype), labels
+        if y_arr.dtype.kind not in "biuf":
+            raise TypeError(
+                f"y for cross_entropy must hold integer class labels 0..{k - 1} or class "
+                f"probabilities, got dtype {y_arr.dtype}"
+            )
         if y_arr.ndim == 1 and y_arr.dtype.kind == "f":
             raise TypeError(
                 "y for cross_entropy must be integer labels of shape (n_samples,) or class "
@@ -225,16 +230,23 @@ def scan(model, params, X, Y, labels, weights):
     status, index = checks.scan_inputs(params, X, Y, labels, weights,
                                        model.loss_code, model.n_outputs)
     if status != checks.OK:
-        raise ValueError(_scan_message(status, index, model, labels, Y, weights))
+        raise ValueError(_scan_message(status, index, model, X, labels, Y, weights))
 
 
-def _scan_message(status, index, model, labels, Y, weights):
+def _range_note(row):
+    """A hint when an inf may come from converting large values to float32."""
+    if row.dtype == np.float32 and np.isinf(row).any():
+        return "; float32 models convert their inputs to float32, whose range ends at 3.4e38"
+    return ""
+
+
+def _scan_message(status, index, model, X, labels, Y, weights):
     if status == checks.PARAMS_NOT_FINITE:
         return f"params contains NaN or Inf (at index {index})"
     if status == checks.X_NOT_FINITE:
-        return f"X contains NaN or Inf (in sample {index})"
+        return f"X contains NaN or Inf (in sample {index}){_range_note(X[index])}"
     if status == checks.Y_NOT_FINITE:
-        return f"y contains NaN or Inf (in sample {index})"
+        return f"y contains NaN or Inf (in sample {index}){_range_note(Y[index])}"
     if status == checks.LABEL_OUT_OF_RANGE:
         return (f"y has label {labels[index]} (sample {index}) but the model has "
                 f"{model.n_outputs} outputs; labels must be in [0, {model.n_outputs})")

@@ -20,8 +20,12 @@ from . import _validate
 from .functional import prepare_batch, value_and_grad
 from .kernels import kinks, network
 
-# Default tolerance on the norm-relative error, by the dtype of the gradient.
+# Default tolerances by the dtype of the gradient: on the norm-relative error,
+# and on the max absolute error (which decides when the gradient is ~0 and a
+# relative error means nothing: finite differences of a loss of order 1 carry
+# about 1e-12 of round-off).
 DEFAULT_RTOL = {np.dtype(np.float64): 1e-6, np.dtype(np.float32): 1e-5}
+DEFAULT_ATOL = {np.dtype(np.float64): 1e-10, np.dtype(np.float32): 1e-9}
 
 
 @dataclass(frozen=True)
@@ -31,14 +35,15 @@ class GradCheckReport:
     Attributes
     ----------
     ok : bool
-        ``rel_error <= rtol`` (and at least one coordinate was checked).
+        At least one coordinate was checked, and ``rel_error <= rtol`` or
+        ``max_abs_error <= atol``.
     rel_error : float
         ``||g - g_fd|| / max(||g||, ||g_fd||)`` over the checked coordinates
         (0 when both norms are 0).
     max_abs_error : float
         ``max |g - g_fd|`` over the checked coordinates.
-    rtol : float
-        The tolerance ``ok`` was judged with.
+    rtol, atol : float
+        The tolerances ``ok`` was judged with.
     per_layer : dict of str to float
         Norm-relative error of each block, keyed ``"layer 0 W"``, ``"layer 0 b"``, ...
     n_checked, n_skipped : int
@@ -55,6 +60,7 @@ class GradCheckReport:
     rel_error: float
     max_abs_error: float
     rtol: float
+    atol: float
     per_layer: dict
     n_checked: int
     n_skipped: int
@@ -66,7 +72,8 @@ class GradCheckReport:
         verdict = "OK" if self.ok else "FAILED"
         lines = [
             f"gradient check {verdict} ({self.dtype}): relative error {self.rel_error:.2e} "
-            f"(tolerance {self.rtol:.0e}), max abs error {self.max_abs_error:.2e}",
+            f"(tolerance {self.rtol:.0e}), max abs error {self.max_abs_error:.2e} "
+            f"(tolerance {self.atol:.0e})",
             f"  {self.n_checked} coordinates checked, {self.n_skipped} skipped at kinks",
         ]
         lines += [f"  {name:<12} {err:.2e}" for name, err in self.per_layer.items()]
@@ -78,7 +85,8 @@ def _relative_error(a, b):
     return 0.0 if scale == 0 else float(np.linalg.norm(a - b) / scale)
 
 
-def check_grad(model, params, X, y, l2=0.0, sample_weight=None, *, step=1e-4, rtol=None):
+def check_grad(model, params, X, y, l2=0.0, sample_weight=None, *, step=1e-4, rtol=None,
+               atol=None):
     """Compare :func:`gdcore.value_and_grad` with SciPy central differences.
 
     Parameters
@@ -94,6 +102,9 @@ def check_grad(model, params, X, y, l2=0.0, sample_weight=None, *, step=1e-4, rt
     rtol : float, optional
         Tolerance on the norm-relative error; 1e-6 for float64 and 1e-5 for
         float32 by default.
+    atol : float, optional
+        Tolerance on the max absolute error, which passes a gradient that is
+        zero up to round-off; 1e-10 for float64 and 1e-9 for float32 by default.
 
     Returns
     -------
@@ -105,6 +116,7 @@ def check_grad(model, params, X, y, l2=0.0, sample_weight=None, *, step=1e-4, rt
     if step == 0:
         raise ValueError("step must be > 0, got 0.0")
     rtol = DEFAULT_RTOL[dtype] if rtol is None else _validate.nonnegative_float(rtol, "rtol")
+    atol = DEFAULT_ATOL[dtype] if atol is None else _validate.nonnegative_float(atol, "atol")
     l2 = float(l2)
 
     # Float64 copies of everything: the reference is always computed in float64.
@@ -151,11 +163,13 @@ def check_grad(model, params, X, y, l2=0.0, sample_weight=None, *, step=1e-4, rt
     checked = int(keep.sum())
     diff = np.abs(g64[keep] - numerical[keep])
     rel = _relative_error(g64[keep], numerical[keep])
+    max_abs = float(diff.max()) if checked else 0.0
     return GradCheckReport(
-        ok=bool(checked > 0 and rel <= rtol and np.isfinite(loss_value)),
+        ok=bool(checked > 0 and np.isfinite(loss_value) and (rel <= rtol or max_abs <= atol)),
         rel_error=rel,
-        max_abs_error=float(diff.max()) if checked else 0.0,
+        max_abs_error=max_abs,
         rtol=rtol,
+        atol=atol,
         per_layer=per_layer,
         n_checked=checked,
         n_skipped=int(crosses_kink.sum()),

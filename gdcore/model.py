@@ -139,7 +139,9 @@ class Model:
             start += layer.n_params
             units += layer.n_out
         table.setflags(write=False)
-        return table
+        # A view of a read-only owner cannot be made writeable again, so the
+        # frozen model's layout cannot be edited through this attribute.
+        return table[...]
 
     @cached_property
     def workspace_units(self):

@@ -6,13 +6,26 @@
   raising, and lets loops vectorise without exception checks.
 * ``fastmath`` is restricted to flags that keep NaN and Inf semantics, because
   divergence detection relies on NaN surviving the arithmetic.
+* ``strict=True`` also drops ``reassoc`` for kernels whose accuracy rests on
+  the order of operations: a stable loss such as ``log(sum) - (z - max)``
+  becomes ``(log(sum) + max) - z`` under reassociation, which rounds away the
+  digits the formula exists to keep.
 """
 
 import numba
 
 FASTMATH_FLAGS = frozenset({"nsz", "arcp", "contract", "afn", "reassoc"})
+STRICT_FASTMATH_FLAGS = FASTMATH_FLAGS - {"reassoc"}
 
 
-def jit(func):
-    """Compile ``func`` with gdcore's policy (lazy, cached, NaN-preserving fastmath)."""
-    return numba.njit(cache=True, error_model="numpy", fastmath=set(FASTMATH_FLAGS))(func)
+def jit(func=None, *, strict=False):
+    """Compile ``func`` with gdcore's policy (lazy, cached, NaN-preserving fastmath).
+
+    Use as ``@jit`` or ``@jit(strict=True)``.
+    """
+    flags = STRICT_FASTMATH_FLAGS if strict else FASTMATH_FLAGS
+
+    def compile_(f):
+        return numba.njit(cache=True, error_model="numpy", fastmath=set(flags))(f)
+
+    return compile_ if func is None else compile_(func)

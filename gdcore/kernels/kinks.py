@@ -1,7 +1,7 @@
 """Which side of each kink a batch sits on, for gradient checking.
 
-ReLU-like activations and the mae/huber losses have kinks where the
-derivative jumps.  A finite difference whose stencil straddles a kink measures
+ReLU-like activations and the mae/huber losses have kinks where a
+derivative jumps (elu's second derivative jumps at 0).  A finite difference whose stencil straddles a kink measures
 neither side's derivative, so :mod:`gdcore.gradcheck` skips the coordinates
 whose kink pattern changes within the stencil.
 """
@@ -10,8 +10,10 @@ from .. import codes
 from ._jit import jit
 from .network import forward, layer_block, output_block, split_workspace
 
+# codes.KINKED_ACTIVATIONS, spelled out for the kernel.
 _RELU = codes.RELU
 _LEAKY_RELU = codes.LEAKY_RELU
+_ELU = codes.ELU
 _MAE = codes.MAE
 _HUBER = codes.HUBER
 _ACT = codes.COL_ACTIVATION
@@ -30,7 +32,7 @@ def kink_pattern(params, offsets, X, Y, loss_code, work, pattern):
     loss_code : int
     work : ndarray, the network workspace (see kernels.network)
     pattern : ndarray of shape (n_samples * (total_units + n_outputs),), int8
-        Overwritten: for each unit of a ReLU-like layer, 1 if ``z > 0``; for
+        Overwritten: for each unit of a relu, leaky_relu or elu layer, 1 if ``z > 0``; for
         each output under mae, the sign of the residual; under huber, 1 if
         ``|residual| < 1``.  Other entries are 0.
     """
@@ -41,7 +43,8 @@ def kink_pattern(params, offsets, X, Y, loss_code, work, pattern):
     p = 0
     for l in range(offsets.shape[0]):
         Z = layer_block(Zs, offsets, l, n)
-        kinked = offsets[l, _ACT] == _RELU or offsets[l, _ACT] == _LEAKY_RELU
+        act = offsets[l, _ACT]
+        kinked = act == _RELU or act == _LEAKY_RELU or act == _ELU
         for i in range(n):
             for j in range(Z.shape[1]):
                 if kinked and Z[i, j] > 0:

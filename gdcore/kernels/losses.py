@@ -12,6 +12,9 @@ cross-entropy through log-sum-exp; probabilities are never clipped.
 The loss value is accumulated in float64 even for float32 models: it is one
 scalar per batch, and summing thousands of float32 terms in float32 would
 lose the digits users compare across epochs.
+
+These kernels compile with ``jit(strict=True)`` (no reassociation): their
+stable forms only stay stable if the compiler keeps the order of operations.
 """
 
 import math
@@ -36,7 +39,7 @@ def sample_scale(weights, i, n, inv_weight_sum):
     return weights[i] * inv_weight_sum
 
 
-@jit
+@jit(strict=True)
 def loss_and_delta(loss_code, out, Y, labels, weights, delta, want_delta):
     """Mean loss of a batch and, optionally, its gradient w.r.t. ``out``.
 
@@ -77,14 +80,17 @@ def loss_and_delta(loss_code, out, Y, labels, weights, delta, want_delta):
             se = zero
             for j in range(k):
                 se += math.exp(out[i, j] - m)
-            lse = m + math.log(se)
+            # Work with the shifted logits z - m throughout: forming m + log(se)
+            # first would round away digits in proportion to |m|.
+            log_se = math.log(se)
+            inv_se = one / se
             if labels.shape[0] > 0:
                 c = labels[i]
-                total += s_i * (lse - out[i, c])
+                total += s_i * (log_se - (out[i, c] - m))
                 if want_delta:
                     scale = out.dtype.type(s_i)
                     for j in range(k):
-                        delta[i, j] = scale * math.exp(out[i, j] - lse)
+                        delta[i, j] = scale * (math.exp(out[i, j] - m) * inv_se)
                     delta[i, c] -= scale
             else:
                 # Soft targets: l = sum_j p_j (lse - z_j); dl/dz_j = sum(p) softmax_j - p_j.
@@ -92,14 +98,15 @@ def loss_and_delta(loss_code, out, Y, labels, weights, delta, want_delta):
                 psum = zero
                 for j in range(k):
                     p = Y[i, j]
-                    if p != zero:  # 0 * (lse - z) is 0 even when z = -inf-like
-                        l_i += p * (lse - out[i, j])
+                    if p != zero:  # skip 0 * (lse - z): exact, and safe for huge logits
+                        l_i += p * (log_se - (out[i, j] - m))
                     psum += p
                 total += s_i * l_i
                 if want_delta:
                     scale = out.dtype.type(s_i)
                     for j in range(k):
-                        delta[i, j] = scale * (psum * math.exp(out[i, j] - lse) - Y[i, j])
+                        softmax = math.exp(out[i, j] - m) * inv_se
+                        delta[i, j] = scale * (psum * softmax - Y[i, j])
         return total
     for i in range(n):
         s_i = sample_scale(weights, i, n, inv_weight_sum) / k

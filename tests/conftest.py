@@ -1,0 +1,71 @@
+"""Shared test configuration.
+
+Hypothesis runs derandomised by default ("ci" profile) so that `make test` is
+reproducible; `HYPOTHESIS_PROFILE=dev` (or `--hypothesis-profile=dev`) explores
+fresh random examples.  Deadlines are off everywhere: the first example of a
+test may include Numba compilation of a kernel.
+"""
+
+import hashlib
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, settings
+
+
+
+def _drop_stale_kernel_cache():
+    """Delete Numba's on-disk cache when any kernel source changed since it was written.
+
+    Numba checks only the timestamp of the file that defines a cached
+    function, not of the kernels it calls from other modules: after editing
+    ``kernels/losses.py``, a cached ``network.value_and_grad`` would still run
+    the old loss.  A fresh install rewrites every file, so only working trees
+    can go stale; this keeps `make test` honest in them.
+    """
+    kernels = Path(__file__).resolve().parent.parent / "gdcore" / "kernels"
+    digest = hashlib.sha256()
+    for source in sorted(kernels.glob("*.py")) + [kernels.parent / "codes.py"]:
+        digest.update(source.read_bytes())
+    stamp = kernels / "__pycache__" / "sources.sha256"
+    if stamp.exists() and stamp.read_text() == digest.hexdigest():
+        return
+    for cached in list(kernels.glob("__pycache__/*.nbi")) + list(kernels.glob("__pycache__/*.nbc")):
+        cached.unlink()
+    stamp.parent.mkdir(exist_ok=True)
+    stamp.write_text(digest.hexdigest())
+
+
+_drop_stale_kernel_cache()
+
+settings.register_profile(
+    "ci",
+    deadline=None,
+    derandomize=True,
+    database=None,
+    print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+settings.register_profile(
+    "dev",
+    deadline=None,
+    print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+DTYPES = (np.float32, np.float64)
+
+
+@pytest.fixture(params=DTYPES, ids=["float32", "float64"])
+def dtype(request):
+    """Both first-class compute dtypes."""
+    return np.dtype(request.param)
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(12345)
+

@@ -1,0 +1,317 @@
+"""Bad inputs raise the documented exception, name the argument, and mutate nothing."""
+
+import copy
+
+import numpy as np
+import pytest
+
+import gdcore as gd
+
+VALID_ACTIVATIONS = ("identity", "relu", "leaky_relu", "elu", "sigmoid", "tanh", "softplus",
+                     "gelu", "silu", "softmax")
+VALID_LOSSES = ("mse", "mae", "huber", "binary_cross_entropy", "log_loss", "cross_entropy")
+
+N, N_IN = 4, 3
+MODELS = {
+    "mse1": gd.mlp([N_IN, 5, 1], "tanh", loss="mse"),
+    "mse2": gd.mlp([N_IN, 5, 2], "tanh", loss="mse"),
+    "bce": gd.mlp([N_IN, 5, 2], "tanh", loss="binary_cross_entropy"),
+    "ce": gd.mlp([N_IN, 5, 3], "tanh", loss="cross_entropy"),
+}
+
+
+def valid_batch(kind):
+    model = MODELS[kind]
+    rng = np.random.default_rng(0)
+    params = gd.init(model, seed=1)
+    X = rng.normal(size=(N, N_IN))
+    if kind == "ce":
+        y = np.array([0, 2, 1, 2])
+    elif kind == "bce":
+        y = rng.integers(0, 2, (N, 2)).astype(float)
+    else:
+        y = rng.normal(size=(N, model.n_outputs))
+        if model.n_outputs == 1:
+            y = y[:, 0]
+    return model, params, X, y
+
+
+def snapshot(values):
+    return [copy.deepcopy(v) for v in values]
+
+
+def assert_unchanged(before, after):
+    for b, a in zip(before, after):
+        if isinstance(b, np.ndarray):
+            assert isinstance(a, np.ndarray) and a.dtype == b.dtype
+            np.testing.assert_array_equal(a, b)  # NaN compares equal to NaN here
+        else:
+            assert type(a) is type(b)
+            np.testing.assert_equal(a, b)
+
+
+def raises_untouched(exc, match, fn, *args, **kwargs):
+    before = snapshot(args) + snapshot(kwargs.values())
+    with pytest.raises(exc, match=match):
+        fn(*args, **kwargs)
+    assert_unchanged(before, list(args) + list(kwargs.values()))
+
+
+def with_value(a, index, value):
+    a = np.array(a, dtype=float)
+    a[index] = value
+    return a
+
+
+# (name, model kind, which argument is replaced -> builder, exception, message pattern)
+DATA_CASES = [
+    ("X-nan", "mse1", "X", lambda X, y, p: with_value(X, (1, 2), np.nan), ValueError,
+     r"X contains NaN"),
+    ("X-inf", "ce", "X", lambda X, y, p: with_value(X, (3, 0), -np.inf), ValueError,
+     r"X contains NaN"),
+    ("X-1d", "mse1", "X", lambda X, y, p: X[0], ValueError, r"X must be 2-D"),
+    ("X-3d", "mse1", "X", lambda X, y, p: X[:, :, None], ValueError, r"X must be 2-D"),
+    ("X-features", "mse2", "X", lambda X, y, p: np.hstack([X, X]), ValueError,
+     r"X has 6 features but the model expects 3"),
+    ("X-strings", "mse1", "X", lambda X, y, p: X.astype(str), TypeError, r"X"),
+    ("X-objects", "mse1", "X", lambda X, y, p: [[1.0, None, 2.0]] * N, TypeError, r"X"),
+    ("X-ragged", "mse1", "X", lambda X, y, p: [[1.0, 2.0, 3.0], [1.0]] * 2, TypeError, r"X"),
+    ("X-complex", "mse1", "X", lambda X, y, p: X + 1j, TypeError, r"X"),
+    ("params-nan", "mse1", "params", lambda X, y, p: with_value(p, 0, np.nan), ValueError,
+     r"params contains NaN"),
+    ("params-inf", "ce", "params", lambda X, y, p: with_value(p, -1, np.inf), ValueError,
+     r"params contains NaN"),
+    ("params-short", "mse1", "params", lambda X, y, p: p[:-1], ValueError,
+     r"params has length"),
+    ("params-long", "ce", "params", lambda X, y, p: np.append(p, 0.0), ValueError,
+     r"params has length"),
+    ("params-2d", "mse1", "params", lambda X, y, p: p[None, :], ValueError, r"params"),
+    ("params-complex", "mse1", "params", lambda X, y, p: p.astype(complex), TypeError,
+     r"params"),
+    ("params-strings", "mse1", "params", lambda X, y, p: p.astype(str), TypeError, r"params"),
+    ("params-objects", "mse1", "params", lambda X, y, p: p.astype(object), TypeError,
+     r"params"),
+    ("params-float16", "mse1", "params", lambda X, y, p: p.astype(np.float16), TypeError,
+     r"params"),
+]
+
+TARGET_CASES = [
+    ("y-nan", "mse1", lambda X, y, p: with_value(y, 2, np.nan), ValueError,
+     r"y contains NaN"),
+    ("y-inf", "mse2", lambda X, y, p: with_value(y, (0, 1), np.inf), ValueError,
+     r"y contains NaN"),
+    ("y-probabilities-nan", "ce", lambda X, y, p: with_value(np.full((N, 3), 1 / 3), (1, 1),
+                                                             np.nan), ValueError,
+     r"y contains NaN"),
+    ("y-wide-for-1-output", "mse1", lambda X, y, p: np.zeros((N, 2)), ValueError,
+     r"y must have shape"),
+    ("y-1d-for-2-outputs", "mse2", lambda X, y, p: np.zeros(N), ValueError,
+     r"y must have shape"),
+    ("y-wrong-n", "mse2", lambda X, y, p: np.zeros((N + 1, 2)), ValueError,
+     r"y must have shape"),
+    ("y-transposed", "mse1", lambda X, y, p: np.zeros((1, N)), ValueError,
+     r"y must have shape"),
+    ("y-scalar", "mse1", lambda X, y, p: 0.5, ValueError, r"y must have shape"),
+    ("y-strings", "mse1", lambda X, y, p: np.array(["a"] * N), TypeError, r"y"),
+    ("label-too-big", "ce", lambda X, y, p: np.array([0, 1, 3, 2]), ValueError,
+     r"y has label 3 .*3 outputs"),
+    ("label-far-too-big", "ce", lambda X, y, p: np.array([0, 1, 2, 70]), ValueError,
+     r"y has label 70"),
+    ("label-negative", "ce", lambda X, y, p: np.array([0, -1, 1, 2]), ValueError,
+     r"y has label -1"),
+    ("labels-wrong-n", "ce", lambda X, y, p: np.array([0, 1, 2]), ValueError,
+     r"y has 3 labels but X has 4 samples"),
+    ("labels-as-floats", "ce", lambda X, y, p: np.array([0.0, 1.0, 2.0, 1.0]), TypeError,
+     r"y for cross_entropy must be integer labels"),
+    ("labels-column", "ce", lambda X, y, p: np.array([[0], [1], [2], [1]]), ValueError,
+     r"y for cross_entropy"),
+    ("probabilities-wrong-k", "ce", lambda X, y, p: np.full((N, 2), 0.5), ValueError,
+     r"y for cross_entropy"),
+    ("probabilities-above-1", "ce", lambda X, y, p: with_value(np.full((N, 3), 1 / 3), (2, 0),
+                                                               1.5), ValueError,
+     r"y has class probabilities outside \[0, 1\]"),
+    ("probabilities-negative", "ce", lambda X, y, p: with_value(np.full((N, 3), 0.5), (0, 2),
+                                                                -0.5), ValueError,
+     r"y has class probabilities outside \[0, 1\]"),
+    ("binary-target-2", "bce", lambda X, y, p: with_value(y, (1, 0), 2.0), ValueError,
+     r"y has binary targets outside \[0, 1\]"),
+    ("binary-target-negative", "bce", lambda X, y, p: with_value(y, (3, 1), -0.01),
+     ValueError, r"y has binary targets outside \[0, 1\]"),
+    ("binary-target-1d", "bce", lambda X, y, p: np.zeros(N), ValueError, r"y must have shape"),
+]
+
+
+@pytest.mark.parametrize("func", ["value_and_grad", "loss", "check_grad"])
+@pytest.mark.parametrize("name, kind, arg, build, exc, match", DATA_CASES,
+                         ids=[c[0] for c in DATA_CASES])
+def test_bad_X_or_params(func, name, kind, arg, build, exc, match):
+    model, params, X, y = valid_batch(kind)
+    bad = build(X, y, params)
+    args = dict(params=params, X=X, y=y)
+    args[arg] = bad
+    raises_untouched(exc, match, getattr(gd, func), model, args["params"], args["X"], args["y"])
+    # predict validates X and params the same way (it takes no y).
+    raises_untouched(exc, match, gd.predict, model, args["params"], args["X"])
+
+
+@pytest.mark.parametrize("func", ["value_and_grad", "loss", "check_grad"])
+@pytest.mark.parametrize("name, kind, build, exc, match", TARGET_CASES,
+                         ids=[c[0] for c in TARGET_CASES])
+def test_bad_y(func, name, kind, build, exc, match):
+    model, params, X, y = valid_batch(kind)
+    raises_untouched(exc, match, getattr(gd, func), model, params, X, build(X, y, params))
+
+
+@pytest.mark.parametrize("func", ["value_and_grad", "loss", "predict"])
+@pytest.mark.parametrize("empty", [np.zeros((0, N_IN)), np.zeros((0, 5))],
+                         ids=["right-width", "wrong-width"])
+def test_empty_batch(func, empty):
+    model, params, _, _ = valid_batch("mse1")
+    args = (model, params, empty) if func == "predict" else (model, params, empty, np.zeros(0))
+    raises_untouched(ValueError, r"X is an empty batch|X has", getattr(gd, func), *args)
+    if empty.shape[1] == N_IN:
+        raises_untouched(ValueError, r"X is an empty batch", getattr(gd, func), *args)
+
+
+@pytest.mark.parametrize("func", ["value_and_grad", "loss", "check_grad"])
+@pytest.mark.parametrize("weights, match", [
+    (np.array([1.0, -1.0, 1.0, 1.0]), r"sample_weight must be finite and >= 0"),
+    (np.array([1.0, np.nan, 1.0, 1.0]), r"sample_weight must be finite and >= 0"),
+    (np.array([1.0, 1.0, np.inf, 1.0]), r"sample_weight must be finite and >= 0"),
+    (np.zeros(N), r"sample_weight must have a positive sum"),
+    (np.ones(N - 1), r"sample_weight must have shape \(4,\)"),
+    (np.ones((N, 1)), r"sample_weight must have shape \(4,\)"),
+], ids=["negative", "nan", "inf", "zero-sum", "short", "column"])
+def test_bad_sample_weight(func, weights, match):
+    model, params, X, y = valid_batch("mse2")
+    raises_untouched(ValueError, match, getattr(gd, func), model, params, X, y,
+                     sample_weight=weights)
+
+
+@pytest.mark.parametrize("func", ["value_and_grad", "loss"])
+@pytest.mark.parametrize("l2, exc", [(-0.1, ValueError), (np.nan, ValueError),
+                                     (np.inf, ValueError), ("0.1", TypeError),
+                                     (None, TypeError)])
+def test_bad_l2(func, l2, exc):
+    model, params, X, y = valid_batch("ce")
+    raises_untouched(exc, r"l2", getattr(gd, func), model, params, X, y, l2=l2)
+
+
+@pytest.mark.parametrize("func", ["value_and_grad", "loss", "predict", "check_grad", "init"])
+def test_model_must_be_a_model(func):
+    _, params, X, y = valid_batch("mse1")
+    args = {"predict": (params, X), "init": ()}.get(func, (params, X, y))
+    with pytest.raises(TypeError, match="model"):
+        getattr(gd, func)("not a model", *args)
+
+
+@pytest.mark.parametrize("step", [0.0, -1e-4, np.nan])
+def test_check_grad_bad_step(step):
+    model, params, X, y = valid_batch("mse1")
+    raises_untouched(ValueError, r"step", gd.check_grad, model, params, X, y, step=step)
+
+
+# Model construction --------------------------------------------------------------------
+def assert_lists_all(message, names):
+    for name in names:
+        assert name in message, f"{name!r} missing from {message!r}"
+
+
+def test_unknown_activation_lists_the_valid_ones():
+    with pytest.raises(ValueError, match=r"unknown activation 'swish'") as info:
+        gd.Dense(2, 3, "swish")
+    assert_lists_all(str(info.value), VALID_ACTIVATIONS)
+    with pytest.raises(ValueError, match=r"activation 'swish'") as info:
+        gd.mlp([2, 3, 1], activation="swish")
+    assert_lists_all(str(info.value), VALID_ACTIVATIONS)
+    with pytest.raises(ValueError, match=r"output activation 'swish'") as info:
+        gd.mlp([2, 3, 1], output="swish")
+    assert_lists_all(str(info.value), VALID_ACTIVATIONS)
+    with pytest.raises(TypeError, match="activation"):
+        gd.Dense(2, 3, None)
+
+
+def test_unknown_loss_lists_the_valid_ones():
+    with pytest.raises(ValueError, match=r"unknown loss 'hinge'") as info:
+        gd.mlp([2, 3, 1], loss="hinge")
+    assert_lists_all(str(info.value), VALID_LOSSES)
+    with pytest.raises(ValueError, match=r"unknown loss 'hinge'") as info:
+        gd.Model([gd.Dense(2, 1)], loss="hinge")
+    assert_lists_all(str(info.value), VALID_LOSSES)
+    with pytest.raises(TypeError, match="loss"):
+        gd.Model([gd.Dense(2, 1)], loss=None)
+
+
+@pytest.mark.parametrize("build", [
+    lambda: gd.Model([gd.Dense(2, 3, "softmax"), gd.Dense(3, 2, "softmax")], "cross_entropy"),
+    lambda: gd.Model([gd.Dense(2, 3, "softmax"), gd.Dense(3, 1)], "mse"),
+    lambda: gd.mlp([2, 3, 2], activation="softmax", loss="cross_entropy"),
+    lambda: gd.mlp([2, 3, 4, 2], activation="softmax", output="softmax", loss="cross_entropy"),
+], ids=["model-ce", "model-mse", "mlp", "mlp-deep"])
+def test_softmax_on_a_hidden_layer(build):
+    with pytest.raises(ValueError, match="softmax"):
+        build()
+
+
+@pytest.mark.parametrize("loss", ["mse", "mae", "huber", "binary_cross_entropy"])
+def test_softmax_output_needs_cross_entropy(loss):
+    with pytest.raises(ValueError, match="softmax|output activation"):
+        gd.mlp([2, 3, 2], "relu", output="softmax", loss=loss)
+
+
+@pytest.mark.parametrize("loss, output", [
+    ("binary_cross_entropy", "relu"), ("binary_cross_entropy", "tanh"),
+    ("log_loss", "softmax"), ("cross_entropy", "sigmoid"), ("cross_entropy", "relu"),
+])
+def test_logit_loss_output_activation(loss, output):
+    with pytest.raises(ValueError, match="output activation"):
+        gd.mlp([2, 3, 2], "relu", output=output, loss=loss)
+
+
+def test_cross_entropy_needs_two_outputs():
+    with pytest.raises(ValueError, match="at least 2 outputs"):
+        gd.mlp([2, 3, 1], loss="cross_entropy")
+
+
+@pytest.mark.parametrize("build, exc, match", [
+    (lambda: gd.Model([]), ValueError, "layers"),
+    (lambda: gd.Model(()), ValueError, "layers"),
+    (lambda: gd.Model(gd.Dense(2, 1)), TypeError, "layers"),
+    (lambda: gd.Model([gd.Dense(2, 3), "dense"]), TypeError, r"layers\[1\]"),
+    (lambda: gd.Model([gd.Dense(2, 3), gd.Dense(4, 1)]), ValueError, r"layers\[1\].n_in"),
+    (lambda: gd.mlp([3]), ValueError, "sizes"),
+    (lambda: gd.mlp([]), ValueError, "sizes"),
+    (lambda: gd.mlp(3), TypeError, "sizes"),
+    (lambda: gd.mlp([3, 0, 1]), ValueError, r"sizes\[1\] must be > 0"),
+    (lambda: gd.mlp([3, 4, -2]), ValueError, r"sizes\[2\] must be > 0"),
+    (lambda: gd.mlp([3, 2.5, 1]), TypeError, r"sizes\[1\]"),
+    (lambda: gd.Dense(0, 3), ValueError, "n_in must be > 0"),
+    (lambda: gd.Dense(3, -1), ValueError, "n_out must be > 0"),
+    (lambda: gd.Dense(3.0, 1), TypeError, "n_in"),
+    (lambda: gd.Dense(True, 1), TypeError, "n_in"),
+], ids=["empty-list", "empty-tuple", "bare-dense", "not-dense", "width-mismatch",
+        "one-size", "no-sizes", "sizes-int", "zero-width", "negative-width", "float-width",
+        "dense-zero", "dense-negative", "dense-float", "dense-bool"])
+def test_bad_model_specs(build, exc, match):
+    with pytest.raises(exc, match=match):
+        build()
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.int32, complex, "float128x"])
+def test_init_rejects_non_float_dtype(dtype):
+    with pytest.raises(TypeError, match="dtype"):
+        gd.init(MODELS["mse1"], dtype=dtype)
+
+
+def test_non_numeric_labels_raise_type_error():
+    """String class labels are the wrong kind of object: TypeError naming y.
+
+    KNOWN BUG (gdcore/_validate.py, targets(), cross_entropy branch): a 1-D
+    array that is neither integer nor float falls through to the shape check
+    and raises ValueError "y for cross_entropy must be integer labels of shape
+    (4,) ... got shape (4,)": the wrong exception type, and a message that
+    contradicts itself (the shape it asks for is the shape it got).
+    """
+    model, params, X, _ = valid_batch("ce")
+    raises_untouched(TypeError, r"y", gd.value_and_grad, model, params, X,
+                     np.array(["a", "b", "c", "a"]))
