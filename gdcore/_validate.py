@@ -7,8 +7,10 @@ modify their inputs: conversions return new arrays (or the input itself when it
 already has the required dtype and layout).
 
 Scans over the data (finiteness, label range) run in one compiled pass
-(:func:`gdcore.kernels.checks.scan_inputs`) because a NumPy scan per condition
-costs more than the whole gradient evaluation of a small network.
+(:func:`gdcore.kernels.checks.scan_inputs`, inside the same compiled call as
+the computation) because a NumPy scan per condition costs more than the whole
+gradient evaluation of a small network; :func:`raise_for_status` turns its
+result into the message.
 """
 
 import numbers
@@ -167,13 +169,19 @@ def targets(model, y, n_samples, dtype):
     """
     k = model.n_outputs
     loss = model.loss_code
+    if type(y) is np.ndarray and y.dtype == dtype and _kernel_layout(y):
+        # Fast paths: dense targets already in kernel form.
+        if y.shape == (n_samples, k) and not (loss == codes.CROSS_ENTROPY and y.ndim == 1):
+            return y, NO_LABELS
+        if k == 1 and y.shape == (n_samples,) and loss != codes.CROSS_ENTROPY:
+            return y.reshape(n_samples, 1), NO_LABELS
     if loss == codes.CROSS_ENTROPY:
         y_arr = np.asarray(y)
         if y_arr.ndim == 1 and y_arr.dtype.kind in "biu":
             if y_arr.shape[0] != n_samples:
                 raise ValueError(f"y has {y_arr.shape[0]} labels but X has {n_samples} samples")
             labels = kernel_ready(y_arr, np.dtype(np.int64))
-            return np.zeros((0, k), dtype=dtype), labels
+            return no_targets(model, dtype), labels
         if y_arr.dtype.kind not in "biuf":
             raise TypeError(
                 f"y for cross_entropy must hold integer class labels 0..{k - 1} or class "
@@ -208,9 +216,16 @@ def no_weights(dtype):
     return _NO_WEIGHTS[dtype]
 
 
+_NO_TARGETS = {}
+
+
 def no_targets(model, dtype):
     """An empty (0, n_outputs) target array, for kernels that need no targets."""
-    return np.zeros((0, model.n_outputs), dtype=dtype)
+    key = (model.n_outputs, dtype)
+    empty = _NO_TARGETS.get(key)
+    if empty is None:
+        empty = _NO_TARGETS[key] = np.zeros((0, model.n_outputs), dtype=dtype)
+    return empty
 
 
 def sample_weights(sample_weight, n_samples, dtype):
@@ -225,10 +240,13 @@ def sample_weights(sample_weight, n_samples, dtype):
     return w
 
 
-def scan(model, params, X, Y, labels, weights):
-    """Raise the documented error if the data holds NaN/Inf or invalid targets."""
-    status, index = checks.scan_inputs(params, X, Y, labels, weights,
-                                       model.loss_code, model.n_outputs)
+def raise_for_status(status, index, model, X, Y, labels, weights):
+    """Raise the documented error for a non-OK status of the compiled input scan.
+
+    ``status, index`` come from :func:`gdcore.kernels.checks.scan_inputs`
+    (run by the kernels of :mod:`gdcore.kernels.entry`); the arrays are the
+    converted inputs that were scanned.
+    """
     if status != checks.OK:
         raise ValueError(_scan_message(status, index, model, X, labels, Y, weights))
 

@@ -1,25 +1,25 @@
 """The functional API: loss, gradient and predictions of a model.
 
-Each function validates its inputs (:mod:`gdcore._validate`), allocates the
-workspace once, and makes ONE compiled kernel call.  The params dtype is the
-compute dtype: ``X``, ``y`` and ``sample_weight`` are converted to it once,
-here, and never inside the kernels.  Inputs are never modified.
+Each function validates its arguments (:mod:`gdcore._validate`), allocates
+the workspace, and makes ONE compiled call (:mod:`gdcore.kernels.entry`),
+which scans the data for NaN/Inf and invalid targets before computing.  The
+params dtype is the compute dtype: ``X``, ``y`` and ``sample_weight`` are
+converted to it once, here, and never inside the kernels.  Inputs are never
+modified.
 """
 
 import numpy as np
 
 from . import _validate
-from .kernels import network
+from .kernels import entry
 from .model import Model
 
 
-def _check_model(model):
-    if not isinstance(model, Model):
-        raise TypeError(f"model must be a gdcore Model, got {type(model).__name__}")
-
-
 def prepare_batch(model, params, X, y, sample_weight=None):
-    """Validate and convert one batch for the kernels.
+    """Check the arguments' types and shapes and convert them for the kernels.
+
+    The data scan (NaN/Inf, label range, target range) is not done here: the
+    compiled entry points of :mod:`gdcore.kernels.entry` do it.
 
     Returns
     -------
@@ -28,16 +28,17 @@ def prepare_batch(model, params, X, y, sample_weight=None):
     Y : ndarray of shape (n_samples, n_outputs) or (0, n_outputs)
     labels : ndarray of shape (n_samples,) or (0,), int64
     weights : ndarray of shape (n_samples,) or (0,)
-        All C-contiguous, in the params dtype (labels int64).
+        All C-contiguous and writeable, in the params dtype (labels int64);
+        each is the caller's own array when it already qualifies.
     """
-    _check_model(model)
+    if not isinstance(model, Model):
+        raise TypeError(f"model must be a gdcore Model, got {type(model).__name__}")
     params = _validate.params_array(model, params)
     dtype = params.dtype
     X = _validate.features(model, X, dtype)
     n = X.shape[0]
     Y, labels = _validate.targets(model, y, n, dtype)
     weights = _validate.sample_weights(sample_weight, n, dtype)
-    _validate.scan(model, params, X, Y, labels, weights)
     return params, X, Y, labels, weights
 
 
@@ -63,6 +64,8 @@ def value_and_grad(model, params, X, y, l2=0.0, sample_weight=None):
     Returns
     -------
     loss : float
+        inf or nan if the finite inputs overflow (never raised: optimizers
+        and line searches need to see it).
     grad : ndarray of shape (n_params,)
         Same dtype as ``params``.
     """
@@ -70,9 +73,11 @@ def value_and_grad(model, params, X, y, l2=0.0, sample_weight=None):
     l2 = _validate.nonnegative_float(l2, "l2")
     work = np.empty(X.shape[0] * model.workspace_units, dtype=params.dtype)
     grad = np.empty_like(params)
-    loss = network.value_and_grad(params, model.offsets, X, Y, labels, weights,
-                                  model.loss_code, l2, work, grad)
-    return float(loss), grad
+    status, index, loss_ = entry.checked_value_and_grad(
+        params, model.offsets, X, Y, labels, weights, model.loss_code, l2, work, grad)
+    if status:
+        _validate.raise_for_status(status, index, model, X, Y, labels, weights)
+    return loss_, grad
 
 
 def loss(model, params, X, y, l2=0.0, sample_weight=None):
@@ -87,8 +92,11 @@ def loss(model, params, X, y, l2=0.0, sample_weight=None):
     params, X, Y, labels, weights = prepare_batch(model, params, X, y, sample_weight)
     l2 = _validate.nonnegative_float(l2, "l2")
     work = np.empty(X.shape[0] * model.workspace_units, dtype=params.dtype)
-    return float(network.loss_value(params, model.offsets, X, Y, labels, weights,
-                                    model.loss_code, l2, work))
+    status, index, loss_ = entry.checked_loss(
+        params, model.offsets, X, Y, labels, weights, model.loss_code, l2, work)
+    if status:
+        _validate.raise_for_status(status, index, model, X, Y, labels, weights)
+    return loss_
 
 
 def predict(model, params, X):
@@ -109,10 +117,17 @@ def predict(model, params, X):
     out : ndarray of shape (n_samples, n_outputs)
         In the params dtype.
     """
-    _check_model(model)
+    if not isinstance(model, Model):
+        raise TypeError(f"model must be a gdcore Model, got {type(model).__name__}")
     params = _validate.params_array(model, params)
-    X = _validate.features(model, X, params.dtype)
-    _validate.scan(model, params, X, _validate.no_targets(model, params.dtype),
-                   _validate.NO_LABELS, _validate.no_weights(params.dtype))
-    work = np.empty(X.shape[0] * model.workspace_units, dtype=params.dtype)
-    return network.predict(params, model.offsets, X, work).copy()
+    dtype = params.dtype
+    X = _validate.features(model, X, dtype)
+    Y, labels, weights = _validate.no_targets(model, dtype), _validate.NO_LABELS, \
+        _validate.no_weights(dtype)
+    work = np.empty(X.shape[0] * model.workspace_units, dtype=dtype)
+    out = np.empty((X.shape[0], model.n_outputs), dtype=dtype)
+    status, index = entry.checked_predict(params, model.offsets, X, Y, labels, weights,
+                                          model.loss_code, work, out)
+    if status:
+        _validate.raise_for_status(status, index, model, X, Y, labels, weights)
+    return out

@@ -24,14 +24,34 @@ _CE = codes.CROSS_ENTROPY
 
 
 @jit
+def first_nonfinite(flat):
+    """Index of the first NaN/Inf in a 1-D array, or -1 when all are finite.
+
+    The common all-finite case is one vectorised pass: ``x * 0`` is 0 for
+    finite ``x`` and NaN for NaN/Inf (the jit policy keeps NaN semantics, so
+    the product cannot be folded away).  Only a failure pays for the search.
+    """
+    zero = flat.dtype.type(0)
+    acc = zero
+    for i in range(flat.shape[0]):
+        acc += flat[i] * zero
+    if acc == zero:
+        return -1
+    for i in range(flat.shape[0]):
+        if not np.isfinite(flat[i]):
+            return i
+    return -1  # pragma: no cover - unreachable when acc is NaN
+
+
+@jit
 def scan_inputs(params, X, Y, labels, weights, loss_code, n_outputs):
     """Find the first invalid input value.
 
     Parameters
     ----------
     params : ndarray of shape (n_params,)
-    X : ndarray of shape (n_samples, n_features)
-    Y : ndarray of shape (n_samples, n_outputs) or (0, n_outputs)
+    X : ndarray of shape (n_samples, n_features), C-contiguous
+    Y : ndarray of shape (n_samples, n_outputs) or (0, n_outputs), C-contiguous
         Dense targets (empty when ``labels`` is used).
     labels : ndarray of shape (n_samples,) or (0,), int64
     weights : ndarray of shape (n_samples,) or (0,)
@@ -44,24 +64,23 @@ def scan_inputs(params, X, Y, labels, weights, loss_code, n_outputs):
     index : int
         Parameter index or sample index of the first offending value.
     """
-    for i in range(params.shape[0]):
-        if not np.isfinite(params[i]):
-            return PARAMS_NOT_FINITE, i
-    for i in range(X.shape[0]):
-        for j in range(X.shape[1]):
-            if not np.isfinite(X[i, j]):
-                return X_NOT_FINITE, i
+    i = first_nonfinite(params)
+    if i >= 0:
+        return PARAMS_NOT_FINITE, i
+    i = first_nonfinite(X.reshape(-1))
+    if i >= 0:
+        return X_NOT_FINITE, i // X.shape[1]
+    i = first_nonfinite(Y.reshape(-1))
+    if i >= 0:
+        return Y_NOT_FINITE, i // Y.shape[1]
     for i in range(labels.shape[0]):
         if labels[i] < 0 or labels[i] >= n_outputs:
             return LABEL_OUT_OF_RANGE, i
-    unit_targets = loss_code == _BCE or loss_code == _CE
-    for i in range(Y.shape[0]):
-        for j in range(Y.shape[1]):
-            v = Y[i, j]
-            if not np.isfinite(v):
-                return Y_NOT_FINITE, i
-            if unit_targets and (v < 0 or v > 1):
-                return TARGET_OUT_OF_UNIT, i
+    if loss_code == _BCE or loss_code == _CE:
+        for i in range(Y.shape[0]):
+            for j in range(Y.shape[1]):
+                if Y[i, j] < 0 or Y[i, j] > 1:
+                    return TARGET_OUT_OF_UNIT, i
     total = 0.0
     for i in range(weights.shape[0]):
         w = weights[i]
