@@ -28,7 +28,7 @@ _HUBER = codes.HUBER
 _BCE = codes.BINARY_CROSS_ENTROPY
 _CE = codes.CROSS_ENTROPY
 
-HUBER_DELTA = 1.0
+HUBER_DELTA = 1.0  # fixed, as PyTorch's default; _pointwise relies on it being 1
 
 
 @jit
@@ -67,6 +67,7 @@ def loss_and_delta(loss_code, out, Y, labels, weights, delta, want_delta):
     n, k = out.shape
     zero = out.dtype.type(0)
     one = out.dtype.type(1)
+    half = out.dtype.type(0.5)
     inv_weight_sum = 0.0
     if weights.shape[0] > 0:
         inv_weight_sum = 1.0 / weights.sum()
@@ -108,47 +109,57 @@ def loss_and_delta(loss_code, out, Y, labels, weights, delta, want_delta):
                         softmax = math.exp(out[i, j] - m) * inv_se
                         delta[i, j] = scale * (psum * softmax - Y[i, j])
         return total
+    if weights.shape[0] == 0:
+        # Plain mean: one flat loop over the C-contiguous block (a loop per
+        # sample would be a loop of length 1 for single-output models).
+        of = out.reshape(-1)
+        yf = Y.reshape(-1)
+        df = delta.reshape(-1)
+        scale = out.dtype.type(1.0 / (n * k))
+        for t in range(of.shape[0]):
+            l_t, g_t = _pointwise(loss_code, of[t], yf[t], zero, one, half)
+            total += l_t
+            if want_delta:
+                df[t] = scale * g_t
+        return total / (n * k)
     for i in range(n):
-        s_i = sample_scale(weights, i, n, inv_weight_sum) / k
+        s_i = weights[i] * inv_weight_sum / k
         scale = out.dtype.type(s_i)
-        l_i = zero
-        if loss_code == _MSE:
-            for j in range(k):
-                d = out[i, j] - Y[i, j]
-                l_i += d * d
-                if want_delta:
-                    delta[i, j] = scale * (d + d)
-        elif loss_code == _MAE:
-            for j in range(k):
-                d = out[i, j] - Y[i, j]
-                l_i += abs(d)
-                if want_delta:
-                    delta[i, j] = scale * (one if d > zero else (-one if d < zero else zero))
-        elif loss_code == _HUBER:
-            hd = out.dtype.type(HUBER_DELTA)
-            half = out.dtype.type(0.5)
-            for j in range(k):
-                d = out[i, j] - Y[i, j]
-                ad = abs(d)
-                if ad < hd:
-                    l_i += half * d * d
-                    g = d
-                else:
-                    l_i += hd * (ad - half * hd)
-                    g = hd if d > zero else -hd
-                if want_delta:
-                    delta[i, j] = scale * g
-        elif loss_code == _BCE:
-            for j in range(k):
-                z = out[i, j]
-                y = Y[i, j]
-                l_i += max(z, zero) - z * y + math.log1p(math.exp(-abs(z)))
-                if want_delta:
-                    if z >= zero:
-                        p = one / (one + math.exp(-z))
-                    else:
-                        e = math.exp(z)
-                        p = e / (one + e)
-                    delta[i, j] = scale * (p - y)
+        l_i = 0.0
+        for j in range(k):
+            l_ij, g_ij = _pointwise(loss_code, out[i, j], Y[i, j], zero, one, half)
+            l_i += l_ij
+            if want_delta:
+                delta[i, j] = scale * g_ij
         total += s_i * l_i
     return total
+
+
+@jit(strict=True)
+def _pointwise(loss_code, o, y, zero, one, half):
+    """Loss of one output and its derivative w.r.t. ``o`` (regression losses and BCE).
+
+    ``o`` is the activated output (regression) or the logit (BCE), ``y`` its
+    target; ``zero, one, half`` are constants in the dtype of ``o``.  Returns
+    ``(loss, dloss/do)`` in that dtype.
+    """
+    if loss_code == _MSE:
+        d = o - y
+        return d * d, d + d
+    if loss_code == _MAE:
+        d = o - y
+        return abs(d), (one if d > zero else (-one if d < zero else zero))
+    if loss_code == _HUBER:
+        d = o - y
+        ad = abs(d)
+        if ad < one:  # HUBER_DELTA = 1
+            return half * d * d, d
+        return ad - half, (one if d > zero else -one)
+    # Binary cross-entropy from the logit, stable on both signs.
+    loss = max(o, zero) - o * y + math.log1p(math.exp(-abs(o)))
+    if o >= zero:
+        p = one / (one + math.exp(-o))
+    else:
+        e = math.exp(o)
+        p = e / (one + e)
+    return loss, p - y

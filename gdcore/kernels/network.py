@@ -85,6 +85,43 @@ def bias(params, offsets, l):
     return params[b0:b0 + offsets[l, _NOUT]]
 
 
+# Below this many units per row, row-wise loops are loops of a few iterations
+# that cannot vectorise; column-wise loops run over n_samples instead.
+_NARROW = 8
+
+
+@jit
+def add_bias(Z, b):
+    """``Z += b`` row by row, for Z (n, k) and b (k,)."""
+    n, k = Z.shape
+    if k < _NARROW:
+        for j in range(k):
+            bj = b[j]
+            for i in range(n):
+                Z[i, j] += bj
+    else:
+        for i in range(n):
+            for j in range(k):
+                Z[i, j] += b[j]
+
+
+@jit
+def column_sums(D, out):
+    """``out = D.sum(axis=0)`` for D (n, k), out (k,)."""
+    n, k = D.shape
+    if k < _NARROW:
+        for j in range(k):
+            s = D.dtype.type(0)
+            for i in range(n):
+                s += D[i, j]
+            out[j] = s
+    else:
+        out[:] = 0
+        for i in range(n):
+            for j in range(k):
+                out[j] += D[i, j]
+
+
 @jit
 def forward(params, offsets, X, Zs, As, activate_output):
     """Run the network on ``X``, filling every layer's Z and A blocks.
@@ -106,10 +143,7 @@ def forward(params, offsets, X, Zs, As, activate_output):
     for l in range(n_layers):
         Z = layer_block(Zs, offsets, l, n)
         np.dot(prev, weights(params, offsets, l), Z)
-        b = bias(params, offsets, l)
-        for i in range(n):
-            for j in range(Z.shape[1]):
-                Z[i, j] += b[j]
+        add_bias(Z, bias(params, offsets, l))
         A = layer_block(As, offsets, l, n)
         if l < n_layers - 1 or activate_output:
             activate(offsets[l, _ACT], Z, A)
@@ -194,11 +228,7 @@ def value_and_grad(params, offsets, X, Y, labels, weights_, loss_code, l2, work,
         W = weights(params, offsets, l)
         gW = weights(grad, offsets, l)
         np.dot(prev.T, delta, gW)
-        gb = bias(grad, offsets, l)
-        gb[:] = 0
-        for i in range(n):
-            for j in range(delta.shape[1]):
-                gb[j] += delta[i, j]
+        column_sums(delta, bias(grad, offsets, l))
         if l2 > 0:
             reg = params.dtype.type(l2)
             for a in range(W.shape[0]):
