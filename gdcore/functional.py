@@ -8,11 +8,40 @@ converted to it once, here, and never inside the kernels.  Inputs are never
 modified.
 """
 
+import threading
+
 import numpy as np
 
 from . import _validate
 from .kernels import entry
 from .model import Model
+
+
+# Workspaces up to this size are kept per thread and reused by the next call:
+# allocating (and first touching) them each call costs more than a small
+# network's whole gradient.  Larger ones are allocated per call, so a single
+# huge predict() does not pin its memory for the life of the process.
+_REUSE_BYTES = 8 << 20
+_scratch = threading.local()
+
+
+def workspace(model, n_samples, dtype):
+    """Scratch buffer of ``n_samples * model.workspace_units`` elements of ``dtype``.
+
+    Reused across calls in the same thread when small (see ``_REUSE_BYTES``);
+    its contents are undefined.  Each thread has its own, so concurrent calls
+    from different threads never share one.
+    """
+    size = n_samples * model.workspace_units
+    if size * dtype.itemsize > _REUSE_BYTES:
+        return np.empty(size, dtype=dtype)
+    buffers = getattr(_scratch, "buffers", None)
+    if buffers is None:
+        buffers = _scratch.buffers = {}
+    buf = buffers.get(dtype)
+    if buf is None or buf.shape[0] < size:
+        buf = buffers[dtype] = np.empty(max(size, 1024), dtype=dtype)
+    return buf[:size]
 
 
 def prepare_batch(model, params, X, y, sample_weight=None):
@@ -71,7 +100,7 @@ def value_and_grad(model, params, X, y, l2=0.0, sample_weight=None):
     """
     params, X, Y, labels, weights = prepare_batch(model, params, X, y, sample_weight)
     l2 = _validate.nonnegative_float(l2, "l2")
-    work = np.empty(X.shape[0] * model.workspace_units, dtype=params.dtype)
+    work = workspace(model, X.shape[0], params.dtype)
     grad = np.empty_like(params)
     status, index, loss_ = entry.checked_value_and_grad(
         params, model.offsets, X, Y, labels, weights, model.loss_code, l2, work, grad)
@@ -91,7 +120,7 @@ def loss(model, params, X, y, l2=0.0, sample_weight=None):
     """
     params, X, Y, labels, weights = prepare_batch(model, params, X, y, sample_weight)
     l2 = _validate.nonnegative_float(l2, "l2")
-    work = np.empty(X.shape[0] * model.workspace_units, dtype=params.dtype)
+    work = workspace(model, X.shape[0], params.dtype)
     status, index, loss_ = entry.checked_loss(
         params, model.offsets, X, Y, labels, weights, model.loss_code, l2, work)
     if status:
@@ -124,7 +153,7 @@ def predict(model, params, X):
     X = _validate.features(model, X, dtype)
     Y, labels, weights = _validate.no_targets(model, dtype), _validate.NO_LABELS, \
         _validate.no_weights(dtype)
-    work = np.empty(X.shape[0] * model.workspace_units, dtype=dtype)
+    work = workspace(model, X.shape[0], dtype)
     out = np.empty((X.shape[0], model.n_outputs), dtype=dtype)
     status, index = entry.checked_predict(params, model.offsets, X, Y, labels, weights,
                                           model.loss_code, work, out)

@@ -4,9 +4,9 @@ Layer ``l`` of a model is row ``l`` of the int64 offset table (columns in
 :mod:`gdcore.codes`): its weights are the row-major ``(n_in, n_out)`` block of
 ``params`` starting at ``COL_W_START`` (so a layer computes ``X @ W + b``), its
 bias the ``(n_out,)`` block at ``COL_B_START``.  Reshaped views of those blocks
-go straight to BLAS through ``np.dot(a, b, out)``; transposes are free views.
-(Hand-written loops were measured against BLAS for the benchmark shapes, down
-to 32x32x1, and did not win.)
+go to BLAS through ``np.dot(a, b, out)`` (transposes are free views), except
+degenerate products such as a one-output layer or a one-sample batch, which
+:mod:`.linalg` computes with loops.
 
 Workspace
 ---------
@@ -26,6 +26,7 @@ import numpy as np
 from .. import codes
 from ._jit import jit
 from .activations import activate, backprop_activation
+from .linalg import matmul, matmul_nt, matmul_tn
 from .losses import loss_and_delta
 
 _W = codes.COL_W_START
@@ -142,7 +143,7 @@ def forward(params, offsets, X, Zs, As, activate_output):
     prev = X
     for l in range(n_layers):
         Z = layer_block(Zs, offsets, l, n)
-        np.dot(prev, weights(params, offsets, l), Z)
+        matmul(prev, weights(params, offsets, l), Z)
         add_bias(Z, bias(params, offsets, l))
         A = layer_block(As, offsets, l, n)
         if l < n_layers - 1 or activate_output:
@@ -227,7 +228,7 @@ def value_and_grad(params, offsets, X, Y, labels, weights_, loss_code, l2, work,
         prev = X if l == 0 else layer_block(As, offsets, l - 1, n)
         W = weights(params, offsets, l)
         gW = weights(grad, offsets, l)
-        np.dot(prev.T, delta, gW)
+        matmul_tn(prev, delta, gW)
         column_sums(delta, bias(grad, offsets, l))
         if l2 > 0:
             reg = params.dtype.type(l2)
@@ -237,7 +238,7 @@ def value_and_grad(params, offsets, X, Y, labels, weights_, loss_code, l2, work,
         if l > 0:
             nin = offsets[l, _NIN]
             below = spare[:n * nin].reshape(n, nin)
-            np.dot(delta, W.T, below)
+            matmul_nt(delta, W, below)
             backprop_activation(offsets[l - 1, _ACT], layer_block(Zs, offsets, l - 1, n),
                                 layer_block(As, offsets, l - 1, n), below)
             current, spare = spare, current
