@@ -184,7 +184,9 @@ class Model:
             into ``params`` (writing to them writes to ``params``).
         """
         if not isinstance(params, np.ndarray):
-            raise TypeError(f"params must be a NumPy array to return views, got {type(params).__name__}")
+            raise TypeError(
+                f"params must be a NumPy array to return views, got {type(params).__name__}"
+            )
         flat = _validate.params_array(self, params)
         if flat is not params:
             raise ValueError("params must be C-contiguous float32 or float64 to return views")

@@ -11,7 +11,6 @@ diverging model shows up in its loss instead of being masked.
 
 import math
 
-import numpy as np
 
 from .. import codes
 from ._jit import jit

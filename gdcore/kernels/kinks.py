@@ -1,9 +1,10 @@
 """Which side of each kink a batch sits on, for gradient checking.
 
-ReLU-like activations and the mae/huber losses have kinks where a
-derivative jumps (elu's second derivative jumps at 0).  A finite difference whose stencil straddles a kink measures
-neither side's derivative, so :mod:`gdcore.gradcheck` skips the coordinates
-whose kink pattern changes within the stencil.
+ReLU-like activations and the mae/huber losses have kinks where a derivative
+jumps (for elu, the second derivative).  A finite difference whose stencil
+straddles a kink measures neither side's derivative to full accuracy, so
+:mod:`gdcore.gradcheck` skips the coordinates whose kink pattern changes
+within the stencil.
 """
 
 from .. import codes

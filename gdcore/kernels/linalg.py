@@ -8,6 +8,12 @@ shapes are really matrix-vector or outer products, and a loop whose innermost
 index runs over the long, contiguous dimension beats BLAS there.  Everything
 else goes to BLAS.
 
+Products with fewer than ``SMALL_PRODUCT`` multiply-adds (a 10-input layer
+on a 32-sample batch) also skip BLAS in ``matmul`` and ``matmul_tn``: a loop
+over blocks of four rows of A does four multiply-adds per load of B, which
+measured 1.2x (A @ B) and 2.5x (A.T @ B) faster than BLAS at 32x10x32, and
+slower from 32x32x32 on.
+
 Each function overwrites its output and allocates nothing.
 """
 
@@ -17,6 +23,8 @@ from ._jit import jit
 
 # A dimension at most this small makes the product degenerate (see above).
 TINY = 4
+# Products below this many multiply-adds use the four-row loops (see above).
+SMALL_PRODUCT = 12 * 1024
 
 
 @jit
@@ -32,10 +40,21 @@ def matmul(A, B, C):
                 for p in range(k):
                     s += A[i, p] * B[p, j]
                 C[i, j] = s
-    elif m <= TINY or k <= TINY:
-        # Few rows, or a short inner dimension: accumulate rows of B.
-        for i in range(m):
-            C[i, :] = 0
+    elif m <= TINY or k <= TINY or m * k * n < SMALL_PRODUCT:
+        # Accumulate rows of B into four rows of C at a time.
+        C[:, :] = 0
+        i = 0
+        while i + 4 <= m:
+            for p in range(k):
+                a0, a1, a2, a3 = A[i, p], A[i + 1, p], A[i + 2, p], A[i + 3, p]
+                for j in range(n):
+                    b = B[p, j]
+                    C[i, j] += a0 * b
+                    C[i + 1, j] += a1 * b
+                    C[i + 2, j] += a2 * b
+                    C[i + 3, j] += a3 * b
+            i += 4
+        for i in range(i, m):
             for p in range(k):
                 a = A[i, p]
                 for j in range(n):
@@ -57,10 +76,18 @@ def matmul_tn(A, B, C):
                 b = B[i, j]
                 for p in range(k):
                     C[p, j] += A[i, p] * b
-    elif m <= TINY or k <= TINY:
-        # A sum of a few outer products (m small), or few output rows.
+    elif m <= TINY or k <= TINY or m * k * n < SMALL_PRODUCT:
+        # A sum of outer products of rows of A and B, four at a time.
         C[:, :] = 0
-        for i in range(m):
+        i = 0
+        while i + 4 <= m:
+            for p in range(k):
+                a0, a1, a2, a3 = A[i, p], A[i + 1, p], A[i + 2, p], A[i + 3, p]
+                for j in range(n):
+                    C[p, j] += (a0 * B[i, j] + a1 * B[i + 1, j]
+                                + a2 * B[i + 2, j] + a3 * B[i + 3, j])
+            i += 4
+        for i in range(i, m):
             for p in range(k):
                 a = A[i, p]
                 for j in range(n):

@@ -21,7 +21,6 @@ Its length is ``n_samples * workspace_units(offsets)``; the Python layer
 allocates it once and kernels never allocate.
 """
 
-import numpy as np
 
 from .. import codes
 from ._jit import jit
