@@ -84,13 +84,7 @@ def float_dtype(dtype, name="dtype"):
 
 def _as_float_array(value, name, dtype):
     """Convert to a C-contiguous array of ``dtype`` without touching the input."""
-    if isinstance(value, np.ndarray):
-        arr = value
-    else:
-        try:
-            arr = np.asarray(value)
-        except Exception as exc:  # ragged lists and the like
-            raise TypeError(f"{name} must be array-like of real numbers: {exc}") from None
+    arr = _as_array(value, name)
     if arr.dtype.kind not in "biuf":
         raise TypeError(f"{name} must hold real numbers, got dtype {arr.dtype}")
     return kernel_ready(arr, dtype)
@@ -99,6 +93,16 @@ def _as_float_array(value, name, dtype):
 def _kernel_layout(arr):
     flags = arr.flags
     return flags.c_contiguous and flags.writeable
+
+
+def _as_array(value, name):
+    """``np.asarray(value)``, with a TypeError naming ``name`` for ragged input."""
+    if isinstance(value, np.ndarray):
+        return value
+    try:
+        return np.asarray(value)
+    except (TypeError, ValueError) as exc:  # ragged lists and the like
+        raise TypeError(f"{name} must be array-like of real numbers: {exc}") from None
 
 
 def kernel_ready(arr, dtype):
@@ -118,12 +122,13 @@ def params_array(model, params):
     The params dtype is the compute dtype: float32 and float64 arrays keep
     theirs; anything else (lists, integer arrays) becomes float64.
     """
-    if (type(params) is np.ndarray and params.ndim == 1 and params.dtype.char in "fd"
+    if (type(params) is np.ndarray and params.ndim == 1 and params.dtype in FLOAT_DTYPES
             and params.shape[0] == model.n_params and _kernel_layout(params)):
         return params  # fast path: already what the kernels take
-    if isinstance(params, np.ndarray) and params.dtype in FLOAT_DTYPES:
-        dtype = params.dtype
-    elif isinstance(params, np.ndarray) and params.dtype.kind not in "biu":
+    kind = params.dtype.kind if isinstance(params, np.ndarray) else None
+    if kind == "f" and params.dtype.itemsize in (4, 8):
+        dtype = np.dtype(f"f{params.dtype.itemsize}")  # native byte order
+    elif kind is not None and kind not in "iu":
         raise TypeError(f"params must be a float32 or float64 array, got dtype {params.dtype}")
     else:
         dtype = np.dtype(np.float64)
@@ -171,23 +176,27 @@ def targets(model, y, n_samples, dtype):
     loss = model.loss_code
     if type(y) is np.ndarray and y.dtype == dtype and _kernel_layout(y):
         # Fast paths: dense targets already in kernel form.
-        if y.shape == (n_samples, k) and not (loss == codes.CROSS_ENTROPY and y.ndim == 1):
+        if y.shape == (n_samples, k):
             return y, NO_LABELS
         if k == 1 and y.shape == (n_samples,) and loss != codes.CROSS_ENTROPY:
             return y.reshape(n_samples, 1), NO_LABELS
     if loss == codes.CROSS_ENTROPY:
-        y_arr = np.asarray(y)
-        if y_arr.ndim == 1 and y_arr.dtype.kind in "biu":
-            if y_arr.shape[0] != n_samples:
-                raise ValueError(f"y has {y_arr.shape[0]} labels but X has {n_samples} samples")
-            labels = kernel_ready(y_arr, np.dtype(np.int64))
-            return no_targets(model, dtype), labels
-        if y_arr.dtype.kind not in "biuf":
+        y_arr = _as_array(y, "y")
+        if y_arr.dtype.kind not in "iuf":
             raise TypeError(
                 f"y for cross_entropy must hold integer class labels 0..{k - 1} or class "
                 f"probabilities, got dtype {y_arr.dtype}"
             )
-        if y_arr.ndim == 1 and y_arr.dtype.kind == "f":
+        if y_arr.ndim == 1 and y_arr.dtype.kind in "iu":
+            if y_arr.shape[0] != n_samples:
+                raise ValueError(f"y has {y_arr.shape[0]} labels but X has {n_samples} samples")
+            if y_arr.dtype.kind == "u" and y_arr.size and y_arr.max() >= k:
+                i = int(np.argmax(y_arr >= k))  # report it before int64 could wrap it
+                raise ValueError(f"y has label {y_arr[i]} (sample {i}) but the model has {k} "
+                                 f"outputs; labels must be in [0, {k})")
+            labels = kernel_ready(y_arr, np.dtype(np.int64))
+            return no_targets(model, dtype), labels
+        if y_arr.ndim == 1:
             raise TypeError(
                 "y for cross_entropy must be integer labels of shape (n_samples,) or class "
                 f"probabilities of shape (n_samples, {k}); got a 1-D float array"
@@ -248,7 +257,7 @@ def raise_for_status(status, index, model, X, Y, labels, weights):
     converted inputs that were scanned.
     """
     if status != checks.OK:
-        raise ValueError(_scan_message(status, index, model, X, labels, Y, weights))
+        raise ValueError(_scan_message(status, index, model, X, Y, labels, weights))
 
 
 def _range_note(row):
@@ -258,7 +267,7 @@ def _range_note(row):
     return ""
 
 
-def _scan_message(status, index, model, X, labels, Y, weights):
+def _scan_message(status, index, model, X, Y, labels, weights):
     if status == checks.PARAMS_NOT_FINITE:
         return f"params contains NaN or Inf (at index {index})"
     if status == checks.X_NOT_FINITE:
@@ -273,8 +282,12 @@ def _scan_message(status, index, model, X, labels, Y, weights):
                 else "class probabilities")
         return f"y has {what} outside [0, 1] (sample {index}: {Y[index].tolist()})"
     if status == checks.WEIGHT_INVALID:
-        return (f"sample_weight must be finite and >= 0, got {weights[index]!r} "
-                f"at sample {index}")
-    if status == checks.WEIGHT_SUM_ZERO:
-        return "sample_weight must have a positive sum"
+        return (f"sample_weight must be finite and >= 0, got {float(weights[index])} "
+                f"at sample {index}{_range_note(weights[index:index + 1])}")
+    if status == checks.WEIGHT_SUM_INVALID:
+        with np.errstate(over="ignore"):
+            total = weights.sum(dtype=np.float64)
+        note = ("; float32 models convert sample_weight to float32, where values below "
+                "1.4e-45 become 0" if weights.dtype == np.float32 and total == 0 else "")
+        return f"sample_weight must have a positive, finite sum, got {total}{note}"
     raise AssertionError(f"unknown scan status {status}")  # pragma: no cover

@@ -119,9 +119,11 @@ def check_grad(model, params, X, y, l2=0.0, sample_weight=None, *, step=1e-4, rt
     atol = DEFAULT_ATOL[dtype] if atol is None else _validate.nonnegative_float(atol, "atol")
     l2 = float(l2)
 
-    # Float64 copies of everything: the reference is always computed in float64.
-    p64 = np.array(_validate.params_array(model, params), dtype=np.float64)
-    p64, X64, Y64, labels, w64 = prepare_batch(model, p64, X, y, sample_weight)
+    # The reference is always computed in float64, at exactly the point the
+    # gradient under test saw: the inputs as converted to the params dtype.
+    converted = prepare_batch(model, params, X, y, sample_weight)
+    p64, X64, Y64, w64 = (np.array(a, dtype=np.float64) for a in converted[:3] + converted[4:])
+    labels = converted[3]
     offsets = model.offsets
     n = X64.shape[0]
     work = np.empty(n * model.workspace_units, dtype=np.float64)
@@ -154,12 +156,10 @@ def check_grad(model, params, X, y, l2=0.0, sample_weight=None, *, step=1e-4, rt
     keep = ~crosses_kink
     g64 = grad.astype(np.float64)
     per_layer = {}
-    for l, row in enumerate(offsets):
-        w0, b0 = int(row[0]), int(row[1])
-        b1 = b0 + int(row[3])
-        for name, sl in (("W", slice(w0, b0)), ("b", slice(b0, b1))):
-            m = keep[sl]
-            per_layer[f"layer {l} {name}"] = _relative_error(g64[sl][m], numerical[sl][m])
+    blocks = zip(model.unpack(g64), model.unpack(numerical), model.unpack(keep.astype(np.float64)))
+    for l, ((gW, gb), (nW, nb), (kW, kb)) in enumerate(blocks):
+        per_layer[f"layer {l} W"] = _relative_error(gW[kW > 0], nW[kW > 0])
+        per_layer[f"layer {l} b"] = _relative_error(gb[kb > 0], nb[kb > 0])
     checked = int(keep.sum())
     diff = np.abs(g64[keep] - numerical[keep])
     rel = _relative_error(g64[keep], numerical[keep])

@@ -120,6 +120,9 @@ class Model:
                 "a cross_entropy model needs at least 2 outputs; use "
                 "binary_cross_entropy for a single logit"
             )
+        n_params = sum(layer.n_params for layer in layers)
+        if n_params >= 2**62:  # the int64 offset table must address every parameter
+            raise ValueError(f"the model has {n_params} parameters, more than can be addressed")
         object.__setattr__(self, "layers", layers)
         object.__setattr__(self, "loss", loss)
 
@@ -189,7 +192,11 @@ class Model:
             )
         flat = _validate.params_array(self, params)
         if flat is not params:
-            raise ValueError("params must be C-contiguous float32 or float64 to return views")
+            raise ValueError(
+                "params must be a writeable, C-contiguous float32 or float64 array to return "
+                f"views, got dtype {params.dtype}, C-contiguous {params.flags.c_contiguous}, "
+                f"writeable {params.flags.writeable}"
+            )
         out = []
         for row, layer in zip(self.offsets, self.layers):
             w0, b0 = int(row[codes.COL_W_START]), int(row[codes.COL_B_START])
@@ -207,6 +214,9 @@ class Model:
         flat = np.empty(self.n_params, dtype=dtype)
         for l, ((W, b), row, layer) in enumerate(zip(arrays, self.offsets, self.layers)):
             W, b = np.asarray(W), np.asarray(b)
+            if W.dtype.kind not in "biuf" or b.dtype.kind not in "biuf":
+                raise TypeError(f"arrays[{l}] must hold real numbers, got dtypes "
+                                f"{W.dtype} and {b.dtype}")
             if W.shape != (layer.n_in, layer.n_out) or b.shape != (layer.n_out,):
                 raise ValueError(
                     f"layer {l} expects W {(layer.n_in, layer.n_out)} and b {(layer.n_out,)}, "
@@ -290,8 +300,12 @@ def init(model, seed=0, dtype=np.float64):
         raise TypeError(f"model must be a gdcore Model, got {type(model).__name__}")
     dtype = _validate.float_dtype(dtype)
     if isinstance(seed, (bool, np.bool_)):
-        raise TypeError(f"seed must be an integer or a numpy Generator, got {seed!r}")
-    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+        raise TypeError(f"seed must be an integer >= 0 or a numpy Generator, got {seed!r}")
+    try:
+        rng = np.random.default_rng(seed)
+    except (TypeError, ValueError):
+        raise TypeError(f"seed must be an integer >= 0 or a numpy Generator, got {seed!r}") \
+            from None
     flat = np.zeros(model.n_params, dtype=np.float64)
     for (W, _), layer in zip(model.unpack(flat), model.layers):
         if layer.activation in _HE_ACTIVATIONS:

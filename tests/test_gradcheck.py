@@ -164,7 +164,9 @@ def test_check_grad_float32_is_compared_with_float64_differences():
     assert report.grad.dtype == np.float64
     # float32 round-off is visible, but far below the float32 tolerance.
     assert 1e-9 < report.rel_error < 1e-5
-    report64 = gd.check_grad(model, params.astype(np.float64), X, y)
+    # The reference is taken at the point the float32 gradient saw: X rounded to float32.
+    X_seen = np.asarray(X, dtype=np.float32).astype(np.float64)
+    report64 = gd.check_grad(model, params.astype(np.float64), X_seen, y)
     assert report64.rel_error < 1e-8
     np.testing.assert_allclose(report.numerical, report64.numerical, rtol=1e-12, atol=1e-14)
 

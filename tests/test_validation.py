@@ -178,7 +178,7 @@ def test_empty_batch(func, empty):
     (np.array([1.0, -1.0, 1.0, 1.0]), r"sample_weight must be finite and >= 0"),
     (np.array([1.0, np.nan, 1.0, 1.0]), r"sample_weight must be finite and >= 0"),
     (np.array([1.0, 1.0, np.inf, 1.0]), r"sample_weight must be finite and >= 0"),
-    (np.zeros(N), r"sample_weight must have a positive sum"),
+    (np.zeros(N), r"sample_weight must have a positive, finite sum"),
     (np.ones(N - 1), r"sample_weight must have shape \(4,\)"),
     (np.ones((N, 1)), r"sample_weight must have shape \(4,\)"),
 ], ids=["negative", "nan", "inf", "zero-sum", "short", "column"])
@@ -315,3 +315,79 @@ def test_non_numeric_labels_raise_type_error():
     model, params, X, _ = valid_batch("ce")
     raises_untouched(TypeError, r"y", gd.value_and_grad, model, params, X,
                      np.array(["a", "b", "c", "a"]))
+
+
+# Review findings: each case once failed silently or with a message that named nothing.
+def test_sample_weight_sum_overflowing_float64_is_rejected():
+    model, params, X, y = valid_batch("mse1")
+    raises_untouched(ValueError, r"sample_weight must have a positive, finite sum",
+                     gd.value_and_grad, model, params, X, y, sample_weight=np.full(N, 1e308))
+
+
+def test_large_float32_sample_weights_give_the_weighted_mean():
+    """Weights summing past float32's range: the sum is taken in float64, not lost to inf."""
+    model, params, X, y = valid_batch("mse1")
+    p32 = params.astype(np.float32)
+    plain, g_plain = gd.value_and_grad(model, p32, X, y)
+    big, g_big = gd.value_and_grad(model, p32, X, y, sample_weight=np.full(N, 1e38))
+    assert big == pytest.approx(plain, rel=1e-6)
+    np.testing.assert_allclose(g_big, g_plain, rtol=1e-5, atol=1e-7)
+
+
+def test_non_native_byte_order_params_are_accepted():
+    model, params, X, y = valid_batch("ce")
+    swapped = params.astype(params.dtype.newbyteorder())
+    before = swapped.copy()
+    assert gd.loss(model, swapped, X, y) == gd.loss(model, params, X, y)
+    np.testing.assert_array_equal(gd.predict(model, swapped, X), gd.predict(model, params, X))
+    np.testing.assert_array_equal(swapped, before)
+
+
+def test_ragged_cross_entropy_targets_name_y():
+    model, params, X, _ = valid_batch("ce")
+    ragged = [[0.5, 0.5, 0.0], [1.0], [0.0, 1.0, 0.0], [1.0, 0.0, 0.0]]
+    raises_untouched(TypeError, r"^y must be array-like", gd.loss, model, params, X, ragged)
+
+
+def test_huge_unsigned_label_is_quoted_as_given():
+    model, params, X, _ = valid_batch("ce")
+    y = np.array([0, 2**63, 1, 2], dtype=np.uint64)
+    raises_untouched(ValueError, r"y has label 9223372036854775808 \(sample 1\)",
+                     gd.value_and_grad, model, params, X, y)
+
+
+def test_boolean_class_labels_are_rejected():
+    model, params, X, _ = valid_batch("ce")
+    y = np.array([True, False, True, False])
+    raises_untouched(TypeError, r"y for cross_entropy must hold integer class labels",
+                     gd.loss, model, params, X, y)
+
+
+def test_boolean_params_are_rejected():
+    model, _, X, y = valid_batch("ce")
+    raises_untouched(TypeError, r"params must be a float32 or float64 array",
+                     gd.loss, model, np.zeros(model.n_params, dtype=bool), X, y)
+
+
+@pytest.mark.parametrize("seed", [-1, 1.5, "zero"])
+def test_init_bad_seed_names_seed(seed):
+    with pytest.raises(TypeError, match=r"^seed must be"):
+        gd.init(MODELS["ce"], seed=seed)
+
+
+def test_pack_non_numeric_names_the_layer():
+    model = gd.mlp([2, 1])
+    with pytest.raises(TypeError, match=r"arrays\[0\] must hold real numbers"):
+        model.pack([(np.array([["a"], ["b"]]), np.zeros(1))])
+
+
+def test_unaddressable_model_is_rejected():
+    with pytest.raises(ValueError, match="parameters, more than can be addressed"):
+        gd.Model([gd.Dense(10**10, 10**10)])
+
+
+def test_unpack_read_only_params_says_so():
+    model, params, _, _ = valid_batch("ce")
+    params.setflags(write=False)
+    with pytest.raises(ValueError, match="writeable False"):
+        model.unpack(params)

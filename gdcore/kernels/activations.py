@@ -31,7 +31,7 @@ ELU_ALPHA = 1.0
 
 
 @jit
-def _sigmoid(z, one):
+def sigmoid(z, one):
     """Logistic function without overflow: branches on the sign of ``z``."""
     if z >= 0:
         return one / (one + math.exp(-z))
@@ -84,7 +84,7 @@ def activate(code, Z, A):
             af[t] = alpha * math.expm1(z) if z <= zero else z
     elif code == _SIGMOID:
         for t in range(zf.shape[0]):
-            af[t] = _sigmoid(zf[t], one)
+            af[t] = sigmoid(zf[t], one)
     elif code == _TANH:
         for t in range(zf.shape[0]):
             af[t] = math.tanh(zf[t])
@@ -99,7 +99,7 @@ def activate(code, Z, A):
     elif code == _SILU:
         for t in range(zf.shape[0]):
             z = zf[t]
-            af[t] = z * _sigmoid(z, one)
+            af[t] = z * sigmoid(z, one)
     elif code == _SOFTMAX:
         n, k = Z.shape
         for i in range(n):
@@ -128,6 +128,10 @@ def backprop_activation(code, Z, A, G):
         Pre-activations and activations of the forward pass.
     G : ndarray of shape (n_samples, n_units)
         dL/dA on entry, dL/dZ on exit.
+
+    Identity (and softmax, which ``Model`` only allows as the output of a
+    logit loss, whose gradient the loss kernel forms directly) leave ``G``
+    unchanged.
     """
     zf = Z.reshape(-1)  # flat views: see activate()
     af = A.reshape(-1)
@@ -162,7 +166,7 @@ def backprop_activation(code, Z, A, G):
             gf[t] *= one - a * a
     elif code == _SOFTPLUS:
         for t in range(zf.shape[0]):
-            gf[t] *= _sigmoid(zf[t], one)
+            gf[t] *= sigmoid(zf[t], one)
     elif code == _GELU:
         rsqrt2 = Z.dtype.type(1.0 / math.sqrt(2.0))
         rsqrt2pi = Z.dtype.type(1.0 / math.sqrt(2.0 * math.pi))
@@ -174,5 +178,5 @@ def backprop_activation(code, Z, A, G):
     elif code == _SILU:
         for t in range(zf.shape[0]):
             z = zf[t]
-            s = _sigmoid(z, one)
+            s = sigmoid(z, one)
             gf[t] *= s * (one + z * (one - s))

@@ -17,7 +17,7 @@ Y_NOT_FINITE = 3
 LABEL_OUT_OF_RANGE = 4
 TARGET_OUT_OF_UNIT = 5
 WEIGHT_INVALID = 6
-WEIGHT_SUM_ZERO = 7
+WEIGHT_SUM_INVALID = 7
 
 _BCE = codes.BINARY_CROSS_ENTROPY
 _CE = codes.CROSS_ENTROPY
@@ -37,10 +37,12 @@ def first_nonfinite(flat):
         acc += flat[i] * zero
     if acc == zero:
         return -1
+    # Also reached when reassociation folded the sum into (sum of x) * 0 and
+    # that sum overflowed: the exact search then finds no culprit.
     for i in range(flat.shape[0]):
         if not np.isfinite(flat[i]):
             return i
-    return -1  # pragma: no cover - unreachable when acc is NaN
+    return -1
 
 
 @jit
@@ -87,6 +89,7 @@ def scan_inputs(params, X, Y, labels, weights, loss_code, n_outputs):
         if not np.isfinite(w) or w < 0:
             return WEIGHT_INVALID, i
         total += w
-    if weights.shape[0] > 0 and not total > 0:
-        return WEIGHT_SUM_ZERO, 0
+    # The loss divides by this float64 sum: it must be positive and finite.
+    if weights.shape[0] > 0 and not (0 < total < np.inf):
+        return WEIGHT_SUM_INVALID, 0
     return OK, 0

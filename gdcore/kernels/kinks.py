@@ -52,7 +52,7 @@ def kink_pattern(params, offsets, X, Y, loss_code, work, pattern):
                     pattern[p] = 1
                 p += 1
     if loss_code == _MAE or loss_code == _HUBER:
-        out = output_block(params, offsets, loss_code, Zs, As, n)
+        out = output_block(offsets, loss_code, Zs, As, n)
         for i in range(n):
             for j in range(out.shape[1]):
                 d = out[i, j] - Y[i, j]

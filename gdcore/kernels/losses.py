@@ -21,6 +21,7 @@ import math
 
 from .. import codes
 from ._jit import jit
+from .activations import sigmoid
 
 _MSE = codes.MSE
 _MAE = codes.MAE
@@ -28,7 +29,19 @@ _HUBER = codes.HUBER
 _BCE = codes.BINARY_CROSS_ENTROPY
 _CE = codes.CROSS_ENTROPY
 
-HUBER_DELTA = 1.0  # fixed, as PyTorch's default; _pointwise relies on it being 1
+
+
+@jit
+def inverse_weight_sum(weights):
+    """``1 / sum(weights)`` accumulated in float64 (0 for no weights).
+
+    A float32 sum would overflow past 3.4e38 and lose digits over many
+    samples; the input scan rejects sums that overflow float64.
+    """
+    total = 0.0
+    for i in range(weights.shape[0]):
+        total += weights[i]
+    return 1.0 / total if weights.shape[0] > 0 else 0.0
 
 
 @jit
@@ -68,9 +81,7 @@ def loss_and_delta(loss_code, out, Y, labels, weights, delta, want_delta):
     zero = out.dtype.type(0)
     one = out.dtype.type(1)
     half = out.dtype.type(0.5)
-    inv_weight_sum = 0.0
-    if weights.shape[0] > 0:
-        inv_weight_sum = 1.0 / weights.sum()
+    inv_weight_sum = inverse_weight_sum(weights)
     total = 0.0
     if loss_code == _CE:
         for i in range(n):
@@ -123,7 +134,7 @@ def loss_and_delta(loss_code, out, Y, labels, weights, delta, want_delta):
                 df[t] = scale * g_t
         return total / (n * k)
     for i in range(n):
-        s_i = weights[i] * inv_weight_sum / k
+        s_i = sample_scale(weights, i, n, inv_weight_sum) / k
         scale = out.dtype.type(s_i)
         l_i = 0.0
         for j in range(k):
@@ -152,14 +163,9 @@ def _pointwise(loss_code, o, y, zero, one, half):
     if loss_code == _HUBER:
         d = o - y
         ad = abs(d)
-        if ad < one:  # HUBER_DELTA = 1
+        if ad < one:  # delta = 1, PyTorch's default
             return half * d * d, d
         return ad - half, (one if d > zero else -one)
     # Binary cross-entropy from the logit, stable on both signs.
     loss = max(o, zero) - o * y + math.log1p(math.exp(-abs(o)))
-    if o >= zero:
-        p = one / (one + math.exp(-o))
-    else:
-        e = math.exp(o)
-        p = e / (one + e)
-    return loss, p - y
+    return loss, sigmoid(o, one) - y

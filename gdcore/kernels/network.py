@@ -13,14 +13,16 @@ Workspace
 One flat buffer per call, split by :func:`split_workspace` into
 
 * ``Zs`` and ``As``: pre-activations and activations of every layer, layer
-  ``l`` at rows ``n * COL_UNIT_START`` onward as an ``(n, n_out)`` block;
+  ``l`` as the ``(n, n_out)`` block starting at flat offset
+  ``n * COL_UNIT_START``;
 * ``D0`` and ``D1``: two ``(n, max_units)`` ping-pong buffers for the
   back-propagated deltas.
 
-Its length is ``n_samples * workspace_units(offsets)``; the Python layer
-allocates it once and kernels never allocate.
+Its length is ``n_samples * Model.workspace_units``; the Python layer
+provides it and kernels never allocate.
 """
 
+import numpy as np
 
 from .. import codes
 from ._jit import jit
@@ -35,17 +37,6 @@ _NOUT = codes.COL_N_OUT
 _ACT = codes.COL_ACTIVATION
 _UNIT = codes.COL_UNIT_START
 _LOGIT_LOSSES = (codes.BINARY_CROSS_ENTROPY, codes.CROSS_ENTROPY)
-
-
-@jit
-def workspace_units(offsets):
-    """Units per sample the workspace needs: 2 * total units + 2 * widest layer."""
-    total = 0
-    widest = 0
-    for l in range(offsets.shape[0]):
-        total += offsets[l, _NOUT]
-        widest = max(widest, offsets[l, _NOUT])
-    return 2 * total + 2 * widest
 
 
 @jit
@@ -151,7 +142,7 @@ def forward(params, offsets, X, Zs, As, activate_output):
 
 
 @jit
-def output_block(params, offsets, loss_code, Zs, As, n):
+def output_block(offsets, loss_code, Zs, As, n):
     """What the loss reads: the output layer's logits or its activations."""
     last = offsets.shape[0] - 1
     if loss_code in _LOGIT_LOSSES:
@@ -161,12 +152,13 @@ def output_block(params, offsets, loss_code, Zs, As, n):
 
 @jit
 def l2_penalty(params, offsets):
-    """0.5 * sum of squared weights (biases excluded), in float64."""
+    """0.5 * sum of squared weights (biases excluded), computed in float64."""
     total = 0.0
     for l in range(offsets.shape[0]):
         w0 = offsets[l, _W]
         for p in range(w0, w0 + offsets[l, _NIN] * offsets[l, _NOUT]):
-            total += params[p] * params[p]
+            w = np.float64(params[p])
+            total += w * w
     return 0.5 * total
 
 
@@ -179,7 +171,8 @@ def loss_value(params, offsets, X, Y, labels, weights_, loss_code, l2, work):
     n = X.shape[0]
     Zs, As, D0, D1 = split_workspace(work, offsets, n)
     forward(params, offsets, X, Zs, As, loss_code not in _LOGIT_LOSSES)
-    out = output_block(params, offsets, loss_code, Zs, As, n)
+    out = output_block(offsets, loss_code, Zs, As, n)
+    # No gradient: ``out`` only fills the unused ``delta`` slot.
     loss = loss_and_delta(loss_code, out, Y, labels, weights_, out, False)
     if l2 > 0:
         loss += l2 * l2_penalty(params, offsets)
@@ -216,7 +209,7 @@ def value_and_grad(params, offsets, X, Y, labels, weights_, loss_code, l2, work,
     logit_loss = loss_code in _LOGIT_LOSSES
     Zs, As, D0, D1 = split_workspace(work, offsets, n)
     forward(params, offsets, X, Zs, As, not logit_loss)
-    out = output_block(params, offsets, loss_code, Zs, As, n)
+    out = output_block(offsets, loss_code, Zs, As, n)
     k = offsets[last, _NOUT]
     delta = D0[:n * k].reshape(n, k)
     loss = loss_and_delta(loss_code, out, Y, labels, weights_, delta, True)
