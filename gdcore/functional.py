@@ -25,14 +25,17 @@ _REUSE_BYTES = 8 << 20
 _scratch = threading.local()
 
 
-def workspace(model, n_samples, dtype):
-    """Scratch buffer of ``n_samples * model.workspace_units`` elements of ``dtype``.
+def workspace(n_samples, units, dtype):
+    """Scratch buffer of ``n_samples * units`` elements of ``dtype``.
+
+    ``units`` is ``model.workspace_units`` for gradients and
+    ``model.forward_units`` for forward-only kernels.
 
     Reused across calls in the same thread when small (see ``_REUSE_BYTES``);
     its contents are undefined.  Each thread has its own, so concurrent calls
     from different threads never share one.
     """
-    size = n_samples * model.workspace_units
+    size = n_samples * units
     if size * dtype.itemsize > _REUSE_BYTES:
         return np.empty(size, dtype=dtype)
     buffers = getattr(_scratch, "buffers", None)
@@ -100,7 +103,7 @@ def value_and_grad(model, params, X, y, l2=0.0, sample_weight=None):
     """
     params, X, Y, labels, weights = prepare_batch(model, params, X, y, sample_weight)
     l2 = _validate.nonnegative_float(l2, "l2")
-    work = workspace(model, X.shape[0], params.dtype)
+    work = workspace(X.shape[0], model.workspace_units, params.dtype)
     grad = np.empty_like(params)
     status, index, loss_ = entry.checked_value_and_grad(
         params, model.offsets, X, Y, labels, weights, model.loss_code, l2, work, grad)
@@ -120,7 +123,7 @@ def loss(model, params, X, y, l2=0.0, sample_weight=None):
     """
     params, X, Y, labels, weights = prepare_batch(model, params, X, y, sample_weight)
     l2 = _validate.nonnegative_float(l2, "l2")
-    work = workspace(model, X.shape[0], params.dtype)
+    work = workspace(X.shape[0], model.forward_units, params.dtype)
     status, index, loss_ = entry.checked_loss(
         params, model.offsets, X, Y, labels, weights, model.loss_code, l2, work)
     if status:
@@ -153,7 +156,7 @@ def predict(model, params, X):
     X = _validate.features(model, X, dtype)
     Y, labels, weights = _validate.no_targets(model, dtype), _validate.NO_LABELS, \
         _validate.no_weights(dtype)
-    work = workspace(model, X.shape[0], dtype)
+    work = workspace(X.shape[0], model.forward_units, dtype)
     out = np.empty((X.shape[0], model.n_outputs), dtype=dtype)
     status, index = entry.checked_predict(params, model.offsets, X, Y, labels, weights,
                                           model.loss_code, work, out)

@@ -126,7 +126,7 @@ def check_grad(model, params, X, y, l2=0.0, sample_weight=None, *, step=1e-4, rt
     labels = converted[3]
     offsets = model.offsets
     n = X64.shape[0]
-    work = np.empty(n * model.workspace_units, dtype=np.float64)
+    work = np.empty(n * model.forward_units, dtype=np.float64)  # loss and kinks only
     n_pattern = n * (sum(layer.n_out for layer in model.layers) + model.n_outputs)
 
     def pattern_at(point):

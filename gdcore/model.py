@@ -148,9 +148,13 @@ class Model:
 
     @cached_property
     def workspace_units(self):
-        """Per-sample length of the kernels' scratch buffer (see kernels.network)."""
-        widths = [layer.n_out for layer in self.layers]
-        return 2 * sum(widths) + 2 * max(widths)
+        """Per-sample length of the gradient kernels' scratch buffer (see kernels.network)."""
+        return self.forward_units + 2 * max(layer.n_out for layer in self.layers)
+
+    @cached_property
+    def forward_units(self):
+        """Per-sample scratch length of forward-only kernels (loss, predict): Z and A."""
+        return 2 * sum(layer.n_out for layer in self.layers)
 
     @cached_property
     def n_params(self):

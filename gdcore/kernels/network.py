@@ -18,7 +18,8 @@ One flat buffer per call, split by :func:`split_workspace` into
 * ``D0`` and ``D1``: two ``(n, max_units)`` ping-pong buffers for the
   back-propagated deltas.
 
-Its length is ``n_samples * Model.workspace_units``; the Python layer
+Its length is ``n_samples * Model.workspace_units`` (``Model.forward_units``
+for the forward-only kernels, which need no deltas); the Python layer
 provides it and kernels never allocate.
 """
 
@@ -41,7 +42,11 @@ _LOGIT_LOSSES = (codes.BINARY_CROSS_ENTROPY, codes.CROSS_ENTROPY)
 
 @jit
 def split_workspace(work, offsets, n):
-    """Views (Zs, As, D0, D1) of the flat workspace for a batch of ``n`` samples."""
+    """Views (Zs, As, D0, D1) of the flat workspace for a batch of ``n`` samples.
+
+    A workspace of only ``n * Model.forward_units`` elements (enough for the
+    forward-only kernels) yields empty ``D0`` and ``D1``.
+    """
     total = 0
     widest = 0
     for l in range(offsets.shape[0]):
@@ -194,7 +199,7 @@ def value_and_grad(params, offsets, X, Y, labels, weights_, loss_code, l2, work,
     loss_code : int
     l2 : float
         Adds ``0.5 * l2 * sum(W**2)`` over weight matrices.
-    work : ndarray of shape (n_samples * workspace_units(offsets),)
+    work : ndarray of shape (n_samples * Model.workspace_units,)
         Scratch space, overwritten.
     grad : ndarray of shape (n_params,)
         Receives the gradient.
