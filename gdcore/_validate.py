@@ -192,8 +192,7 @@ def targets(model, y, n_samples, dtype):
                 raise ValueError(f"y has {y_arr.shape[0]} labels but X has {n_samples} samples")
             if y_arr.dtype.kind == "u" and y_arr.size and y_arr.max() >= k:
                 i = int(np.argmax(y_arr >= k))  # report it before int64 could wrap it
-                raise ValueError(f"y has label {y_arr[i]} (sample {i}) but the model has {k} "
-                                 f"outputs; labels must be in [0, {k})")
+                raise ValueError(_label_message(y_arr[i], i, k))
             labels = kernel_ready(y_arr, np.dtype(np.int64))
             return no_targets(model, dtype), labels
         if y_arr.ndim == 1:
@@ -216,25 +215,26 @@ def targets(model, y, n_samples, dtype):
     return arr, NO_LABELS
 
 
-_NO_WEIGHTS = {np.dtype(np.float32): np.zeros(0, np.float32),
-               np.dtype(np.float64): np.zeros(0, np.float64)}
+_EMPTY = {}
+
+
+def _empty(shape, dtype):
+    """A shared empty array (kernels never write to one): no allocation per call."""
+    key = (shape, dtype)
+    arr = _EMPTY.get(key)
+    if arr is None:
+        arr = _EMPTY[key] = np.zeros(shape, dtype=dtype)
+    return arr
 
 
 def no_weights(dtype):
     """The empty weights array that means "plain mean" to the kernels."""
-    return _NO_WEIGHTS[dtype]
-
-
-_NO_TARGETS = {}
+    return _empty((0,), dtype)
 
 
 def no_targets(model, dtype):
     """An empty (0, n_outputs) target array, for kernels that need no targets."""
-    key = (model.n_outputs, dtype)
-    empty = _NO_TARGETS.get(key)
-    if empty is None:
-        empty = _NO_TARGETS[key] = np.zeros((0, model.n_outputs), dtype=dtype)
-    return empty
+    return _empty((0, model.n_outputs), dtype)
 
 
 def sample_weights(sample_weight, n_samples, dtype):
@@ -267,6 +267,11 @@ def _range_note(row):
     return ""
 
 
+def _label_message(label, index, n_outputs):
+    return (f"y has label {label} (sample {index}) but the model has {n_outputs} outputs; "
+            f"labels must be in [0, {n_outputs})")
+
+
 def _scan_message(status, index, model, X, Y, labels, weights):
     if status == checks.PARAMS_NOT_FINITE:
         return f"params contains NaN or Inf (at index {index})"
@@ -275,8 +280,7 @@ def _scan_message(status, index, model, X, Y, labels, weights):
     if status == checks.Y_NOT_FINITE:
         return f"y contains NaN or Inf (in sample {index}){_range_note(Y[index])}"
     if status == checks.LABEL_OUT_OF_RANGE:
-        return (f"y has label {labels[index]} (sample {index}) but the model has "
-                f"{model.n_outputs} outputs; labels must be in [0, {model.n_outputs})")
+        return _label_message(labels[index], index, model.n_outputs)
     if status == checks.TARGET_OUT_OF_UNIT:
         what = ("binary targets" if model.loss_code == codes.BINARY_CROSS_ENTROPY
                 else "class probabilities")

@@ -34,8 +34,9 @@ ACTIVATION_NAMES = {code: name for name, code in ACTIVATIONS.items()}
 # Activations that are not smooth at 0: relu and leaky_relu jump in the first
 # derivative, elu in the second.  A finite-difference stencil across 0 does not
 # measure the derivative to full accuracy, so gradient checks skip those
-# coordinates (kernels.kinks tests these codes).
-KINKED_ACTIVATIONS = frozenset({RELU, LEAKY_RELU, ELU})
+# coordinates (kernels.kinks).  Code sets are tuples so kernels can test
+# membership with ``in`` (Numba freezes global tuples as constants).
+KINKED_ACTIVATIONS = (RELU, LEAKY_RELU, ELU)
 
 # Losses ------------------------------------------------------------------------
 MSE = 0
@@ -52,11 +53,11 @@ LOSSES = {
     "cross_entropy": CROSS_ENTROPY,
 }
 LOSS_ALIASES = {"log_loss": "binary_cross_entropy"}
-LOSS_NAMES = {code: name for name, code in LOSSES.items()}
 
 # Losses computed from the logits (the output layer's pre-activation).  For
-# them the output activation only shapes what ``predict`` returns.
-LOGIT_LOSSES = frozenset({BINARY_CROSS_ENTROPY, CROSS_ENTROPY})
+# them the output activation only shapes what ``predict`` returns, and their
+# targets are probabilities in [0, 1].
+LOGIT_LOSSES = (BINARY_CROSS_ENTROPY, CROSS_ENTROPY)
 
 # The output activation a loss implies when the user does not name one.
 DEFAULT_OUTPUT = {

@@ -14,7 +14,7 @@ import numpy as np
 
 from . import _validate
 from .kernels import entry
-from .model import Model
+from .model import require_model
 
 
 # Workspaces up to this size are kept per thread and reused by the next call:
@@ -47,8 +47,10 @@ def workspace(n_samples, units, dtype):
     return buf[:size]
 
 
-def prepare_batch(model, params, X, y, sample_weight=None):
+def prepare_batch(model, params, X, y=None, sample_weight=None):
     """Check the arguments' types and shapes and convert them for the kernels.
+
+    ``y=None`` (for predictions) gives empty targets.
 
     The data scan (NaN/Inf, label range, target range) is not done here: the
     compiled entry points of :mod:`gdcore.kernels.entry` do it.
@@ -63,13 +65,15 @@ def prepare_batch(model, params, X, y, sample_weight=None):
         All C-contiguous and writeable, in the params dtype (labels int64);
         each is the caller's own array when it already qualifies.
     """
-    if not isinstance(model, Model):
-        raise TypeError(f"model must be a gdcore Model, got {type(model).__name__}")
+    require_model(model)
     params = _validate.params_array(model, params)
     dtype = params.dtype
     X = _validate.features(model, X, dtype)
     n = X.shape[0]
-    Y, labels = _validate.targets(model, y, n, dtype)
+    if y is None:
+        Y, labels = _validate.no_targets(model, dtype), _validate.NO_LABELS
+    else:
+        Y, labels = _validate.targets(model, y, n, dtype)
     weights = _validate.sample_weights(sample_weight, n, dtype)
     return params, X, Y, labels, weights
 
@@ -149,13 +153,8 @@ def predict(model, params, X):
     out : ndarray of shape (n_samples, n_outputs)
         In the params dtype.
     """
-    if not isinstance(model, Model):
-        raise TypeError(f"model must be a gdcore Model, got {type(model).__name__}")
-    params = _validate.params_array(model, params)
+    params, X, Y, labels, weights = prepare_batch(model, params, X)
     dtype = params.dtype
-    X = _validate.features(model, X, dtype)
-    Y, labels, weights = _validate.no_targets(model, dtype), _validate.NO_LABELS, \
-        _validate.no_weights(dtype)
     work = workspace(X.shape[0], model.forward_units, dtype)
     out = np.empty((X.shape[0], model.n_outputs), dtype=dtype)
     status, index = entry.checked_predict(params, model.offsets, X, Y, labels, weights,

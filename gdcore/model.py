@@ -241,6 +241,12 @@ class Model:
         return "\n".join(lines)
 
 
+def require_model(model):
+    """Raise TypeError unless ``model`` is a :class:`Model`."""
+    if not isinstance(model, Model):
+        raise TypeError(f"model must be a gdcore Model, got {type(model).__name__}")
+
+
 def mlp(sizes, activation="relu", output=None, loss="mse"):
     """A multilayer perceptron from its layer widths.
 
@@ -300,8 +306,7 @@ def init(model, seed=0, dtype=np.float64):
     -------
     params : ndarray of shape (model.n_params,)
     """
-    if not isinstance(model, Model):
-        raise TypeError(f"model must be a gdcore Model, got {type(model).__name__}")
+    require_model(model)
     dtype = _validate.float_dtype(dtype)
     if isinstance(seed, (bool, np.bool_)):
         raise TypeError(f"seed must be an integer >= 0 or a numpy Generator, got {seed!r}")

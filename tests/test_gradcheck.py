@@ -171,19 +171,18 @@ def test_check_grad_float32_is_compared_with_float64_differences():
     np.testing.assert_allclose(report.numerical, report64.numerical, rtol=1e-12, atol=1e-14)
 
 
-# Known false alarms -------------------------------------------------------------------
+# Former false alarms ------------------------------------------------------------------
 def test_zero_gradient_is_not_a_failure():
     """A correct, exactly-zero gradient must pass the check.
 
     The only output unit is a ReLU that is dead on the whole batch, so the
     gradient is exactly 0; central differences give round-off of ~4e-14.
 
-    KNOWN BUG (gdcore/gradcheck.py, _relative_error / check_grad): the verdict
-    uses the pure norm-relative error ||g - g_fd|| / max(||g||, ||g_fd||)
-    with no absolute floor, so here rel_error = 1.0 and ok is False although
-    max_abs_error is ~4e-14.  The same happens whenever the checked
-    coordinates of a correct gradient are all zero (dead units, or the only
-    non-zero coordinates skipped at a kink).
+    Regression: a verdict on the norm-relative error alone gives rel_error
+    1.0 here and failed; check_grad now also passes when max_abs_error is
+    within atol.  The same case arises whenever the checked coordinates of a
+    correct gradient are all zero (dead units, or the only non-zero
+    coordinates skipped at a kink).
     """
     model = gd.mlp([2, 1], output="relu", loss="mse")
     params = np.array([1.0, 1.0, -3.0])  # z = x0 + x1 - 3 < 0 on the batch
@@ -205,12 +204,10 @@ def test_elu_unit_at_zero_is_not_a_failure():
     second derivative jumps at 0, so a fourth-order stencil straddling 0 is
     only first-order accurate: the error is O(step).
 
-    KNOWN BUG (gdcore/codes.py KINKED_ACTIVATIONS = {RELU, LEAKY_RELU} and
-    gdcore/kernels/kinks.py kink_pattern): ELU units are not treated as
-    kinked, so their straddling coordinates are not skipped, and check_grad
-    reports FAILED (rel_error 5.9e-6 > 1e-6, all of it in "layer 0 b") for a
-    gradient that agrees with reference differences to ~1e-11.  The same
-    network with relu skips those coordinates and passes.
+    Regression: while ELU was not counted as kinked, its straddling
+    coordinates were not skipped and check_grad reported FAILED (rel_error
+    5.9e-6 > 1e-6, all in "layer 0 b") for a gradient that agrees with the
+    reference differences to ~1e-11.
     """
     model = gd.mlp([3, 5, 2], "elu", loss="mse")
     params = gd.init(model, seed=0)

@@ -98,12 +98,10 @@ def test_cross_entropy_tied_extreme_logits_keep_full_precision(dtype, target):
     log-softmax is formed as (z - max) - log(sum), so the magnitude of the
     logits never enters the rounding.
 
-    KNOWN BUG (gdcore/kernels/losses.py, loss_and_delta, cross_entropy
-    branch): it forms lse = m + log(se) first, which rounds log 2 to a
-    multiple of ulp(1000) = 2**-14, then computes lse - z and exp(z - lse).
-    float32 gets loss 0.69317627 (rel. error 4e-5) and gradient
-    [0.499985, -0.500015] (rel. error 3e-5, and the row no longer sums to 0);
-    the error grows linearly with |z|.
+    Regression: forming lse = m + log(se) first (written so, or produced by
+    reassociation) rounds log 2 to a multiple of ulp(1000) = 2**-14; float32
+    then gave loss 0.69317627 (rel. error 4e-5) and gradient
+    [0.499985, -0.500015], an error that grows linearly with |z|.
     """
     model = logit_model(2, "cross_entropy", "softmax")
     params = params_for([BIG, BIG], dtype)

@@ -306,11 +306,9 @@ def test_init_rejects_non_float_dtype(dtype):
 def test_non_numeric_labels_raise_type_error():
     """String class labels are the wrong kind of object: TypeError naming y.
 
-    KNOWN BUG (gdcore/_validate.py, targets(), cross_entropy branch): a 1-D
-    array that is neither integer nor float falls through to the shape check
-    and raises ValueError "y for cross_entropy must be integer labels of shape
-    (4,) ... got shape (4,)": the wrong exception type, and a message that
-    contradicts itself (the shape it asks for is the shape it got).
+    Regression: such an array once fell through to the shape check and raised
+    ValueError "... must be integer labels of shape (4,) ... got shape (4,)",
+    the wrong type with a self-contradicting message.
     """
     model, params, X, _ = valid_batch("ce")
     raises_untouched(TypeError, r"y", gd.value_and_grad, model, params, X,

@@ -19,8 +19,7 @@ TARGET_OUT_OF_UNIT = 5
 WEIGHT_INVALID = 6
 WEIGHT_SUM_INVALID = 7
 
-_BCE = codes.BINARY_CROSS_ENTROPY
-_CE = codes.CROSS_ENTROPY
+_LOGIT_LOSSES = codes.LOGIT_LOSSES
 
 
 @jit
@@ -78,7 +77,7 @@ def scan_inputs(params, X, Y, labels, weights, loss_code, n_outputs):
     for i in range(labels.shape[0]):
         if labels[i] < 0 or labels[i] >= n_outputs:
             return LABEL_OUT_OF_RANGE, i
-    if loss_code == _BCE or loss_code == _CE:
+    if loss_code in _LOGIT_LOSSES:  # their dense targets are probabilities
         for i in range(Y.shape[0]):
             for j in range(Y.shape[1]):
                 if Y[i, j] < 0 or Y[i, j] > 1:

@@ -11,10 +11,7 @@ from .. import codes
 from ._jit import jit
 from .network import forward, layer_block, output_block, split_workspace
 
-# codes.KINKED_ACTIVATIONS, spelled out for the kernel.
-_RELU = codes.RELU
-_LEAKY_RELU = codes.LEAKY_RELU
-_ELU = codes.ELU
+_KINKED = codes.KINKED_ACTIVATIONS
 _MAE = codes.MAE
 _HUBER = codes.HUBER
 _ACT = codes.COL_ACTIVATION
@@ -44,8 +41,7 @@ def kink_pattern(params, offsets, X, Y, loss_code, work, pattern):
     p = 0
     for l in range(offsets.shape[0]):
         Z = layer_block(Zs, offsets, l, n)
-        act = offsets[l, _ACT]
-        kinked = act == _RELU or act == _LEAKY_RELU or act == _ELU
+        kinked = offsets[l, _ACT] in _KINKED
         for i in range(n):
             for j in range(Z.shape[1]):
                 if kinked and Z[i, j] > 0:

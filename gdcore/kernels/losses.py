@@ -26,7 +26,6 @@ from .activations import sigmoid
 _MSE = codes.MSE
 _MAE = codes.MAE
 _HUBER = codes.HUBER
-_BCE = codes.BINARY_CROSS_ENTROPY
 _CE = codes.CROSS_ENTROPY
 
 

@@ -37,7 +37,7 @@ _NIN = codes.COL_N_IN
 _NOUT = codes.COL_N_OUT
 _ACT = codes.COL_ACTIVATION
 _UNIT = codes.COL_UNIT_START
-_LOGIT_LOSSES = (codes.BINARY_CROSS_ENTROPY, codes.CROSS_ENTROPY)
+_LOGIT_LOSSES = codes.LOGIT_LOSSES
 
 
 @jit
@@ -168,20 +168,34 @@ def l2_penalty(params, offsets):
 
 
 @jit
+def forward_loss(params, offsets, X, Y, labels, weights_, loss_code, l2, Zs, As, D0, want_delta):
+    """Forward pass, then the mean loss plus L2 penalty.
+
+    With ``want_delta``, dL/d(out) of the data term goes to the front of
+    ``D0`` as an (n, n_outputs) block, which is returned with the loss.
+    """
+    n = X.shape[0]
+    forward(params, offsets, X, Zs, As, loss_code not in _LOGIT_LOSSES)
+    out = output_block(offsets, loss_code, Zs, As, n)
+    k = out.shape[1]
+    # Without gradient D0 may be empty: ``out`` then fills the unused slot.
+    delta = D0[:n * k].reshape(n, k) if want_delta else out
+    loss = loss_and_delta(loss_code, out, Y, labels, weights_, delta, want_delta)
+    if l2 > 0:
+        loss += l2 * l2_penalty(params, offsets)
+    return loss, delta
+
+
+@jit
 def loss_value(params, offsets, X, Y, labels, weights_, loss_code, l2, work):
     """Mean loss (plus L2 penalty) of a batch without any gradient work.
 
-    Parameters are those of :func:`value_and_grad`, minus ``grad``.
+    Parameters are those of :func:`value_and_grad`, minus ``grad``; ``work``
+    needs only ``n_samples * Model.forward_units`` elements.
     """
-    n = X.shape[0]
-    Zs, As, D0, D1 = split_workspace(work, offsets, n)
-    forward(params, offsets, X, Zs, As, loss_code not in _LOGIT_LOSSES)
-    out = output_block(offsets, loss_code, Zs, As, n)
-    # No gradient: ``out`` only fills the unused ``delta`` slot.
-    loss = loss_and_delta(loss_code, out, Y, labels, weights_, out, False)
-    if l2 > 0:
-        loss += l2 * l2_penalty(params, offsets)
-    return loss
+    Zs, As, D0, D1 = split_workspace(work, offsets, X.shape[0])
+    return forward_loss(params, offsets, X, Y, labels, weights_, loss_code, l2,
+                        Zs, As, D0, False)[0]
 
 
 @jit
@@ -209,17 +223,14 @@ def value_and_grad(params, offsets, X, Y, labels, weights_, loss_code, l2, work,
     loss : float
     """
     n = X.shape[0]
-    n_layers = offsets.shape[0]
-    last = n_layers - 1
-    logit_loss = loss_code in _LOGIT_LOSSES
+    last = offsets.shape[0] - 1
     Zs, As, D0, D1 = split_workspace(work, offsets, n)
-    forward(params, offsets, X, Zs, As, not logit_loss)
-    out = output_block(offsets, loss_code, Zs, As, n)
-    k = offsets[last, _NOUT]
-    delta = D0[:n * k].reshape(n, k)
-    loss = loss_and_delta(loss_code, out, Y, labels, weights_, delta, True)
-    if not logit_loss:
-        backprop_activation(offsets[last, _ACT], layer_block(Zs, offsets, last, n), out, delta)
+    loss, delta = forward_loss(params, offsets, X, Y, labels, weights_, loss_code, l2,
+                               Zs, As, D0, True)
+    if loss_code not in _LOGIT_LOSSES:
+        # The loss read the activated output: chain through the output activation.
+        backprop_activation(offsets[last, _ACT], layer_block(Zs, offsets, last, n),
+                            layer_block(As, offsets, last, n), delta)
     current, spare = D0, D1  # delta lives in `current`; the layer below goes to `spare`
     for l in range(last, -1, -1):
         prev = X if l == 0 else layer_block(As, offsets, l - 1, n)
@@ -240,8 +251,6 @@ def value_and_grad(params, offsets, X, Y, labels, weights_, loss_code, l2, work,
                                 layer_block(As, offsets, l - 1, n), below)
             current, spare = spare, current
             delta = below
-    if l2 > 0:
-        loss += l2 * l2_penalty(params, offsets)
     return loss
 
 
