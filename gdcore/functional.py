@@ -26,10 +26,12 @@ _scratch = threading.local()
 
 
 def workspace(n_samples, units, dtype):
-    """Scratch buffer of ``n_samples * units`` elements of ``dtype``.
+    """Scratch buffer of at least ``n_samples * units`` elements of ``dtype``.
 
     ``units`` is ``model.workspace_units`` for gradients and
-    ``model.forward_units`` for forward-only kernels.
+    ``model.forward_units`` for forward-only kernels, which only use the
+    front of the buffer (:func:`gdcore.kernels.network.split_workspace`), so
+    a reused buffer is returned whole rather than sliced.
 
     Reused across calls in the same thread when small (see ``_REUSE_BYTES``);
     its contents are undefined.  Each thread has its own, so concurrent calls
@@ -44,7 +46,7 @@ def workspace(n_samples, units, dtype):
     buf = buffers.get(dtype)
     if buf is None or buf.shape[0] < size:
         buf = buffers[dtype] = np.empty(max(size, 1024), dtype=dtype)
-    return buf[:size]
+    return buf
 
 
 def prepare_batch(model, params, X, y=None, sample_weight=None):
@@ -108,7 +110,7 @@ def value_and_grad(model, params, X, y, l2=0.0, sample_weight=None):
     params, X, Y, labels, weights = prepare_batch(model, params, X, y, sample_weight)
     l2 = _validate.nonnegative_float(l2, "l2")
     work = workspace(X.shape[0], model.workspace_units, params.dtype)
-    grad = np.empty_like(params)
+    grad = np.empty(params.shape, params.dtype)  # cheaper than empty_like
     status, index, loss_ = entry.checked_value_and_grad(
         params, model.offsets, X, Y, labels, weights, model.loss_code, l2, work, grad)
     if status:

@@ -231,6 +231,66 @@ class Model:
             flat[b0:b0 + layer.n_out] = b
         return flat
 
+    def to_spec(self):
+        """The model as a plain, JSON-serialisable dict (see :meth:`from_spec`).
+
+        Returns
+        -------
+        dict
+            ``{"layers": [{"n_in": int, "n_out": int, "activation": str}, ...],
+            "loss": str}`` with canonical (lower-case, alias-resolved) names.
+        """
+        layers = [{"n_in": layer.n_in, "n_out": layer.n_out, "activation": layer.activation}
+                  for layer in self.layers]
+        return {"layers": layers, "loss": self.loss}
+
+    @classmethod
+    def from_spec(cls, spec):
+        """Build a model from the dict :meth:`to_spec` returns.
+
+        Every value goes through the normal constructors, so a spec is held to
+        the same rules as a model built in code.  Keys must match exactly: an
+        unknown key may carry meaning this version cannot honour, so it is
+        refused rather than dropped.
+
+        Parameters
+        ----------
+        spec : dict
+            ``{"layers": [{"n_in": .., "n_out": .., "activation": ..}, ...], "loss": ..}``.
+
+        Returns
+        -------
+        Model
+
+        Raises
+        ------
+        TypeError, ValueError
+            Naming the part of ``spec`` that is malformed.
+        """
+        def check_keys(value, keys, name):
+            if not isinstance(value, dict):
+                raise TypeError(f"{name} must be a dict with keys {keys}, "
+                                f"got {type(value).__name__}")
+            missing = [key for key in keys if key not in value]
+            unknown = [key for key in value if key not in keys]
+            if missing or unknown:
+                raise ValueError(f"{name} must have exactly the keys {keys}; missing "
+                                 f"{missing}, unknown {unknown}")
+
+        check_keys(spec, ["layers", "loss"], "spec")
+        if not isinstance(spec["layers"], (list, tuple)):
+            raise TypeError(f"spec['layers'] must be a list of layer dicts, "
+                            f"got {type(spec['layers']).__name__}")
+        layers = []
+        for i, layer in enumerate(spec["layers"]):
+            name = f"spec['layers'][{i}]"
+            check_keys(layer, ["n_in", "n_out", "activation"], name)
+            try:
+                layers.append(Dense(layer["n_in"], layer["n_out"], layer["activation"]))
+            except (TypeError, ValueError) as exc:
+                raise type(exc)(f"{name}: {exc}") from None
+        return cls(tuple(layers), loss=spec["loss"])
+
     def __str__(self):
         lines = [f"Model(loss={self.loss!r})",
                  f"  {'layer':<6}{'shape':>14}  {'activation':<12}{'params':>10}"]

@@ -18,9 +18,10 @@ One flat buffer per call, split by :func:`split_workspace` into
 * ``D0`` and ``D1``: two ``(n, max_units)`` ping-pong buffers for the
   back-propagated deltas.
 
-Its length is ``n_samples * Model.workspace_units`` (``Model.forward_units``
-for the forward-only kernels, which need no deltas); the Python layer
-provides it and kernels never allocate.
+Its length is at least ``n_samples * Model.workspace_units``
+(``Model.forward_units`` for the forward-only kernels, which need no deltas);
+only its front is used.  The Python layer provides it and kernels never
+allocate.
 """
 
 import numpy as np
@@ -213,7 +214,7 @@ def value_and_grad(params, offsets, X, Y, labels, weights_, loss_code, l2, work,
     loss_code : int
     l2 : float
         Adds ``0.5 * l2 * sum(W**2)`` over weight matrices.
-    work : ndarray of shape (n_samples * Model.workspace_units,)
+    work : ndarray of shape (>= n_samples * Model.workspace_units,)
         Scratch space, overwritten.
     grad : ndarray of shape (n_params,)
         Receives the gradient.
