@@ -3,17 +3,37 @@
 from .functional import loss, predict, value_and_grad
 from .gradcheck import GradCheckReport, check_grad
 from .model import Dense, Model, init, mlp
+from .optim import (OptState, Optimizer, adagrad, adam, adamax, adamw, lion, nadam, rmsprop,
+                    sgd)
+from .schedules import (Schedule, constant, exponential_decay, inverse_scaling, step_decay,
+                        warmup_cosine_decay)
 
 __all__ = [
     "Dense",
     "GradCheckReport",
     "Model",
+    "OptState",
+    "Optimizer",
+    "Schedule",
+    "adagrad",
+    "adam",
+    "adamax",
+    "adamw",
     "check_grad",
+    "constant",
+    "exponential_decay",
     "init",
+    "inverse_scaling",
+    "lion",
     "loss",
     "mlp",
+    "nadam",
     "predict",
+    "rmsprop",
+    "sgd",
+    "step_decay",
     "value_and_grad",
+    "warmup_cosine_decay",
 ]
 
 __version__ = "0.1.0"

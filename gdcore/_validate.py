@@ -24,16 +24,54 @@ from .kernels import checks
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
-def positive_int(value, name):
-    """Return ``value`` as an int, or raise if it is not an integer > 0."""
+def _integer(value, name):
     if isinstance(value, (bool, np.bool_)):
         raise TypeError(f"{name} must be an integer, got {value!r}")
     try:
-        value = operator.index(value)
+        return operator.index(value)
     except TypeError:
         raise TypeError(f"{name} must be an integer, got {value!r}") from None
+
+
+def positive_int(value, name):
+    """Return ``value`` as an int, or raise if it is not an integer > 0."""
+    value = _integer(value, name)
     if value <= 0:
         raise ValueError(f"{name} must be > 0, got {value}")
+    return value
+
+
+def nonnegative_int(value, name):
+    """Return ``value`` as an int, or raise if it is not an integer >= 0."""
+    value = _integer(value, name)
+    if value < 0:
+        raise ValueError(f"{name} must be >= 0, got {value}")
+    return value
+
+
+def flag(value, name):
+    """Return ``value`` as a bool, or raise TypeError if it is not one."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False, got {value!r}")
+    return bool(value)
+
+
+def real_in(value, name, low, high, *, low_open=False, high_open=False):
+    """Return ``value`` as a float in the interval, or raise naming ``name``.
+
+    The interval is ``[low, high]``, with either end open as requested.
+    """
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {value!r}")
+    value = float(value)
+    above = value > low if low_open else value >= low
+    below = value < high if high_open else value <= high
+    if not (above and below and np.isfinite(value)):
+        if high == np.inf:
+            expected = f"a finite number {'>' if low_open else '>='} {low}"
+        else:
+            expected = f"in {'(' if low_open else '['}{low}, {high}{')' if high_open else ']'}"
+        raise ValueError(f"{name} must be {expected}, got {value}")
     return value
 
 

@@ -84,3 +84,33 @@ COL_N_OUT = 3
 COL_ACTIVATION = 4  # activation code of the layer
 COL_UNIT_START = 5  # first column of the layer's units in the activation workspace
 N_COLS = 6
+
+# Optimizers ----------------------------------------------------------------------
+SGD = 0
+ADAM = 1
+ADAMW = 2
+RMSPROP = 3
+ADAGRAD = 4
+ADAMAX = 5
+NADAM = 6
+LION = 7
+
+# Slots of the float64 hyperparameter vector an update kernel reads (fields an
+# optimizer does not have stay 0).  Flags are stored as 0.0 / 1.0.
+H_MOMENTUM = 0  # SGD and RMSprop momentum
+H_BETA1 = 1  # first-moment decay (Adam family, Lion's interpolation)
+H_BETA2 = 2  # second-moment decay; RMSprop's rho (torch's alpha); Lion's momentum decay
+H_EPS = 3
+H_WEIGHT_DECAY = 4  # coupled (added to the gradient) except AdamW and Lion: decoupled
+H_NESTEROV = 5
+H_AMSGRAD = 6
+H_CENTERED = 7
+H_MOMENTUM_DECAY = 8  # NAdam's psi
+H_CLIP_NORM = 9  # clip the gradient to this global L2 norm; 0 = off
+H_CLIP_VALUE = 10  # clip each gradient entry to [-v, v]; 0 = off
+N_HYPER = 11
+
+# Slots of the float64 scalar state of an optimizer.
+S_STEP = 0  # updates taken so far
+S_MU_PRODUCT = 1  # NAdam: product of the momentum coefficients so far
+N_SCALARS = 2

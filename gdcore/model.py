@@ -288,7 +288,8 @@ class Model:
             try:
                 layers.append(Dense(layer["n_in"], layer["n_out"], layer["activation"]))
             except (TypeError, ValueError) as exc:
-                raise type(exc)(f"{name}: {exc}") from None
+                kind = TypeError if isinstance(exc, TypeError) else ValueError
+                raise kind(f"{name}: {exc}") from None
         return cls(tuple(layers), loss=spec["loss"])
 
     def __str__(self):

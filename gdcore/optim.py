@@ -1,0 +1,349 @@
+"""Optimizers: small immutable descriptors over one compiled update kernel.
+
+An optimizer is made by a factory (:func:`sgd`, :func:`adam`, :func:`adamw`,
+:func:`rmsprop`, :func:`adagrad`, :func:`adamax`, :func:`nadam`,
+:func:`lion`), validated there once, and used as optax's are::
+
+    opt = gd.adam(learning_rate=1e-3)
+    state = opt.init(params)
+    params, state = opt.update(grad, state, params)    # new arrays, inputs untouched
+    opt.update_inplace(grad, state, params)            # no allocation
+
+Every step is one call of :func:`gdcore.kernels.updates.apply_update` over
+the flat array.  The rules are those of ``torch.optim`` (SGD with dampening
+0; Adam's ``weight_decay`` is the coupled L2 term, AdamW's is decoupled;
+RMSprop's ``rho`` is torch's ``alpha``), Lion's is its paper's.  Every
+optimizer also takes ``clip_norm`` (clip the gradient to that global L2
+norm) and ``clip_value`` (clip each entry to ``[-clip_value, clip_value]``),
+applied before weight decay, and a :mod:`gdcore.schedules` schedule in place
+of a float ``learning_rate``.
+"""
+
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+import numpy as np
+
+from . import _validate, codes
+from .kernels.updates import apply_update
+from .schedules import Schedule
+
+
+class OptState(NamedTuple):
+    """The mutable state of an optimizer for one parameter array.
+
+    ``slots`` holds the per-parameter state rows (moments, buffers; see
+    :mod:`gdcore.kernels.updates` for each optimizer's rows), ``scalars``
+    the step count and scalar state, laid out as ``codes.S_*``.
+    """
+
+    slots: np.ndarray  # (n_slots, n_params), params dtype
+    scalars: np.ndarray  # (N_SCALARS,), float64
+
+    @property
+    def step(self):
+        """Number of updates taken."""
+        return int(self.scalars[codes.S_STEP])
+
+    def copy(self):
+        """A deep copy (the arrays are copied)."""
+        return OptState(self.slots.copy(), self.scalars.copy())
+
+
+# Where each hyperparameter of a factory goes in the kernel's vector.
+_SLOT_OF = {
+    "momentum": codes.H_MOMENTUM,
+    "b1": codes.H_BETA1,
+    "b2": codes.H_BETA2,
+    "rho": codes.H_BETA2,
+    "eps": codes.H_EPS,
+    "weight_decay": codes.H_WEIGHT_DECAY,
+    "nesterov": codes.H_NESTEROV,
+    "amsgrad": codes.H_AMSGRAD,
+    "centered": codes.H_CENTERED,
+    "momentum_decay": codes.H_MOMENTUM_DECAY,
+    "clip_norm": codes.H_CLIP_NORM,
+    "clip_value": codes.H_CLIP_VALUE,
+}
+
+_CODES = {
+    "sgd": codes.SGD, "adam": codes.ADAM, "adamw": codes.ADAMW, "rmsprop": codes.RMSPROP,
+    "adagrad": codes.ADAGRAD, "adamax": codes.ADAMAX, "nadam": codes.NADAM, "lion": codes.LION,
+}
+
+
+@dataclass(frozen=True, repr=False, eq=True)
+class Optimizer:
+    """A gradient-descent rule with its hyperparameters (made by the factories).
+
+    Attributes
+    ----------
+    name : str
+        The factory's name (``"adam"``, ...).
+    learning_rate : float or Schedule
+    hyperparameters : dict
+        The other settings by name, as validated; also readable as
+        attributes (``opt.b1``).
+    """
+
+    name: str
+    learning_rate: object
+    settings: tuple  # ((name, value), ...) in the factory's order
+    code: int = field(init=False)
+    hyper: np.ndarray = field(init=False, compare=False)
+
+    def __post_init__(self):
+        object.__setattr__(self, "code", _CODES[self.name])
+        hyper = np.zeros(codes.N_HYPER, dtype=np.float64)
+        for key, value in self.settings:
+            hyper[_SLOT_OF[key]] = 0.0 if value is None else float(value)
+        hyper.flags.writeable = False
+        object.__setattr__(self, "hyper", hyper)
+
+    def __hash__(self):
+        return hash((self.name, self.learning_rate, self.settings))
+
+    @property
+    def hyperparameters(self):
+        return dict(self.settings)
+
+    def __getattr__(self, key):
+        # Only reached for names that are not regular attributes.
+        for name, value in object.__getattribute__(self, "settings"):
+            if name == key:
+                return value
+        raise AttributeError(f"{type(self).__name__} {self.name!r} has no attribute {key!r}")
+
+    def __repr__(self):
+        args = ", ".join(f"{k}={v!r}" for k, v in (("learning_rate", self.learning_rate),)
+                         + self.settings)
+        return f"{self.name}({args})"
+
+    # Slots ---------------------------------------------------------------------
+    @property
+    def n_slots(self):
+        """Rows of per-parameter state this optimizer keeps."""
+        s = self.hyperparameters
+        if self.name == "sgd":
+            return 1 if s["momentum"] > 0 else 0
+        if self.name in ("adam", "adamw"):
+            return 3 if s["amsgrad"] else 2
+        if self.name == "rmsprop":
+            return 1 + bool(s["centered"]) + (s["momentum"] > 0)
+        if self.name in ("adamax", "nadam"):
+            return 2
+        return 1  # adagrad, lion
+
+    def learning_rate_at(self, step):
+        """The learning rate of update number ``step`` (from 0)."""
+        lr = self.learning_rate
+        return lr(step) if isinstance(lr, Schedule) else lr
+
+    # The optax-style interface ---------------------------------------------------
+    def init(self, params):
+        """Fresh state for ``params``.
+
+        Parameters
+        ----------
+        params : ndarray of shape (n_params,)
+            float32 or float64; the state takes its dtype.
+
+        Returns
+        -------
+        OptState
+        """
+        params = _flat_params(params)
+        scalars = np.zeros(codes.N_SCALARS, dtype=np.float64)
+        scalars[codes.S_MU_PRODUCT] = 1.0
+        return OptState(np.zeros((self.n_slots, params.shape[0]), dtype=params.dtype), scalars)
+
+    def update(self, grad, state, params):
+        """One step, returning new arrays; ``grad``, ``state`` and ``params`` are untouched.
+
+        Parameters
+        ----------
+        grad : array-like of shape (n_params,)
+        state : OptState
+            From :meth:`init` or a previous update.
+        params : ndarray of shape (n_params,)
+
+        Returns
+        -------
+        params : ndarray of shape (n_params,)
+            NaN/Inf when the gradient has them or the step overflows: check
+            it, or let :func:`gdcore.fit` do so.
+        state : OptState
+        """
+        params = _flat_params(params)
+        grad = _validate._as_float_array(grad, "grad", params.dtype)
+        self._check(grad, state, params)
+        new_state = state.copy()
+        out = np.empty_like(params)
+        apply_update(self.code, self.hyper, self.learning_rate_at(state.step), params, grad,
+                     new_state.slots, new_state.scalars, out)
+        return out, new_state
+
+    def update_inplace(self, grad, state, params):
+        """One step that overwrites ``params`` and ``state``; allocates nothing.
+
+        ``grad`` and ``params`` must be C-contiguous, writeable arrays of the
+        same float dtype and length, ``state`` this optimizer's state for them.
+
+        Returns
+        -------
+        finite : bool
+            False when the gradient or the new parameters hold NaN or Inf.
+        """
+        if not isinstance(params, np.ndarray) or not isinstance(grad, np.ndarray):
+            raise TypeError("update_inplace needs numpy arrays for grad and params")
+        if params.dtype not in _validate.FLOAT_DTYPES or params.ndim != 1:
+            raise TypeError(f"params must be a 1-D float32 or float64 array, got "
+                            f"{params.dtype} of shape {params.shape}")
+        if not (params.flags.c_contiguous and params.flags.writeable):
+            raise ValueError("params must be C-contiguous and writeable to be updated in place")
+        if grad.dtype != params.dtype or not grad.flags.c_contiguous:
+            raise TypeError(f"grad must be a C-contiguous {params.dtype} array like params, "
+                            f"got {grad.dtype}")
+        self._check(grad, state, params)
+        return bool(apply_update(self.code, self.hyper, self.learning_rate_at(state.step),
+                                 params, grad, state.slots, state.scalars, params))
+
+    def _check(self, grad, state, params):
+        n = params.shape[0]
+        if grad.shape != (n,):
+            raise ValueError(f"grad must have shape ({n},) like params, got {grad.shape}")
+        if not isinstance(state, OptState):
+            raise TypeError(f"state must be the OptState of {self.name}.init(params), "
+                            f"got {type(state).__name__}")
+        if (state.slots.shape != (self.n_slots, n) or state.slots.dtype != params.dtype
+                or state.scalars.shape != (codes.N_SCALARS,)
+                or not state.slots.flags.c_contiguous):
+            raise ValueError(
+                f"state does not belong to {self.name} on these params: expected slots of "
+                f"shape ({self.n_slots}, {n}) and dtype {params.dtype}, got "
+                f"{state.slots.shape} {state.slots.dtype}; make it with {self.name}.init(params)")
+
+
+def _flat_params(params):
+    arr = _validate._as_array(params, "params")
+    if arr.dtype not in _validate.FLOAT_DTYPES:
+        if arr.dtype.kind not in "biu":
+            raise TypeError(f"params must be a float32 or float64 array, got dtype {arr.dtype}")
+        arr = arr.astype(np.float64)
+    if arr.ndim != 1:
+        raise ValueError(f"params must be 1-D, got shape {arr.shape}")
+    return _validate.kernel_ready(arr, arr.dtype)
+
+
+# Validation helpers --------------------------------------------------------------------
+def _beta(value, name):
+    return _validate.real_in(value, name, 0.0, 1.0, high_open=True)
+
+
+def _eps(value):
+    return _validate.real_in(value, "eps", 0.0, np.inf, low_open=True, high_open=True)
+
+
+def _nonnegative(value, name):
+    return _validate.nonnegative_float(value, name)
+
+
+def _clips(clip_norm, clip_value):
+    out = []
+    for name, value in (("clip_norm", clip_norm), ("clip_value", clip_value)):
+        if value is not None:
+            value = _validate.real_in(value, name, 0.0, np.inf, low_open=True, high_open=True)
+        out.append((name, value))
+    return tuple(out)
+
+
+def _make(name, learning_rate, settings, clip_norm, clip_value):
+    if not isinstance(learning_rate, Schedule):  # a float stays a float (constant rate)
+        learning_rate = _validate.real_in(learning_rate, "learning_rate", 0.0, np.inf,
+                                          low_open=True, high_open=True)
+    return Optimizer(name, learning_rate, tuple(settings) + _clips(clip_norm, clip_value))
+
+
+# Factories -----------------------------------------------------------------------------
+def sgd(learning_rate, momentum=0.0, nesterov=False, weight_decay=0.0, *,
+        clip_norm=None, clip_value=None):
+    """Stochastic gradient descent with optional (Nesterov) momentum, as ``torch.optim.SGD``.
+
+    ``buf = momentum * buf + g``; the step is ``buf`` (or ``g + momentum * buf``
+    with Nesterov); ``weight_decay`` adds ``weight_decay * params`` to ``g``.
+    """
+    momentum = _validate.real_in(momentum, "momentum", 0.0, 1.0, high_open=True)
+    nesterov = _validate.flag(nesterov, "nesterov")
+    if nesterov and momentum == 0:
+        raise ValueError("nesterov=True needs momentum > 0")
+    return _make("sgd", learning_rate, (("momentum", momentum), ("nesterov", nesterov),
+                 ("weight_decay", _nonnegative(weight_decay, "weight_decay"))),
+                 clip_norm, clip_value)
+
+
+def adam(learning_rate=1e-3, b1=0.9, b2=0.999, eps=1e-8, weight_decay=0.0, amsgrad=False, *,
+         clip_norm=None, clip_value=None):
+    """Adam, as ``torch.optim.Adam`` (``weight_decay`` is the coupled L2 term)."""
+    return _make("adam", learning_rate, _adam_settings(b1, b2, eps, weight_decay, amsgrad),
+                 clip_norm, clip_value)
+
+
+def adamw(learning_rate=1e-3, b1=0.9, b2=0.999, eps=1e-8, weight_decay=0.01, amsgrad=False, *,
+          clip_norm=None, clip_value=None):
+    """AdamW, as ``torch.optim.AdamW``: decoupled ``params *= 1 - lr * weight_decay``."""
+    return _make("adamw", learning_rate, _adam_settings(b1, b2, eps, weight_decay, amsgrad),
+                 clip_norm, clip_value)
+
+
+def _adam_settings(b1, b2, eps, weight_decay, amsgrad):
+    return (("b1", _beta(b1, "b1")), ("b2", _beta(b2, "b2")), ("eps", _eps(eps)),
+            ("weight_decay", _nonnegative(weight_decay, "weight_decay")),
+            ("amsgrad", _validate.flag(amsgrad, "amsgrad")))
+
+
+def rmsprop(learning_rate=1e-2, rho=0.99, eps=1e-8, momentum=0.0, centered=False,
+            weight_decay=0.0, *, clip_norm=None, clip_value=None):
+    """RMSprop, as ``torch.optim.RMSprop`` (``rho`` is its ``alpha``)."""
+    return _make("rmsprop", learning_rate, (
+        ("rho", _beta(rho, "rho")), ("eps", _eps(eps)),
+        ("momentum", _validate.real_in(momentum, "momentum", 0.0, 1.0, high_open=True)),
+        ("centered", _validate.flag(centered, "centered")),
+        ("weight_decay", _nonnegative(weight_decay, "weight_decay"))), clip_norm, clip_value)
+
+
+def adagrad(learning_rate=1e-2, eps=1e-10, weight_decay=0.0, *, clip_norm=None,
+            clip_value=None):
+    """Adagrad, as ``torch.optim.Adagrad`` (no learning-rate decay, zero initial sum)."""
+    return _make("adagrad", learning_rate, (
+        ("eps", _eps(eps)), ("weight_decay", _nonnegative(weight_decay, "weight_decay"))),
+        clip_norm, clip_value)
+
+
+def adamax(learning_rate=2e-3, b1=0.9, b2=0.999, eps=1e-8, weight_decay=0.0, *,
+           clip_norm=None, clip_value=None):
+    """Adamax (Adam with the infinity norm), as ``torch.optim.Adamax``."""
+    return _make("adamax", learning_rate, (
+        ("b1", _beta(b1, "b1")), ("b2", _beta(b2, "b2")), ("eps", _eps(eps)),
+        ("weight_decay", _nonnegative(weight_decay, "weight_decay"))), clip_norm, clip_value)
+
+
+def nadam(learning_rate=2e-3, b1=0.9, b2=0.999, eps=1e-8, weight_decay=0.0,
+          momentum_decay=4e-3, *, clip_norm=None, clip_value=None):
+    """NAdam (Adam with Nesterov momentum), as ``torch.optim.NAdam``."""
+    return _make("nadam", learning_rate, (
+        ("b1", _beta(b1, "b1")), ("b2", _beta(b2, "b2")), ("eps", _eps(eps)),
+        ("weight_decay", _nonnegative(weight_decay, "weight_decay")),
+        ("momentum_decay", _nonnegative(momentum_decay, "momentum_decay"))),
+        clip_norm, clip_value)
+
+
+def lion(learning_rate=1e-4, b1=0.9, b2=0.99, weight_decay=0.0, *, clip_norm=None,
+         clip_value=None):
+    """Lion (Chen et al., 2023): the sign of an interpolated momentum, decoupled decay.
+
+    ``c = b1 * m + (1 - b1) * g``; ``params -= lr * (sign(c) + weight_decay * params)``;
+    ``m = b2 * m + (1 - b2) * g``.
+    """
+    return _make("lion", learning_rate, (
+        ("b1", _beta(b1, "b1")), ("b2", _beta(b2, "b2")),
+        ("weight_decay", _nonnegative(weight_decay, "weight_decay"))), clip_norm, clip_value)
