@@ -1,5 +1,6 @@
 """gdcore: Numba-compiled gradient descent and backpropagation on flat parameters."""
 
+from .fit import FitResult, ReduceOnPlateau, fit, reduce_on_plateau
 from .functional import loss, predict, value_and_grad
 from .gradcheck import GradCheckReport, check_grad
 from .model import Dense, Model, init, mlp
@@ -10,10 +11,12 @@ from .schedules import (Schedule, constant, exponential_decay, inverse_scaling, 
 
 __all__ = [
     "Dense",
+    "FitResult",
     "GradCheckReport",
     "Model",
     "OptState",
     "Optimizer",
+    "ReduceOnPlateau",
     "Schedule",
     "adagrad",
     "adam",
@@ -22,6 +25,7 @@ __all__ = [
     "check_grad",
     "constant",
     "exponential_decay",
+    "fit",
     "init",
     "inverse_scaling",
     "lion",
@@ -29,6 +33,7 @@ __all__ = [
     "mlp",
     "nadam",
     "predict",
+    "reduce_on_plateau",
     "rmsprop",
     "sgd",
     "step_decay",

@@ -1,0 +1,211 @@
+"""One training epoch in one compiled call: batches, gradients, updates, loss.
+
+:func:`run_epoch` walks the training set in mini-batches (in a given
+shuffled order, or in storage order), and for each batch computes the loss
+and gradient (:func:`.network.value_and_grad`) and applies one optimizer step
+(:func:`.updates.apply_update`).  The Python driver (:mod:`gdcore.fit`) calls
+it once per epoch with every buffer preallocated, so no Python runs and
+nothing is allocated per step.
+
+Nothing is lost on divergence: the step writes the new parameters into a
+second buffer, and the two buffers swap only when the step was finite.  When
+a loss, gradient or new parameter is NaN or Inf, the epoch stops and the
+buffer holding the last finite parameters is reported.
+"""
+
+import math
+
+from .. import codes
+from ._jit import jit
+from .network import loss_value, output_block, split_workspace, value_and_grad
+from .updates import apply_update
+
+_CE = codes.CROSS_ENTROPY
+_BCE = codes.BINARY_CROSS_ENTROPY
+
+OK = 0
+LOSS_NOT_FINITE = 1  # the batch loss is NaN or Inf
+STEP_NOT_FINITE = 2  # the gradient or the updated parameters are
+
+
+@jit
+def gather_rows(src, order, start, stop, dst):
+    """``dst[:stop - start] = src[order[start:stop]]`` for 1-D or 2-D ``src``.
+
+    Returns the filled front of ``dst``; an empty ``src`` (targets that are
+    not used) is returned as it is.
+    """
+    if src.shape[0] == 0:
+        return src
+    m = stop - start
+    for r in range(m):
+        dst[r] = src[order[start + r]]
+    return dst[:m]
+
+
+@jit
+def batch_views(X, Y, labels, weights_, start, stop):
+    """Rows ``start:stop`` of the data as views (empty arrays stay empty)."""
+    return (X[start:stop],
+            Y[start:stop] if Y.shape[0] > 0 else Y,
+            labels[start:stop] if labels.shape[0] > 0 else labels,
+            weights_[start:stop] if weights_.shape[0] > 0 else weights_)
+
+
+@jit
+def batch_weight(weights, m):
+    """Total weight of a batch of ``m`` samples: ``m`` without sample weights."""
+    if weights.shape[0] == 0:
+        return float(m)
+    total = 0.0
+    for i in range(weights.shape[0]):
+        total += weights[i]
+    return total
+
+
+@jit
+def run_epoch(params, spare, offsets, X, Y, labels, weights_, loss_code, l2, order,
+              batch_size, opt_code, hyper, lrs, slots, scalars, work, grad, Xb, Yb, Lb, Wb):
+    """Train for one pass over ``X`` in mini-batches of ``batch_size``.
+
+    Parameters
+    ----------
+    params, spare : ndarray of shape (n_params,)
+        The current parameters and a second buffer of the same size; the
+        steps alternate between them (see the return values).
+    offsets : ndarray of shape (n_layers, N_COLS), int64
+    X, Y, labels, weights_ :
+        The training set, as for :func:`.network.value_and_grad`.
+    loss_code : int
+    l2 : float
+    order : ndarray of shape (n_samples,) or (0,), int64
+        Sample order of this epoch; empty for storage order (then the
+        batches are views of ``X`` and nothing is gathered).
+    batch_size : int
+        The last batch holds the remainder, if any.
+    opt_code, hyper, slots, scalars :
+        Optimizer code, hyperparameters and state (:func:`.updates.apply_update`).
+    lrs : ndarray of shape (n_batches,), float64
+        Learning rate of each step of this epoch.
+    work : ndarray of shape (>= batch_size * Model.workspace_units,)
+    grad : ndarray of shape (n_params,)
+    Xb, Yb, Lb, Wb : ndarray
+        Batch buffers with ``batch_size`` rows shaped like X, Y, labels and
+        weights (empty where the data is empty, or when ``order`` is empty).
+
+    Returns
+    -------
+    status : int
+        ``OK``, ``LOSS_NOT_FINITE`` or ``STEP_NOT_FINITE``.
+    steps : int
+        Steps completed; on failure, the index of the failing batch.
+    loss_sum, weight_sum : float
+        Sum of batch losses times batch weights, and of the batch weights,
+        over the completed steps (the epoch's mean loss is their ratio).
+    in_spare : bool
+        True when the current (last finite) parameters are in ``spare``.
+    """
+    n = X.shape[0]
+    n_batches = (n + batch_size - 1) // batch_size
+    shuffled = order.shape[0] > 0
+    cur, nxt = params, spare
+    in_spare = False
+    loss_sum = 0.0
+    weight_sum = 0.0
+    for s in range(n_batches):
+        start = s * batch_size
+        stop = min(start + batch_size, n)
+        if shuffled:
+            xb = gather_rows(X, order, start, stop, Xb)
+            yb = gather_rows(Y, order, start, stop, Yb)
+            lb = gather_rows(labels, order, start, stop, Lb)
+            wb = gather_rows(weights_, order, start, stop, Wb)
+        else:
+            xb, yb, lb, wb = batch_views(X, Y, labels, weights_, start, stop)
+        bw = batch_weight(wb, stop - start)
+        if bw == 0:
+            continue  # all weights zero: the batch carries no gradient
+        loss = value_and_grad(cur, offsets, xb, yb, lb, wb, loss_code, l2, work, grad)
+        if not math.isfinite(loss):
+            return LOSS_NOT_FINITE, s, loss_sum, weight_sum, in_spare
+        if not apply_update(opt_code, hyper, lrs[s], cur, grad, slots, scalars, nxt):
+            return STEP_NOT_FINITE, s, loss_sum, weight_sum, in_spare
+        cur, nxt = nxt, cur
+        in_spare = not in_spare
+        loss_sum += loss * bw
+        weight_sum += bw
+    return OK, n_batches, loss_sum, weight_sum, in_spare
+
+
+@jit
+def argmax_row(A, i):
+    best = 0
+    for j in range(1, A.shape[1]):
+        if A[i, j] > A[i, best]:
+            best = j
+    return best
+
+
+@jit
+def correct_weight(loss_code, logits, Y, labels, weights_):
+    """Weighted count of correctly classified samples of a batch.
+
+    ``cross_entropy``: the arg-max logit against the label (or the arg-max
+    of the class probabilities).  ``binary_cross_entropy``: ``logit > 0``
+    against ``y >= 0.5``, averaged over the outputs of a multi-label model.
+    """
+    n, k = logits.shape
+    total = 0.0
+    for i in range(n):
+        if loss_code == _CE:
+            truth = labels[i] if labels.shape[0] > 0 else argmax_row(Y, i)
+            hit = 1.0 if argmax_row(logits, i) == truth else 0.0
+        else:
+            hit = 0.0
+            for j in range(k):
+                if (logits[i, j] > 0) == (Y[i, j] >= 0.5):
+                    hit += 1.0
+            hit /= k
+        total += hit * (weights_[i] if weights_.shape[0] > 0 else 1.0)
+    return total
+
+
+@jit
+def evaluate(params, offsets, X, Y, labels, weights_, loss_code, chunk, work):
+    """Mean loss (without L2 penalty) and accuracy of a data set, ``chunk`` rows at a time.
+
+    Parameters
+    ----------
+    params, offsets, X, Y, labels, weights_, loss_code :
+        As for :func:`.network.loss_value`.
+    chunk : int
+        Rows per forward pass; bounds the workspace.
+    work : ndarray of shape (>= chunk * Model.forward_units,)
+
+    Returns
+    -------
+    loss : float
+        The (weighted) mean loss over all samples.
+    accuracy : float
+        Fraction (weighted) classified correctly, for ``cross_entropy`` and
+        ``binary_cross_entropy``; -1 for the regression losses.
+    """
+    n = X.shape[0]
+    loss_sum = 0.0
+    weight_sum = 0.0
+    correct = 0.0
+    for start in range(0, n, chunk):
+        stop = min(start + chunk, n)
+        m = stop - start
+        xb, yb, lb, wb = batch_views(X, Y, labels, weights_, start, stop)
+        bw = batch_weight(wb, m)
+        if bw == 0:
+            continue
+        loss_sum += bw * loss_value(params, offsets, xb, yb, lb, wb, loss_code, 0.0, work)
+        weight_sum += bw
+        if loss_code == _CE or loss_code == _BCE:
+            Zs, As, D0, D1 = split_workspace(work, offsets, m)
+            correct += correct_weight(loss_code, output_block(offsets, loss_code, Zs, As, m),
+                                      yb, lb, wb)
+    accuracy = correct / weight_sum if (loss_code == _CE or loss_code == _BCE) else -1.0
+    return loss_sum / weight_sum, accuracy
