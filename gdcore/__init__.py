@@ -4,6 +4,7 @@ from .fit import FitResult, ReduceOnPlateau, fit, reduce_on_plateau
 from .functional import loss, predict, value_and_grad
 from .gradcheck import GradCheckReport, check_grad
 from .model import Dense, Model, init, mlp
+from .persist import load, save
 from .optim import (OptState, Optimizer, adagrad, adam, adamax, adamw, lion, nadam, rmsprop,
                     sgd)
 from .schedules import (Schedule, constant, exponential_decay, inverse_scaling, step_decay,
@@ -29,12 +30,14 @@ __all__ = [
     "init",
     "inverse_scaling",
     "lion",
+    "load",
     "loss",
     "mlp",
     "nadam",
     "predict",
     "reduce_on_plateau",
     "rmsprop",
+    "save",
     "sgd",
     "step_decay",
     "value_and_grad",
