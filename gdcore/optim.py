@@ -25,7 +25,7 @@ from typing import NamedTuple
 import numpy as np
 
 from . import _validate, codes
-from .kernels.updates import apply_update
+from .kernels.updates import BLOCK, apply_update
 from .schedules import Schedule
 
 
@@ -34,11 +34,14 @@ class OptState(NamedTuple):
 
     ``slots`` holds the per-parameter state rows (moments, buffers; see
     :mod:`gdcore.kernels.updates` for each optimizer's rows), ``scalars``
-    the step count and scalar state, laid out as ``codes.S_*``.
+    the step count and scalar state, laid out as ``codes.S_*``, and
+    ``scratch`` the staging buffer of in-place steps (its contents mean
+    nothing between steps).
     """
 
     slots: np.ndarray  # (n_slots, n_params), params dtype
     scalars: np.ndarray  # (N_SCALARS,), float64
+    scratch: np.ndarray  # (min(BLOCK, n_params),), params dtype
 
     @property
     def step(self):
@@ -47,7 +50,7 @@ class OptState(NamedTuple):
 
     def copy(self):
         """A deep copy (the arrays are copied)."""
-        return OptState(self.slots.copy(), self.scalars.copy())
+        return OptState(self.slots.copy(), self.scalars.copy(), self.scratch.copy())
 
 
 # Where each hyperparameter of a factory goes in the kernel's vector.
@@ -155,7 +158,9 @@ class Optimizer:
         params = _flat_params(params)
         scalars = np.zeros(codes.N_SCALARS, dtype=np.float64)
         scalars[codes.S_MU_PRODUCT] = 1.0
-        return OptState(np.zeros((self.n_slots, params.shape[0]), dtype=params.dtype), scalars)
+        n = params.shape[0]
+        return OptState(np.zeros((self.n_slots, n), dtype=params.dtype), scalars,
+                        np.empty(min(BLOCK, n), dtype=params.dtype))
 
     def update(self, grad, state, params):
         """One step, returning new arrays; ``grad``, ``state`` and ``params`` are untouched.
@@ -180,7 +185,7 @@ class Optimizer:
         new_state = state.copy()
         out = np.empty_like(params)
         apply_update(self.code, self.hyper, self.learning_rate_at(state.step), params, grad,
-                     new_state.slots, new_state.scalars, out)
+                     new_state.slots, new_state.scalars, out, False, new_state.scratch)
         return out, new_state
 
     def update_inplace(self, grad, state, params):
@@ -206,7 +211,8 @@ class Optimizer:
                             f"got {grad.dtype}")
         self._check(grad, state, params)
         return bool(apply_update(self.code, self.hyper, self.learning_rate_at(state.step),
-                                 params, grad, state.slots, state.scalars, params))
+                                 params, grad, state.slots, state.scalars, params, True,
+                                 state.scratch))
 
     def _check(self, grad, state, params):
         n = params.shape[0]
@@ -217,7 +223,9 @@ class Optimizer:
                             f"got {type(state).__name__}")
         if (state.slots.shape != (self.n_slots, n) or state.slots.dtype != params.dtype
                 or state.scalars.shape != (codes.N_SCALARS,)
-                or not state.slots.flags.c_contiguous):
+                or not state.slots.flags.c_contiguous
+                or state.scratch.shape != (min(BLOCK, n),)
+                or state.scratch.dtype != params.dtype):
             raise ValueError(
                 f"state does not belong to {self.name} on these params: expected slots of "
                 f"shape ({self.n_slots}, {n}) and dtype {params.dtype}, got "

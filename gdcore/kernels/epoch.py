@@ -29,12 +29,27 @@ STEP_NOT_FINITE = 2  # the gradient or the updated parameters are
 
 
 @jit
-def gather_rows(src, order, start, stop, dst):
-    """``dst[:stop - start] = src[order[start:stop]]`` for 1-D or 2-D ``src``.
+def gather_matrix(src, order, start, stop, dst):
+    """``dst[:m] = src[order[start:stop]]`` for 2-D ``src``; returns that front.
 
-    Returns the filled front of ``dst``; an empty ``src`` (targets that are
-    not used) is returned as it is.
+    Element loops, not row slices: a slice assignment per row costs more
+    than copying a narrow row.  An empty ``src`` (unused targets) is
+    returned as it is.
     """
+    if src.shape[0] == 0:
+        return src
+    m = stop - start
+    k = src.shape[1]
+    for r in range(m):
+        i = order[start + r]
+        for c in range(k):
+            dst[r, c] = src[i, c]
+    return dst[:m]
+
+
+@jit
+def gather_vector(src, order, start, stop, dst):
+    """``dst[:m] = src[order[start:stop]]`` for 1-D ``src`` (empty stays empty)."""
     if src.shape[0] == 0:
         return src
     m = stop - start
@@ -65,7 +80,8 @@ def batch_weight(weights, m):
 
 @jit
 def run_epoch(params, spare, offsets, X, Y, labels, weights_, loss_code, l2, order,
-              batch_size, opt_code, hyper, lrs, slots, scalars, work, grad, Xb, Yb, Lb, Wb):
+              batch_size, opt_code, hyper, lrs, slots, scalars, scratch, work, grad, Xb, Yb, Lb,
+              Wb):
     """Train for one pass over ``X`` in mini-batches of ``batch_size``.
 
     Parameters
@@ -83,7 +99,7 @@ def run_epoch(params, spare, offsets, X, Y, labels, weights_, loss_code, l2, ord
         batches are views of ``X`` and nothing is gathered).
     batch_size : int
         The last batch holds the remainder, if any.
-    opt_code, hyper, slots, scalars :
+    opt_code, hyper, slots, scalars, scratch :
         Optimizer code, hyperparameters and state (:func:`.updates.apply_update`).
     lrs : ndarray of shape (n_batches,), float64
         Learning rate of each step of this epoch.
@@ -116,10 +132,10 @@ def run_epoch(params, spare, offsets, X, Y, labels, weights_, loss_code, l2, ord
         start = s * batch_size
         stop = min(start + batch_size, n)
         if shuffled:
-            xb = gather_rows(X, order, start, stop, Xb)
-            yb = gather_rows(Y, order, start, stop, Yb)
-            lb = gather_rows(labels, order, start, stop, Lb)
-            wb = gather_rows(weights_, order, start, stop, Wb)
+            xb = gather_matrix(X, order, start, stop, Xb)
+            yb = gather_matrix(Y, order, start, stop, Yb)
+            lb = gather_vector(labels, order, start, stop, Lb)
+            wb = gather_vector(weights_, order, start, stop, Wb)
         else:
             xb, yb, lb, wb = batch_views(X, Y, labels, weights_, start, stop)
         bw = batch_weight(wb, stop - start)
@@ -128,7 +144,8 @@ def run_epoch(params, spare, offsets, X, Y, labels, weights_, loss_code, l2, ord
         loss = value_and_grad(cur, offsets, xb, yb, lb, wb, loss_code, l2, work, grad)
         if not math.isfinite(loss):
             return LOSS_NOT_FINITE, s, loss_sum, weight_sum, in_spare
-        if not apply_update(opt_code, hyper, lrs[s], cur, grad, slots, scalars, nxt):
+        if not apply_update(opt_code, hyper, lrs[s], cur, grad, slots, scalars, nxt, False,
+                            scratch):
             return STEP_NOT_FINITE, s, loss_sum, weight_sum, in_spare
         cur, nxt = nxt, cur
         in_spare = not in_spare
