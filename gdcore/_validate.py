@@ -68,9 +68,9 @@ def real_in(value, name, low, high, *, low_open=False, high_open=False):
     below = value < high if high_open else value <= high
     if not (above and below and np.isfinite(value)):
         if high == np.inf:
-            expected = f"a finite number {'>' if low_open else '>='} {low}"
+            expected = f"a finite number {'>' if low_open else '>='} {low:g}"
         else:
-            expected = f"in {'(' if low_open else '['}{low}, {high}{')' if high_open else ']'}"
+            expected = f"in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
         raise ValueError(f"{name} must be {expected}, got {value}")
     return value
 

@@ -63,7 +63,8 @@ class StepDecay(Schedule):
     def __post_init__(self):
         object.__setattr__(self, "init_value", _positive(self.init_value, "init_value"))
         object.__setattr__(self, "step_size", _validate.positive_int(self.step_size, "step_size"))
-        object.__setattr__(self, "gamma", _validate.real_in(self.gamma, "gamma", 0, 1, low_open=True))
+        object.__setattr__(self, "gamma",
+                           _validate.real_in(self.gamma, "gamma", 0, 1, low_open=True))
 
     def _rate(self, t):
         return self.init_value * self.gamma ** np.floor(t / self.step_size)
