@@ -64,8 +64,10 @@ class FitResult:
         ``completed``, ``early_stopped``, ``callback_stopped``,
         ``interrupted`` or ``diverged``.
     message : str
-    opt_state : OptState
-        The optimizer state after the last completed step.
+    opt_state : OptState or None
+        The optimizer state that goes with ``params``; None when training
+        diverged in the optimizer step itself (that step had already changed
+        the state).
     """
 
     params: np.ndarray
@@ -189,7 +191,11 @@ def _check_options(epochs, batch_size, n, shuffle, seed, early_stopping, callbac
         early_stopping = _validate.positive_int(early_stopping, "early_stopping")
     if callable(callbacks):
         callbacks = (callbacks,)
-    callbacks = tuple(callbacks)
+    try:
+        callbacks = tuple(callbacks)
+    except TypeError:
+        raise TypeError(f"callbacks must be a callable or a sequence of callables, "
+                        f"got {callbacks!r}") from None
     for i, cb in enumerate(callbacks):
         if not callable(cb):
             raise TypeError(f"callbacks[{i}] must be callable as cb(epoch, logs), got {cb!r}")
@@ -264,6 +270,10 @@ def fit(model, params, X, y, optimizer=adam(), epochs=10, batch_size=32, shuffle
         epochs, batch_size, train.n, shuffle, seed, early_stopping, callbacks, progress,
         lr_plateau, optimizer)
     train, val = _split(model, params, train, validation_data, validation_fraction, seed)
+    for data, what in ((train, "the training samples"), (val, "the validation samples")):
+        if data is not None and data.weights.shape[0] and not data.weights.any():
+            raise ValueError(f"sample_weight is zero for all of {what}"
+                             + (" left by validation_fraction" if validation_fraction else ""))
     batch_size = min(batch_size, train.n)
     trainer = _Trainer(model, params, train, val, optimizer, batch_size, shuffle, seed, l2)
     return trainer.run(epochs, early_stopping, callbacks, _progress_bar(progress, epochs),
@@ -309,13 +319,23 @@ class _Trainer:
 
     # One epoch -------------------------------------------------------------------------
     def epoch(self, lr_scale):
-        """Run one epoch; returns (status, failing batch, lrs, mean loss)."""
+        """Run one epoch.
+
+        Returns
+        -------
+        status, batch : int
+            Kernel status and, on failure, the failing batch.
+        lrs : ndarray
+            Rates of the steps taken (and, on failure, of the failing step last).
+        loss : float
+            Mean loss of the epoch's batches.
+        """
         order = self.rng.permutation(self.train.n) if self.shuffle else self.no_order
         step0 = self.state.step
         lrs = np.ascontiguousarray(
             self.schedule(np.arange(step0, step0 + self.n_batches)) * lr_scale, dtype=np.float64)
         opt, t, m = self.optimizer, self.train, self.model
-        status, steps, loss_sum, weight_sum, in_spare = run_epoch(
+        status, batch, updates, loss_sum, weight_sum, in_spare = run_epoch(
             self.params, self.spare, m.offsets, t.X, t.Y, t.labels, t.weights, m.loss_code,
             self.l2, order, self.batch_size, opt.code, opt.hyper, lrs, self.state.slots,
             self.state.scalars, self.state.scratch, self.work, self.grad, self.Xb, self.Yb,
@@ -323,7 +343,7 @@ class _Trainer:
         if in_spare:
             self.params, self.spare = self.spare, self.params
         mean = loss_sum / weight_sum if weight_sum > 0 else float("nan")
-        return status, steps, lrs, mean
+        return status, batch, lrs[:updates + (status != OK)], mean
 
     def validate(self):
         v, m = self.val, self.model
@@ -341,14 +361,17 @@ class _Trainer:
         try:
             for epoch in range(epochs):
                 t0 = time.perf_counter()
-                code, step, lrs, loss = self.epoch(lr_scale)
+                code, batch, lrs, loss = self.epoch(lr_scale)
                 if code != OK:
                     what = "loss" if code == LOSS_NOT_FINITE else "gradient or update"
                     status = "diverged"
-                    message = (f"the {what} became NaN or Inf in epoch {epoch}, step {step} "
-                               f"(batch {step + 1} of {self.n_batches}, learning rate "
-                               f"{lrs[step]:.6g}); returning the last finite parameters")
-                    completed, completed_state = self.params.copy(), self.state.copy()
+                    message = (f"the {what} became NaN or Inf in epoch {epoch}, step {batch} "
+                               f"(batch {batch + 1} of {self.n_batches}, learning rate "
+                               f"{lrs[-1]:.6g}); returning the last finite parameters")
+                    # A step that failed in the update has already moved the optimizer
+                    # state, which then matches no finite parameters: none is returned.
+                    completed = self.params.copy()
+                    completed_state = self.state.copy() if code == LOSS_NOT_FINITE else None
                     break
                 logs = {"loss": loss, "lr": float(lrs[-1])}
                 if self.val is not None:

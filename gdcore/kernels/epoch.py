@@ -102,7 +102,7 @@ def run_epoch(params, spare, offsets, X, Y, labels, weights_, loss_code, l2, ord
     opt_code, hyper, slots, scalars, scratch :
         Optimizer code, hyperparameters and state (:func:`.updates.apply_update`).
     lrs : ndarray of shape (n_batches,), float64
-        Learning rate of each step of this epoch.
+        Learning rate of each optimizer step of this epoch, in order.
     work : ndarray of shape (>= batch_size * Model.workspace_units,)
     grad : ndarray of shape (n_params,)
     Xb, Yb, Lb, Wb : ndarray
@@ -113,8 +113,11 @@ def run_epoch(params, spare, offsets, X, Y, labels, weights_, loss_code, l2, ord
     -------
     status : int
         ``OK``, ``LOSS_NOT_FINITE`` or ``STEP_NOT_FINITE``.
-    steps : int
-        Steps completed; on failure, the index of the failing batch.
+    batch : int
+        Batches visited; on failure, the index of the failing batch.
+    updates : int
+        Optimizer steps completed (batches whose weights are all zero are
+        skipped without a step); step ``k`` used ``lrs[k]``.
     loss_sum, weight_sum : float
         Sum of batch losses times batch weights, and of the batch weights,
         over the completed steps (the epoch's mean loss is their ratio).
@@ -126,6 +129,7 @@ def run_epoch(params, spare, offsets, X, Y, labels, weights_, loss_code, l2, ord
     shuffled = order.shape[0] > 0
     cur, nxt = params, spare
     in_spare = False
+    updates = 0
     loss_sum = 0.0
     weight_sum = 0.0
     for s in range(n_batches):
@@ -143,15 +147,16 @@ def run_epoch(params, spare, offsets, X, Y, labels, weights_, loss_code, l2, ord
             continue  # all weights zero: the batch carries no gradient
         loss = value_and_grad(cur, offsets, xb, yb, lb, wb, loss_code, l2, work, grad)
         if not math.isfinite(loss):
-            return LOSS_NOT_FINITE, s, loss_sum, weight_sum, in_spare
-        if not apply_update(opt_code, hyper, lrs[s], cur, grad, slots, scalars, nxt, False,
-                            scratch):
-            return STEP_NOT_FINITE, s, loss_sum, weight_sum, in_spare
+            return LOSS_NOT_FINITE, s, updates, loss_sum, weight_sum, in_spare
+        if not apply_update(opt_code, hyper, lrs[updates], cur, grad, slots, scalars, nxt,
+                            False, scratch):
+            return STEP_NOT_FINITE, s, updates, loss_sum, weight_sum, in_spare
         cur, nxt = nxt, cur
         in_spare = not in_spare
+        updates += 1
         loss_sum += loss * bw
         weight_sum += bw
-    return OK, n_batches, loss_sum, weight_sum, in_spare
+    return OK, n_batches, updates, loss_sum, weight_sum, in_spare
 
 
 @jit

@@ -105,8 +105,8 @@ def lerp_base(w):
 
 # One loop per rule.  Arguments: ``p`` (params in), ``g`` (gradient), state
 # rows, ``out``; ``cv`` is the clip value (inf when off) and ``scale`` the
-# norm-clipping factor.  Each returns True when the gradient and the new
-# parameters are finite.
+# norm-clipping factor.  Each returns True when the gradient, the new
+# parameters and any squared-gradient accumulator are finite.
 
 @jit(strict=True)
 def sgd_plain(p, g, out, lr, wd, cv, scale):
@@ -157,6 +157,7 @@ def adam_loop(p, g, m, v, out, step_size, bc2_sqrt, b2, w2, eps, lerp_from_m, c1
         vi = v[i] * b2 + w2 * gi * gi
         m[i] = mi
         v[i] = vi
+        bad |= vi * zero != zero  # g * g can overflow while g is finite
         pi = pi - step_size * (mi / (math.sqrt(vi) / bc2_sqrt + eps))
         out[i] = pi
         bad |= pi * zero != zero
@@ -179,6 +180,7 @@ def adam_amsgrad_loop(p, g, m, v, vmax, out, step_size, bc2_sqrt, b2, w2, eps, l
         vi = v[i] * b2 + w2 * gi * gi
         m[i] = mi
         v[i] = vi
+        bad |= vi * zero != zero
         vi = max(vmax[i], vi)
         vmax[i] = vi
         pi = pi - step_size * (mi / (math.sqrt(vi) / bc2_sqrt + eps))
@@ -200,6 +202,7 @@ def rmsprop_loop(p, g, sq, avg_g, buf, out, lr, rho, w, eps, centered, lerp_from
         gi = min(max(gi, -cv), cv) * scale + wd * pi
         s = sq[i] * rho + w * gi * gi
         sq[i] = s
+        bad |= s * zero != zero
         if centered:
             a = avg_g[i]
             a = (a if lerp_from_avg else gi) + c * (gi - a)
@@ -228,6 +231,7 @@ def adagrad_loop(p, g, total, out, lr, eps, wd, cv, scale):
         gi = min(max(gi, -cv), cv) * scale + wd * pi
         s = total[i] + gi * gi
         total[i] = s
+        bad |= s * zero != zero
         pi = pi - lr * (gi / (math.sqrt(s) + eps))
         out[i] = pi
         bad |= pi * zero != zero
@@ -269,6 +273,7 @@ def nadam_loop(p, g, m, v, out, c_grad, c_avg, b2, w2, bc2, eps, lerp_from_m, c1
         vi = v[i] * b2 + w2 * gi * gi
         m[i] = mi
         v[i] = vi
+        bad |= vi * zero != zero
         denom = math.sqrt(vi / bc2) + eps
         pi = pi + c_grad * (gi / denom)  # two roundings, as torch's two addcdiv_
         pi = pi + c_avg * (mi / denom)
@@ -395,7 +400,10 @@ def apply_update(code, hyper, lr, params, grad, slots, scalars, out, inplace, sc
     Returns
     -------
     finite : bool
-        False if the gradient or the new parameters contain NaN or Inf.
+        False if the gradient, the new parameters or a squared-gradient
+        accumulator contain NaN or Inf (a finite gradient of 1e200 squares to
+        inf, after which Adam-like rules silently stop moving).  The state
+        has then taken the step anyway.
     """
     step = scalars[_S_STEP] + 1.0
     scalars[_S_STEP] = step
