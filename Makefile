@@ -18,7 +18,7 @@ $(STAMP)-%: pyproject.toml | $(VENV)/bin/python
 	@touch $@
 
 demo: $(STAMP)-demo
-	$(PY) examples/demo.py
+	$(PY) examples/digits.py
 
 test: $(STAMP)-test
 	$(PY) -m pytest
