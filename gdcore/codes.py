@@ -95,6 +95,9 @@ ADAMAX = 5
 NADAM = 6
 LION = 7
 
+OPTIMIZER_NAMES = {SGD: "sgd", ADAM: "adam", ADAMW: "adamw", RMSPROP: "rmsprop",
+                   ADAGRAD: "adagrad", ADAMAX: "adamax", NADAM: "nadam", LION: "lion"}
+
 # Slots of the float64 hyperparameter vector an update kernel reads (fields an
 # optimizer does not have stay 0).  Flags are stored as 0.0 / 1.0.
 H_MOMENTUM = 0  # SGD and RMSprop momentum
@@ -113,4 +116,5 @@ N_HYPER = 11
 # Slots of the float64 scalar state of an optimizer.
 S_STEP = 0  # updates taken so far
 S_MU_PRODUCT = 1  # NAdam: product of the momentum coefficients so far
-N_SCALARS = 2
+S_OPTIMIZER = 2  # code of the optimizer that made the state (checked, never used by kernels)
+N_SCALARS = 3

@@ -69,10 +69,7 @@ _SLOT_OF = {
     "clip_value": codes.H_CLIP_VALUE,
 }
 
-_CODES = {
-    "sgd": codes.SGD, "adam": codes.ADAM, "adamw": codes.ADAMW, "rmsprop": codes.RMSPROP,
-    "adagrad": codes.ADAGRAD, "adamax": codes.ADAMAX, "nadam": codes.NADAM, "lion": codes.LION,
-}
+_CODES = {name: code for code, name in codes.OPTIMIZER_NAMES.items()}
 
 
 @dataclass(frozen=True, repr=False, eq=True)
@@ -158,6 +155,7 @@ class Optimizer:
         params = _flat_params(params)
         scalars = np.zeros(codes.N_SCALARS, dtype=np.float64)
         scalars[codes.S_MU_PRODUCT] = 1.0
+        scalars[codes.S_OPTIMIZER] = self.code
         n = params.shape[0]
         return OptState(np.zeros((self.n_slots, n), dtype=params.dtype), scalars,
                         np.empty(min(BLOCK, n), dtype=params.dtype))
@@ -221,6 +219,10 @@ class Optimizer:
         if not isinstance(state, OptState):
             raise TypeError(f"state must be the OptState of {self.name}.init(params), "
                             f"got {type(state).__name__}")
+        if state.scalars.shape == (codes.N_SCALARS,) and \
+                state.scalars[codes.S_OPTIMIZER] != self.code:
+            made_by = codes.OPTIMIZER_NAMES.get(int(state.scalars[codes.S_OPTIMIZER]), "?")
+            raise ValueError(f"state was made by {made_by}.init, not {self.name}.init")
         if (state.slots.shape != (self.n_slots, n) or state.slots.dtype != params.dtype
                 or state.scalars.shape != (codes.N_SCALARS,)
                 or not state.slots.flags.c_contiguous

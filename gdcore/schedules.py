@@ -127,9 +127,9 @@ class WarmupCosineDecay(Schedule):
         object.__setattr__(self, "decay_steps",
                            _validate.positive_int(self.decay_steps, "decay_steps"))
         warmup = _validate.nonnegative_int(self.warmup_steps, "warmup_steps")
-        if warmup > self.decay_steps:
+        if warmup >= self.decay_steps:  # the cosine part needs at least one step
             raise ValueError(
-                f"warmup_steps ({warmup}) must not exceed decay_steps ({self.decay_steps})")
+                f"warmup_steps ({warmup}) must be less than decay_steps ({self.decay_steps})")
         object.__setattr__(self, "warmup_steps", warmup)
         object.__setattr__(self, "init_value",
                            _validate.nonnegative_float(self.init_value, "init_value"))
@@ -139,7 +139,7 @@ class WarmupCosineDecay(Schedule):
     def _rate(self, t):
         w = self.warmup_steps
         warm = self.init_value + (self.peak_value - self.init_value) * t / max(w, 1)
-        span = max(self.decay_steps - w, 1)
+        span = self.decay_steps - w
         frac = np.clip((t - w) / span, 0.0, 1.0)
         cosine = self.end_value + (self.peak_value - self.end_value) * 0.5 * (
             1.0 + np.cos(math.pi * frac))

@@ -84,6 +84,8 @@ def gradient_scale(grad, clip_value, clip_norm):
     """
     if not clip_norm > 0:
         return 1.0
+    if not clip_value > 0:
+        clip_value = np.inf  # value clipping off
     total = 0.0
     for i in range(grad.shape[0]):
         g = min(max(np.float64(grad[i]), -clip_value), clip_value)
