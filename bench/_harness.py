@@ -9,6 +9,8 @@ helpers here implement those pieces once:
 * :func:`time_side_by_side` -- median of per-block means, implementations
   taking turns with a settle pause (their thread pools must not overlap),
   blocks disturbed by other processes (:class:`BackgroundLoad`) dropped;
+* :func:`time_whole_runs` -- the same policy for long calls (a whole training
+  run): one untimed warm-up call each, then rounds of turns;
 * :func:`matmul_peak` -- best-of-N square float32/64 GEMM through NumPy's or
   SciPy's BLAS;
 * :func:`copy_bandwidth` -- NumPy copy bandwidth, the memory-bound reference;
@@ -268,6 +270,105 @@ def time_side_by_side(fns, passes=3, blocks_per_pass=5, block_seconds=0.1,
         )
     return timings, {name: [b[0] for b in blocks[name]] for name in names}
 
+
+
+def time_whole_runs(fns, rounds=5, settle_seconds=0.25, min_round_seconds=0.1,
+                    max_background=0.3, warmup=True, max_impl_seconds=None):
+    """Time of long calls (a whole training run), implementations taking turns.
+
+    :func:`time_side_by_side` warms each implementation up for a while and
+    then times blocks of many calls: right for a call that lasts
+    microseconds, wasteful for one that lasts a second (a whole ``fit``).
+    Here every implementation is called once untimed (``warmup``: compiles,
+    allocator pools), then ``rounds`` rounds follow in which each
+    implementation, in rotated order and after ``settle_seconds`` of sleep
+    (other thread pools must go idle), is called back to back until
+    ``min_round_seconds`` have passed -- at least once.  A round's figure
+    is its mean time per call, tagged with the :class:`BackgroundLoad` of
+    other processes; rounds above ``max_background`` cores are dropped, and
+    if fewer than half the rounds are quiet, all are kept and the result is
+    marked ``contended``, as in :func:`time_side_by_side`.  An implementation
+    whose rounds have taken ``max_impl_seconds`` in all sits out the rest
+    (after at least two rounds), so that one very slow peer -- or a peer
+    slowed down by a busy machine -- cannot stretch the benchmark without
+    bound.
+
+    Parameters
+    ----------
+    fns : dict of str -> callable
+        Zero-argument callables, each performing one complete run.
+    rounds : int
+    settle_seconds : float
+    min_round_seconds : float
+        Short runs are repeated within a round until this long, so that the
+        background load (100 Hz counters) is readable.
+    max_background : float
+    warmup : bool
+    max_impl_seconds : float or None
+
+    Returns
+    -------
+    dict of str -> Timing
+    dict of str -> list of float or None
+        Background load of every round, per implementation, in cores.
+    """
+    names = list(fns)
+    run = {name: [] for name in names}  # (background, seconds, calls)
+    probe = BackgroundLoad()
+    gc_was_enabled = gc.isenabled()
+    try:
+        if warmup:
+            for name in names:
+                time.sleep(settle_seconds)
+                fns[name]()
+        for r in range(rounds):
+            shift = r % len(names)
+            for name in names[shift:] + names[:shift]:
+                fn = fns[name]
+                spent = sum(b[1] for b in run[name])
+                if (max_impl_seconds is not None and len(run[name]) >= 2
+                        and spent >= max_impl_seconds):
+                    continue
+                if gc_was_enabled:
+                    gc.enable()
+                    gc.collect()
+                time.sleep(settle_seconds)
+                gc.disable()
+                probe.start()
+                calls = 0
+                t0 = time.perf_counter()
+                while True:
+                    fn()
+                    calls += 1
+                    elapsed = time.perf_counter() - t0
+                    if elapsed >= min_round_seconds:
+                        break
+                run[name].append((probe.stop(), elapsed, calls))
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+    timings = {name: _summarise_blocks(run[name], max(1, len(run[name]) // 2), max_background)
+               for name in names}
+    return timings, {name: [b[0] for b in run[name]] for name in names}
+
+
+def _summarise_blocks(run, min_quiet, max_background):
+    """A :class:`Timing` from (background, seconds, calls) blocks (see time_whole_runs)."""
+    quiet = [b for b in run if b[0] is None or b[0] <= max_background]
+    contended = len(quiet) < min_quiet
+    kept = run if contended else quiet
+    means = np.array([seconds / calls * 1e6 for _, seconds, calls in kept])
+    return Timing(
+        median_us=float(np.median(means)),
+        p25_us=float(np.percentile(means, 25)),
+        p75_us=float(np.percentile(means, 75)),
+        min_us=float(means.min()),
+        calls=int(sum(calls for _, _, calls in kept)),
+        blocks_quiet=len(quiet),
+        blocks_kept=len(kept),
+        blocks_run=len(run),
+        contended=contended,
+    )
 
 # Machine references ------------------------------------------------------------------
 def matmul_peak(dtype=np.float32, sizes=(1024, 2048), repeats=(8, 4), blas="numpy",

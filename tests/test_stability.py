@@ -57,7 +57,8 @@ def test_binary_cross_entropy_batch_of_extreme_logits(dtype):
     assert value == 2 * BIG / 4
     # dL/dz = (sigmoid(z) - y) / 4 = [[1, 0], [-1, 0]] / 4
     dZ = np.array([[0.25, 0.0], [-0.25, 0.0]])
-    np.testing.assert_array_equal(grad, np.concatenate([(X.T @ dZ).ravel(), dZ.sum(0)]).astype(dtype))
+    expected = np.concatenate([(X.T @ dZ).ravel(), dZ.sum(0)]).astype(dtype)
+    np.testing.assert_array_equal(grad, expected)
 
 
 @pytest.mark.parametrize("output", ["softmax", "identity"])
