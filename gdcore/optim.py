@@ -26,6 +26,7 @@ import numpy as np
 
 from . import _validate, codes
 from .kernels.updates import BLOCK, apply_update
+from .minimize import run_first_order, run_gradient_descent, run_lbfgs
 from .schedules import Schedule
 
 
@@ -133,6 +134,15 @@ class Optimizer:
         if self.name in ("adamax", "nadam"):
             return 2
         return 1  # adagrad, lion
+
+    def __call__(self, fun, x0, args=(), jac=None, hess=None, hessp=None, bounds=None,
+                 constraints=(), callback=None, **options):
+        """Minimize ``fun`` from ``x0`` with this rule: a ``scipy.optimize.minimize`` method.
+
+        See :mod:`gdcore.minimize` for the options and the result.
+        """
+        return run_first_order(self, fun, x0, args=args, jac=jac, bounds=bounds,
+                               constraints=constraints, callback=callback, **options)
 
     def learning_rate_at(self, step):
         """The learning rate of update number ``step`` (from 0)."""
@@ -357,3 +367,69 @@ def lion(learning_rate=1e-4, b1=0.9, b2=0.99, weight_decay=0.0, *, clip_norm=Non
     return _make("lion", learning_rate, (
         ("b1", _beta(b1, "b1")), ("b2", _beta(b2, "b2")),
         ("weight_decay", _nonnegative(weight_decay, "weight_decay"))), clip_norm, clip_value)
+
+
+# Line-search methods (SciPy-style objectives only) -------------------------------------
+@dataclass(frozen=True)
+class LBFGS:
+    """Limited-memory BFGS with a strong-Wolfe line search (projected with bounds).
+
+    Only usable as a ``scipy.optimize.minimize`` method (it needs function
+    values); see :mod:`gdcore.minimize`.
+    """
+
+    m: int = 10
+    c1: float = 1e-4
+    c2: float = 0.9
+
+    def __post_init__(self):
+        object.__setattr__(self, "m", _validate.positive_int(self.m, "m"))
+        object.__setattr__(self, "c1", _validate.real_in(self.c1, "c1", 0, 1, low_open=True,
+                                                         high_open=True))
+        object.__setattr__(self, "c2", _validate.real_in(self.c2, "c2", self.c1, 1,
+                                                         low_open=True, high_open=True))
+
+    def __call__(self, fun, x0, args=(), jac=None, hess=None, hessp=None, bounds=None,
+                 constraints=(), callback=None, **options):
+        return run_lbfgs(self, fun, x0, args=args, jac=jac, bounds=bounds,
+                         constraints=constraints, callback=callback, **options)
+
+
+@dataclass(frozen=True)
+class GradientDescent:
+    """Steepest descent: a fixed ``learning_rate``, or Armijo backtracking when None."""
+
+    learning_rate: object = None
+    c1: float = 1e-4
+
+    def __post_init__(self):
+        if self.learning_rate is not None and not isinstance(self.learning_rate, Schedule):
+            object.__setattr__(self, "learning_rate", _validate.real_in(
+                self.learning_rate, "learning_rate", 0.0, np.inf, low_open=True,
+                high_open=True))
+        object.__setattr__(self, "c1", _validate.real_in(self.c1, "c1", 0, 1, low_open=True,
+                                                         high_open=True))
+
+    def __call__(self, fun, x0, args=(), jac=None, hess=None, hessp=None, bounds=None,
+                 constraints=(), callback=None, **options):
+        if self.learning_rate is not None:
+            return sgd(self.learning_rate)(fun, x0, args=args, jac=jac, bounds=bounds,
+                                           constraints=constraints, callback=callback,
+                                           **options)
+        return run_gradient_descent(self, fun, x0, args=args, jac=jac, bounds=bounds,
+                                    constraints=constraints, callback=callback, **options)
+
+
+def lbfgs(m=10, c1=1e-4, c2=0.9):
+    """L-BFGS with memory ``m`` and Wolfe constants ``c1 < c2`` (a SciPy method)."""
+    return LBFGS(m, c1, c2)
+
+
+def gd(learning_rate=None, c1=1e-4):
+    """Plain gradient descent (a SciPy method): Armijo backtracking without a learning rate."""
+    return GradientDescent(learning_rate, c1)
+
+
+METHODS = {"lbfgs": lbfgs, "gd": gd, "sgd": sgd, "adam": adam, "adamw": adamw,
+           "rmsprop": rmsprop, "adagrad": adagrad, "adamax": adamax, "nadam": nadam,
+           "lion": lion}

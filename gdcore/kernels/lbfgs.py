@@ -1,0 +1,395 @@
+"""L-BFGS as a reverse-communication state machine, all arithmetic compiled.
+
+:func:`lbfgs_step` never calls the objective.  Each call consumes the value
+and gradient at the last requested point and answers with what it needs
+next, the way the Fortran L-BFGS-B code talks to SciPy:
+
+``EVALUATE``   evaluate ``f`` and ``g`` at ``x_trial`` and call again;
+``ITERATE``    an iteration ended: ``x``, ``f`` and ``g`` hold the new iterate
+               (the caller counts it, runs callbacks, checks its limits) and
+               calls again, without new values;
+``CONVERGED``  ``max |projected gradient| <= gtol`` or the relative decrease of
+               ``f`` fell to ``ftol``; ``message_code`` says which;
+``FAILED``     the line search found no acceptable step from a steepest-descent
+               direction either;
+``NONFINITE``  ``f`` or ``g`` at the starting point is NaN or Inf.
+
+Because the driver only shuttles values, a Python objective and a compiled
+one (:mod:`.minimize_loops`) go through exactly the same arithmetic and
+produce the same iterates.
+
+The direction is the two-loop recursion over the last ``m`` pairs
+``(s, y)`` with the initial scaling ``s.y / y.y`` (Nocedal and Wright, Alg.
+7.4); pairs with ``s.y <= 1e-10 |s| |y|`` are skipped, which keeps the
+implicit Hessian positive definite.  Without bounds the step satisfies the
+strong Wolfe conditions (Alg. 3.5 and 3.6, cubic interpolation safeguarded
+by bisection).  With bounds, every trial point is projected onto the box,
+coordinates held at a bound by their gradient are left out of the
+direction, and the step is found by backtracking to the Armijo condition
+along the projected path.
+
+State lives in flat arrays owned by the caller (:func:`state_sizes`).
+"""
+
+import math
+
+import numpy as np
+
+from ._jit import jit
+
+# Requests.
+EVALUATE = 0
+ITERATE = 1
+CONVERGED = 2
+FAILED = 3
+NONFINITE = 4
+
+# Why CONVERGED.
+BY_GTOL = 1
+BY_FTOL = 2
+
+# Slots of the float64 scalar state ``fs``.
+F_X = 0  # f at the current iterate
+F_OLD = 1  # f at the previous iterate
+A_CUR = 2  # step of the pending trial
+A_PREV = 3  # previous trial step (bracketing)
+PHI_PREV = 4
+DPHI_PREV = 5
+A_LO = 6  # zoom interval end with the lower value
+PHI_LO = 7
+DPHI_LO = 8
+A_HI = 9
+PHI_HI = 10
+DPHI_HI = 11
+DPHI0 = 12  # directional derivative at step 0
+GTOL = 13
+FTOL = 14
+C1 = 15
+C2 = 16
+N_FS = 17
+
+# Slots of the int64 state ``js``.
+PHASE = 0
+STAGE = 1  # line-search stage: bracketing or zooming
+LS_EVALS = 2
+HEAD = 3  # ring position of the newest pair
+COUNT = 4  # stored pairs
+RESTARTED = 5  # this line search started from steepest descent
+MESSAGE = 6
+HAS_BOUNDS = 7
+M = 8
+N_JS = 9
+
+# Phases.
+_START = 0
+_FIRST_VALUE = 1
+_SEARCHING = 2
+_PENDING = 3  # a trial is prepared; hand it out on the next call
+
+_BRACKET = 0
+_ZOOM = 1
+_MAX_LS_EVALS = 30
+
+
+def state_sizes(n, m):
+    """Shapes of the state arrays for ``n`` variables and memory ``m``.
+
+    Returns
+    -------
+    dict
+        ``vectors`` (6, n): x, g, d, x_trial, g_trial, pg (scratch);
+        ``pairs`` (2, m, n): S and Y; ``rho``, ``alpha`` (m,);
+        ``fs`` (N_FS,) float64; ``js`` (N_JS,) int64.
+    """
+    return {"vectors": (6, n), "pairs": (2, m, n), "rho": (m,), "alpha": (m,),
+            "fs": (N_FS,), "js": (N_JS,)}
+
+
+@jit
+def dot(a, b):
+    total = 0.0
+    for i in range(a.shape[0]):
+        total += a[i] * b[i]
+    return total
+
+
+@jit
+def projected_gradient_norm(x, g, lower, upper, has_bounds):
+    """``max |P(x - g) - x|``, the stationarity measure with bounds (max |g| without)."""
+    worst = 0.0
+    for i in range(x.shape[0]):
+        if has_bounds:
+            step = min(max(x[i] - g[i], lower[i]), upper[i]) - x[i]
+        else:
+            step = g[i]
+        worst = max(worst, abs(step))
+    return worst
+
+
+@jit
+def direction(g, S, Y, rho, alpha, head, count, m, x, lower, upper, has_bounds, d):
+    """``d = -H g`` by the two-loop recursion, restricted to the free coordinates.
+
+    With bounds, a coordinate at a bound whose gradient pushes it outward is
+    held: its gradient entry is treated as 0 and its direction entry is 0.
+    """
+    n = g.shape[0]
+    for i in range(n):
+        d[i] = -g[i]
+        if has_bounds and ((x[i] <= lower[i] and g[i] > 0) or (x[i] >= upper[i] and g[i] < 0)):
+            d[i] = 0.0
+    # d holds -q; the recursion is linear, so it runs on -q directly.
+    for k in range(count):
+        j = (head - k) % m
+        a = rho[j] * dot(S[j], d)
+        alpha[j] = a
+        for i in range(n):
+            d[i] -= a * Y[j, i]
+    if count > 0:
+        y_new = Y[head]
+        gamma = dot(S[head], y_new) / dot(y_new, y_new)
+        for i in range(n):
+            d[i] *= gamma
+    for k in range(count - 1, -1, -1):
+        j = (head - k) % m
+        b = rho[j] * dot(Y[j], d)
+        for i in range(n):
+            d[i] += (alpha[j] - b) * S[j, i]
+    if has_bounds:
+        for i in range(n):
+            if (x[i] <= lower[i] and g[i] > 0) or (x[i] >= upper[i] and g[i] < 0):
+                d[i] = 0.0
+
+
+@jit
+def store_pair(x_new, x_old, g_new, g_old, S, Y, rho, js):
+    """Push ``s = x_new - x_old``, ``y = g_new - g_old`` unless curvature is too small.
+
+    The curvature test runs before anything is written, so a rejected pair
+    leaves the stored ones intact.
+    """
+    sy = 0.0
+    ss = 0.0
+    yy = 0.0
+    for i in range(x_new.shape[0]):
+        si = x_new[i] - x_old[i]
+        yi = g_new[i] - g_old[i]
+        sy += si * yi
+        ss += si * si
+        yy += yi * yi
+    if not sy > 1e-10 * math.sqrt(ss * yy):
+        return
+    m = js[M]
+    nxt = (js[HEAD] + 1) % m
+    for i in range(x_new.shape[0]):
+        S[nxt, i] = x_new[i] - x_old[i]
+        Y[nxt, i] = g_new[i] - g_old[i]
+    rho[nxt] = 1.0 / sy
+    js[HEAD] = nxt
+    js[COUNT] = min(js[COUNT] + 1, m)
+
+
+@jit
+def set_trial(x, d, a, lower, upper, has_bounds, x_trial):
+    """``x_trial = P(x + a d)``."""
+    for i in range(x.shape[0]):
+        v = x[i] + a * d[i]
+        if has_bounds:
+            v = min(max(v, lower[i]), upper[i])
+        x_trial[i] = v
+
+
+@jit
+def cubic_min(a, fa, da, b, fb, db):
+    """Minimiser of the cubic through (a, fa, da), (b, fb, db), kept inside the
+    middle 80% of the interval; the midpoint when the cubic has none."""
+    lo, hi = min(a, b), max(a, b)
+    d1 = da + db - 3.0 * (fa - fb) / (a - b)
+    disc = d1 * d1 - da * db
+    t = 0.5 * (a + b)
+    if disc >= 0 and math.isfinite(disc):
+        d2 = math.copysign(math.sqrt(disc), b - a)
+        denom = db - da + 2.0 * d2
+        if denom != 0:
+            t = b - (b - a) * (db + d2 - d1) / denom
+    margin = 0.1 * (hi - lo)
+    if not (lo + margin <= t <= hi - margin):
+        t = 0.5 * (a + b)
+    return t
+
+
+@jit
+def begin_search(vec, pairs, rho, alpha, fs, js, lower, upper):
+    """New direction from the current iterate and the first trial point."""
+    x, g, d, x_trial = vec[0], vec[1], vec[2], vec[3]
+    has_bounds = js[HAS_BOUNDS] != 0
+    direction(g, pairs[0], pairs[1], rho, alpha, js[HEAD], js[COUNT], js[M], x, lower, upper,
+              has_bounds, d)
+    dphi0 = dot(g, d)
+    if not dphi0 < 0:  # not a descent direction: fall back to steepest descent
+        js[COUNT] = 0
+        direction(g, pairs[0], pairs[1], rho, alpha, 0, 0, js[M], x, lower, upper,
+                  has_bounds, d)
+        dphi0 = dot(g, d)
+    if js[COUNT] == 0:
+        # No curvature yet: a first step of unit length along d.
+        a = min(1.0, 1.0 / math.sqrt(dot(d, d))) if dphi0 < 0 else 1.0
+    else:
+        a = 1.0
+    fs[DPHI0] = dphi0
+    fs[A_CUR] = a
+    fs[A_PREV] = 0.0
+    fs[PHI_PREV] = fs[F_X]
+    fs[DPHI_PREV] = dphi0
+    js[STAGE] = _BRACKET
+    js[LS_EVALS] = 0
+    js[RESTARTED] = 1 if js[COUNT] == 0 else 0
+    set_trial(x, d, a, lower, upper, has_bounds, x_trial)
+
+
+@jit
+def accept(vec, pairs, rho, alpha, fs, js, f_trial, lower, upper):
+    """Make the trial point the new iterate; returns CONVERGED or ITERATE."""
+    x, g, x_trial, g_trial = vec[0], vec[1], vec[3], vec[4]
+    store_pair(x_trial, x, g_trial, g, pairs[0], pairs[1], rho, js)
+    x[:] = x_trial
+    g[:] = g_trial
+    fs[F_OLD] = fs[F_X]
+    fs[F_X] = f_trial
+    has_bounds = js[HAS_BOUNDS] != 0
+    if projected_gradient_norm(x, g, lower, upper, has_bounds) <= fs[GTOL]:
+        js[MESSAGE] = BY_GTOL
+        return CONVERGED
+    f_old = fs[F_OLD]
+    if (f_old - f_trial) <= fs[FTOL] * max(abs(f_old), abs(f_trial), 1.0):
+        js[MESSAGE] = BY_FTOL
+        return CONVERGED
+    begin_search(vec, pairs, rho, alpha, fs, js, lower, upper)
+    js[PHASE] = _PENDING
+    return ITERATE
+
+
+@jit
+def search_failed(vec, pairs, rho, alpha, fs, js, lower, upper):
+    """No acceptable step: retry once from steepest descent, else FAILED."""
+    if js[RESTARTED] != 0:
+        return FAILED
+    js[COUNT] = 0
+    begin_search(vec, pairs, rho, alpha, fs, js, lower, upper)
+    return EVALUATE
+
+
+@jit
+def lbfgs_step(vec, pairs, rho, alpha, fs, js, f_trial, lower, upper):
+    """Advance the state machine with ``f_trial`` (and ``vec[4]``, the gradient) at
+    ``vec[3]``; returns the next request (module docstring).
+
+    Parameters
+    ----------
+    vec : ndarray of shape (6, n), float64
+        Rows x, g, d, x_trial, g_trial, scratch.  Before the first call,
+        ``x_trial`` holds the starting point.
+    pairs : ndarray of shape (2, m, n)
+    rho, alpha : ndarray of shape (m,)
+    fs : ndarray of shape (N_FS,), float64
+        GTOL, FTOL, C1, C2 set by the caller.
+    js : ndarray of shape (N_JS,), int64
+        PHASE = 0, M and HAS_BOUNDS set by the caller.
+    f_trial : float
+        f at ``vec[3]`` (ignored when the last request was not EVALUATE).
+    lower, upper : ndarray of shape (n,)
+        Bounds (used only when HAS_BOUNDS).
+    """
+    phase = js[PHASE]
+    if phase == _START:
+        js[PHASE] = _FIRST_VALUE
+        return EVALUATE
+    if phase == _PENDING:
+        js[PHASE] = _SEARCHING
+        return EVALUATE
+    g_trial = vec[4]
+    finite = math.isfinite(f_trial)
+    if finite:
+        for i in range(g_trial.shape[0]):
+            if not math.isfinite(g_trial[i]):
+                finite = False
+                break
+    if phase == _FIRST_VALUE:
+        if not finite:
+            return NONFINITE
+        vec[0][:] = vec[3]
+        vec[1][:] = g_trial
+        fs[F_X] = f_trial
+        fs[F_OLD] = f_trial
+        if projected_gradient_norm(vec[0], vec[1], lower, upper, js[HAS_BOUNDS] != 0) <= fs[GTOL]:
+            js[MESSAGE] = BY_GTOL
+            return CONVERGED
+        begin_search(vec, pairs, rho, alpha, fs, js, lower, upper)
+        js[PHASE] = _SEARCHING
+        return EVALUATE
+    # _SEARCHING: judge the trial step a.
+    js[LS_EVALS] += 1
+    a = fs[A_CUR]
+    f0 = fs[F_X]
+    dphi0 = fs[DPHI0]
+    c1 = fs[C1]
+    phi = f_trial if finite else np.inf
+    if js[HAS_BOUNDS] != 0:
+        # Armijo along the projected path, by backtracking.
+        x, x_trial, g = vec[0], vec[3], vec[1]
+        decrease = 0.0
+        for i in range(x.shape[0]):
+            decrease += g[i] * (x_trial[i] - x[i])
+        if finite and phi <= f0 + c1 * decrease:
+            return accept(vec, pairs, rho, alpha, fs, js, f_trial, lower, upper)
+        if js[LS_EVALS] >= _MAX_LS_EVALS:
+            return search_failed(vec, pairs, rho, alpha, fs, js, lower, upper)
+        fs[A_CUR] = 0.5 * a
+        set_trial(vec[0], vec[2], 0.5 * a, lower, upper, True, vec[3])
+        return EVALUATE
+    dphi = dot(g_trial, vec[2]) if finite else np.nan
+    c2 = fs[C2]
+    if js[STAGE] == _BRACKET:
+        if not finite:
+            # Overflowed: the minimiser lies closer; bisect towards the last good step.
+            new_a = 0.5 * (fs[A_PREV] + a)
+        elif phi > f0 + c1 * a * dphi0 or (js[LS_EVALS] > 1 and phi >= fs[PHI_PREV]):
+            js[STAGE] = _ZOOM
+            fs[A_LO], fs[PHI_LO], fs[DPHI_LO] = fs[A_PREV], fs[PHI_PREV], fs[DPHI_PREV]
+            fs[A_HI], fs[PHI_HI], fs[DPHI_HI] = a, phi, dphi
+            new_a = cubic_min(fs[A_LO], fs[PHI_LO], fs[DPHI_LO], a, phi, dphi)
+        elif abs(dphi) <= -c2 * dphi0:
+            return accept(vec, pairs, rho, alpha, fs, js, f_trial, lower, upper)
+        elif dphi >= 0:
+            js[STAGE] = _ZOOM
+            fs[A_LO], fs[PHI_LO], fs[DPHI_LO] = a, phi, dphi
+            fs[A_HI], fs[PHI_HI], fs[DPHI_HI] = fs[A_PREV], fs[PHI_PREV], fs[DPHI_PREV]
+            new_a = cubic_min(a, phi, dphi, fs[A_HI], fs[PHI_HI], fs[DPHI_HI])
+        else:
+            fs[A_PREV], fs[PHI_PREV], fs[DPHI_PREV] = a, phi, dphi
+            new_a = 4.0 * a  # extrapolate
+    else:
+        lo, hi = fs[A_LO], fs[A_HI]
+        if not finite or phi > f0 + c1 * a * dphi0 or phi >= fs[PHI_LO]:
+            if finite:
+                fs[A_HI], fs[PHI_HI], fs[DPHI_HI] = a, phi, dphi
+            else:
+                fs[A_HI], fs[PHI_HI], fs[DPHI_HI] = a, fs[PHI_LO] + 1.0, fs[DPHI_LO]
+        else:
+            if abs(dphi) <= -c2 * dphi0:
+                return accept(vec, pairs, rho, alpha, fs, js, f_trial, lower, upper)
+            if dphi * (hi - lo) >= 0:
+                fs[A_HI], fs[PHI_HI], fs[DPHI_HI] = lo, fs[PHI_LO], fs[DPHI_LO]
+            fs[A_LO], fs[PHI_LO], fs[DPHI_LO] = a, phi, dphi
+        if not finite:
+            new_a = 0.5 * (fs[A_LO] + fs[A_HI])
+        else:
+            new_a = cubic_min(fs[A_LO], fs[PHI_LO], fs[DPHI_LO],
+                              fs[A_HI], fs[PHI_HI], fs[DPHI_HI])
+        if abs(fs[A_HI] - fs[A_LO]) <= 1e-12 * max(abs(fs[A_HI]), 1e-300):
+            return search_failed(vec, pairs, rho, alpha, fs, js, lower, upper)
+    if js[LS_EVALS] >= _MAX_LS_EVALS:
+        return search_failed(vec, pairs, rho, alpha, fs, js, lower, upper)
+    fs[A_CUR] = new_a
+    set_trial(vec[0], vec[2], new_a, lower, upper, False, vec[3])
+    return EVALUATE

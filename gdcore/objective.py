@@ -1,0 +1,120 @@
+"""SciPy-style objectives: ``fun(x, *args)`` with a gradient from wherever SciPy allows.
+
+:class:`Objective` turns the ``fun`` / ``jac`` / ``args`` of
+``scipy.optimize.minimize`` into one call ``f = objective(x, g_out)`` and
+counts evaluations as SciPy does (``nfev`` for ``fun``, ``njev`` for ``jac``):
+
+* ``jac=True``: ``fun`` returns ``(f, g)``;
+* ``jac`` callable: ``jac(x, *args)``;
+* ``jac`` None, ``"2-point"`` or ``"3-point"``: finite differences through
+  SciPy's public routines (``scipy.optimize.approx_fprime`` with relative
+  steps; ``scipy.differentiate.derivative`` for central differences), each
+  objective call counted in ``nfev``.
+
+``scipy.optimize.minimize(..., jac=True)`` hands a custom method a memoising
+wrapper and its ``derivative``; it is unwrapped here, so ``fun`` runs once
+per point.
+"""
+
+import numpy as np
+from scipy.differentiate import derivative
+from scipy.optimize import approx_fprime
+
+# Relative finite-difference steps: about the cube root / square root of the
+# float64 epsilon, scaled by max(1, |x|), as SciPy's approx_derivative does.
+_STEP_2POINT = np.sqrt(np.finfo(np.float64).eps)
+_STEP_3POINT = np.finfo(np.float64).eps ** (1 / 3)
+FD_METHODS = (None, "2-point", "3-point")
+
+
+def unwrap_memoized(fun, jac):
+    """``(fun, True)`` for SciPy's MemoizeJac pair, else ``(fun, jac)`` unchanged."""
+    owner = getattr(jac, "__self__", None)
+    if owner is not None and type(owner).__name__ == "MemoizeJac" and owner is fun:
+        return owner.fun, True
+    return fun, jac
+
+
+class Objective:
+    """``f = objective(x, g)``: the value at ``x``, with the gradient written into ``g``.
+
+    Parameters
+    ----------
+    fun : callable
+        ``fun(x, *args, **kwargs) -> f`` (or ``(f, g)`` with ``jac=True``).
+    jac : True, callable, None, "2-point" or "3-point"
+    args : tuple
+    """
+
+    def __init__(self, fun, jac, args):
+        if not callable(fun):
+            raise TypeError(f"fun must be callable, got {fun!r}")
+        fun, jac = unwrap_memoized(fun, jac)
+        if not (jac is True or callable(jac) or jac in FD_METHODS):
+            raise ValueError(f"jac must be True, a callable, None, '2-point' or '3-point', "
+                             f"got {jac!r}")
+        self.fun, self.jac, self.args = fun, jac, tuple(args)
+        self.nfev = 0
+        self.njev = 0
+        self.kwargs = {}  # e.g. {"batch": indices} for mini-batch objectives
+
+    def value(self, x):
+        self.nfev += 1
+        f = self.fun(x, *self.args, **self.kwargs)
+        return _scalar(f)
+
+    def __call__(self, x, g):
+        """Value at ``x``; the gradient goes to ``g`` (same shape, any float dtype)."""
+        if self.jac is True:
+            self.nfev += 1
+            out = self.fun(x, *self.args, **self.kwargs)
+            try:
+                f, grad = out
+            except (TypeError, ValueError):
+                raise TypeError("with jac=True, fun must return (f, g), got "
+                                f"{type(out).__name__}") from None
+            f = _scalar(f)
+        elif callable(self.jac):
+            f = self.value(x)
+            self.njev += 1
+            grad = self.jac(x, *self.args, **self.kwargs)
+        else:
+            f = self.value(x)
+            grad = self._finite_differences(np.asarray(x, dtype=np.float64), f)
+        grad = np.asarray(grad)
+        if grad.shape != g.shape:
+            raise ValueError(f"the gradient has shape {grad.shape}, expected {g.shape} like x")
+        g[:] = grad
+        return f
+
+    def _finite_differences(self, x, f0):
+        scale = np.maximum(1.0, np.abs(x))
+        if self.jac == "3-point":
+            h = _STEP_3POINT * scale
+            n = x.shape[0]
+
+            def along(t):
+                # t: (n,) or (n, k) points; row i varies coordinate i only.
+                pts = t.reshape(n, -1)
+                out = np.empty(pts.shape)
+                for i in range(n):
+                    for j in range(pts.shape[1]):
+                        xi = x.copy()
+                        xi[i] = pts[i, j]
+                        out[i, j] = self.value(xi)
+                return out.reshape(t.shape)
+
+            res = derivative(along, x, initial_step=h, order=2, maxiter=1)
+            return res.df
+        if not np.isfinite(f0):
+            return np.full_like(x, np.nan)
+        h = _STEP_2POINT * scale
+        # approx_fprime evaluates f at x itself; count it (and every step).
+        return approx_fprime(x, self.value, h)
+
+
+def _scalar(f):
+    arr = np.asarray(f)
+    if arr.size != 1:
+        raise ValueError(f"fun must return a scalar, got an array of shape {arr.shape}")
+    return float(arr.reshape(()))
