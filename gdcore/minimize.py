@@ -32,13 +32,18 @@ from scipy.optimize import Bounds, OptimizeResult
 
 from . import _validate
 from .kernels import lbfgs as lb
-from .objective import Objective
+from .kernels import minimize_loops
+from .objective import Objective, compiled_fg
+from .schedules import as_schedule
 
 SUCCESS = 0
 LIMIT = 1
 NO_PROGRESS = 2
 NONFINITE = 3
 CALLBACK_STOP = 99
+
+_GTOL_MESSAGE = "Optimization terminated successfully (gradient norm <= gtol)."
+_FTOL_MESSAGE = "Optimization terminated successfully (relative reduction of f <= ftol)."
 
 KNOWN_OPTIONS = ("maxiter", "maxfun", "gtol", "ftol", "tol", "n_samples", "batch_size",
                  "seed", "disp", "return_all")
@@ -160,6 +165,16 @@ def run_lbfgs(method, fun, x0, args=(), jac=None, bounds=None, constraints=(), c
     cb = wrap_callback(callback)
     x_eval = np.empty(n, dtype=dtype)  # the objective sees x in x0's dtype
     g_eval = np.empty(n, dtype=np.float64)
+    fg = compiled_fg(objective) if cb is None else None
+    if fg is not None:
+        outcome, run.nit, nfev, f_trial = minimize_loops.lbfgs_loop(
+            fg, objective.args, state.vec, state.pairs, state.rho, state.alpha, state.fs,
+            state.js, state.lower, state.upper, x_eval, run.maxiter, run.maxfun or 0)
+        objective.count_compiled(nfev)
+        if outcome in (minimize_loops.LIMIT_ITERATIONS, minimize_loops.LIMIT_EVALUATIONS):
+            return state.result(run, LIMIT, limit_message(run), dtype)
+        g_eval[:] = state.vec[4]
+        return lbfgs_outcome(outcome, state, run, dtype, f_trial, g_eval)
     f_trial = 0.0
     while True:
         request = state.step(f_trial)
@@ -181,20 +196,22 @@ def run_lbfgs(method, fun, x0, args=(), jac=None, bounds=None, constraints=(), c
             if run.nit >= run.maxiter:
                 return state.result(run, LIMIT, limit_message(run), dtype)
             continue
-        if request == lb.CONVERGED:
-            why = ("CONVERGENCE: NORM OF PROJECTED GRADIENT <= GTOL"
-                   if state.js[lb.MESSAGE] == lb.BY_GTOL
-                   else "CONVERGENCE: RELATIVE REDUCTION OF F <= FTOL")
-            return state.result(run, SUCCESS, why, dtype)
-        if request == lb.FAILED:
-            return state.result(run, NO_PROGRESS, "ABNORMAL: the line search found no step "
-                                "that decreases f enough", dtype)
-        if np.all(np.isfinite(state.vec[0])) and run.nit == 0:
-            x_start = state.vec[3].astype(dtype)
-            return run.result(x_start, f_trial, g_eval.astype(dtype), NONFINITE,
-                              "NaN or Inf in the objective or its gradient at x0")
-        return state.result(run, NONFINITE, "NaN or Inf in the objective or its gradient",
-                            dtype)
+        return lbfgs_outcome(request, state, run, dtype, f_trial, g_eval)
+
+
+def lbfgs_outcome(request, state, run, dtype, f_trial, g_eval):
+    """The result for a final request of the L-BFGS state machine."""
+    if request == lb.CONVERGED:
+        why = ("CONVERGENCE: NORM OF PROJECTED GRADIENT <= GTOL"
+               if state.js[lb.MESSAGE] == lb.BY_GTOL
+               else "CONVERGENCE: RELATIVE REDUCTION OF F <= FTOL")
+        return state.result(run, SUCCESS, why, dtype)
+    if request == lb.FAILED:
+        return state.result(run, NO_PROGRESS, "ABNORMAL: the line search found no step "
+                            "that decreases f enough", dtype)
+    # NONFINITE: only reported for the starting point.
+    return run.result(state.vec[3].astype(dtype), f_trial, g_eval.astype(dtype), NONFINITE,
+                      "NaN or Inf in the objective or its gradient at x0")
 
 
 class LbfgsState:
@@ -233,6 +250,9 @@ def run_first_order(optimizer, fun, x0, args=(), jac=None, bounds=None, constrai
     g = np.empty_like(x)
     if box is not None:
         np.clip(x, box[0], box[1], out=x)
+    fg = compiled_fg(objective) if cb is None and batches is None else None
+    if fg is not None:
+        return first_order_compiled(fg, optimizer, objective, run, x, g, state, box)
     if batches is not None:
         objective.kwargs = {"batch": batches.next()}
     f = objective(x, g)
@@ -241,8 +261,7 @@ def run_first_order(optimizer, fun, x0, args=(), jac=None, bounds=None, constrai
     x_prev, g_prev = x.copy(), g.copy()
     while True:
         if _projected_gradient_norm(x, g, box) <= run.gtol:
-            return run.result(x, f, g, SUCCESS, "Optimization terminated successfully "
-                              "(gradient norm <= gtol).")
+            return run.result(x, f, g, SUCCESS, _GTOL_MESSAGE)
         if run.nit >= run.maxiter or run.out_of_evaluations():
             return run.result(x, f, g, LIMIT, limit_message(run))
         x_prev[:], g_prev[:] = x, g
@@ -266,8 +285,29 @@ def run_first_order(optimizer, fun, x0, args=(), jac=None, bounds=None, constrai
             except StopIteration:
                 return run.result(x, f, g, CALLBACK_STOP, "`callback` raised `StopIteration`.")
         if run.ftol > 0 and abs(f_prev - f) <= run.ftol * max(abs(f_prev), abs(f), 1.0):
-            return run.result(x, f, g, SUCCESS, "Optimization terminated successfully "
-                              "(relative reduction of f <= ftol).")
+            return run.result(x, f, g, SUCCESS, _FTOL_MESSAGE)
+
+
+def first_order_compiled(fg, optimizer, objective, run, x, g, state, box):
+    """:func:`run_first_order`'s loop as one compiled call (same kernels, same iterates)."""
+    lrs = np.asarray(as_schedule(optimizer.learning_rate)(np.arange(run.maxiter)),
+                     dtype=np.float64)
+    lower, upper = box if box is not None else (np.zeros(0), np.zeros(0))
+    x_prev, g_prev = np.empty_like(x), np.empty_like(g)
+    status, run.nit, nfev, f = minimize_loops.first_order_loop(
+        fg, objective.args, optimizer.code, optimizer.hyper, lrs, x, x_prev, g, g_prev,
+        state.slots, state.scalars, state.scratch, lower, upper, box is not None, run.gtol,
+        run.ftol, run.maxiter, run.maxfun or 0)
+    objective.count_compiled(nfev)
+    if status == NONFINITE:
+        message = ("NaN or Inf in the objective or its gradient at x0" if run.nit == 0 and
+                   np.array_equal(x_prev, x) else "NaN or Inf in the objective or its "
+                   "gradient; returning the last finite point")
+        return run.result(x_prev, f, g_prev, NONFINITE, message)
+    if status == LIMIT:
+        return run.result(x, f, g, LIMIT, limit_message(run))
+    return run.result(x, f, g, SUCCESS, _FTOL_MESSAGE if status == minimize_loops.BY_FTOL
+                      else _GTOL_MESSAGE)
 
 
 def _projected_gradient_norm(x, g, box):
@@ -322,8 +362,7 @@ def run_gradient_descent(method, fun, x0, args=(), jac=None, bounds=None, constr
     g_trial = np.empty_like(x)
     while True:
         if _projected_gradient_norm(x, g, box) <= run.gtol:
-            return run.result(x, f, g, SUCCESS, "Optimization terminated successfully "
-                              "(gradient norm <= gtol).")
+            return run.result(x, f, g, SUCCESS, _GTOL_MESSAGE)
         if run.nit >= run.maxiter or run.out_of_evaluations():
             return run.result(x, f, g, LIMIT, limit_message(run))
         t = min(2.0 * t, 1e10)
@@ -349,8 +388,7 @@ def run_gradient_descent(method, fun, x0, args=(), jac=None, bounds=None, constr
             except StopIteration:
                 return run.result(x, f, g, CALLBACK_STOP, "`callback` raised `StopIteration`.")
         if run.ftol > 0 and abs(f_prev - f) <= run.ftol * max(abs(f_prev), abs(f), 1.0):
-            return run.result(x, f, g, SUCCESS, "Optimization terminated successfully "
-                              "(relative reduction of f <= ftol).")
+            return run.result(x, f, g, SUCCESS, _FTOL_MESSAGE)
 
 
 # gd.minimize ---------------------------------------------------------------------------------

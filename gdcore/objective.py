@@ -16,7 +16,9 @@ wrapper and its ``derivative``; it is unwrapped here, so ``fun`` runs once
 per point.
 """
 
+import numba
 import numpy as np
+from numba.core.dispatcher import Dispatcher
 from scipy.differentiate import derivative
 from scipy.optimize import approx_fprime
 
@@ -57,6 +59,12 @@ class Objective:
         self.nfev = 0
         self.njev = 0
         self.kwargs = {}  # e.g. {"batch": indices} for mini-batch objectives
+
+    def count_compiled(self, n_calls):
+        """Record ``n_calls`` evaluations made by a compiled loop."""
+        self.nfev += n_calls
+        if callable(self.jac) and self.jac is not True:
+            self.njev += n_calls
 
     def value(self, x):
         self.nfev += 1
@@ -118,3 +126,30 @@ def _scalar(f):
     if arr.size != 1:
         raise ValueError(f"fun must return a scalar, got an array of shape {arr.shape}")
     return float(arr.reshape(()))
+
+
+_COMBINED = {}
+
+
+def compiled_fg(objective):
+    """A Numba function ``fg(x, *args) -> (f, g)`` when the objective is compiled.
+
+    None unless ``fun`` is a Numba dispatcher and the gradient comes from it
+    (``jac=True``) or from a compiled ``jac``; finite differences and
+    mini-batch keywords stay on the Python path.
+    """
+    fun, jac = objective.fun, objective.jac
+    if not isinstance(fun, Dispatcher) or objective.kwargs:
+        return None
+    if jac is True:
+        return fun
+    if not isinstance(jac, Dispatcher):
+        return None
+    key = (fun, jac)
+    if key not in _COMBINED:
+        @numba.njit
+        def fg(x, *args):
+            return fun(x, *args), jac(x, *args)
+
+        _COMBINED[key] = fg
+    return _COMBINED[key]

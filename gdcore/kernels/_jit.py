@@ -6,6 +6,9 @@
   raising, and lets loops vectorise without exception checks.
 * ``fastmath`` is restricted to flags that keep NaN and Inf semantics, because
   divergence detection relies on NaN surviving the arithmetic.
+* ``cache=False`` only for drivers specialised on a user's compiled objective
+  (:mod:`.minimize_loops`): the cache key cannot see edits to that function,
+  so a cached driver could run a stale objective.
 * ``strict=True`` also drops ``reassoc`` for kernels whose accuracy rests on
   the order of operations: a stable loss such as ``log(sum) - (z - max)``
   becomes ``(log(sum) + max) - z`` under reassociation, which rounds away the
@@ -18,14 +21,14 @@ FASTMATH_FLAGS = frozenset({"nsz", "arcp", "contract", "afn", "reassoc"})
 STRICT_FASTMATH_FLAGS = FASTMATH_FLAGS - {"reassoc"}
 
 
-def jit(func=None, *, strict=False):
+def jit(func=None, *, strict=False, cache=True):
     """Compile ``func`` with gdcore's policy (lazy, cached, NaN-preserving fastmath).
 
-    Use as ``@jit`` or ``@jit(strict=True)``.
+    Use as ``@jit``, ``@jit(strict=True)`` or ``@jit(cache=False)``.
     """
     flags = STRICT_FASTMATH_FLAGS if strict else FASTMATH_FLAGS
 
     def compile_(f):
-        return numba.njit(cache=True, error_model="numpy", fastmath=set(flags))(f)
+        return numba.njit(cache=cache, error_model="numpy", fastmath=set(flags))(f)
 
     return compile_ if func is None else compile_(func)
