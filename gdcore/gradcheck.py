@@ -19,6 +19,7 @@ from scipy.differentiate import derivative
 from . import _validate
 from .functional import prepare_batch, value_and_grad
 from .kernels import kinks, network
+from .model import Model
 
 # Default tolerances by the dtype of the gradient: on the norm-relative error,
 # and on the max absolute error (which decides when the gradient is ~0 and a
@@ -85,8 +86,98 @@ def _relative_error(a, b):
     return 0.0 if scale == 0 else float(np.linalg.norm(a - b) / scale)
 
 
-def check_grad(model, params, X, y, l2=0.0, sample_weight=None, *, step=1e-4, rtol=None,
-               atol=None):
+def check_grad(model, *args, **kwargs):
+    """Check a gradient against SciPy central differences: a model's, or a SciPy objective's.
+
+    ``check_grad(model, params, X, y, l2=0.0, sample_weight=None)`` checks
+    :func:`gdcore.value_and_grad` (:func:`check_model_grad`);
+    ``check_grad(fun, x0, jac=None, args=())`` checks a SciPy-style objective
+    (:func:`check_objective_grad`).  Unlike ``scipy.optimize.check_grad``,
+    which returns one absolute norm, both return a :class:`GradCheckReport`
+    with the norm-relative error and a verdict.
+    """
+    if callable(model) and not isinstance(model, Model):
+        return check_objective_grad(model, *args, **kwargs)
+    return check_model_grad(model, *args, **kwargs)
+
+
+def check_objective_grad(fun, x0, jac=None, args=(), *, step=1e-4, rtol=None, atol=None):
+    """Compare a SciPy-style objective's gradient with central differences of its value.
+
+    Parameters
+    ----------
+    fun : callable
+        ``fun(x, *args)`` returning ``(f, g)`` when ``jac`` is None or True,
+        else ``f``.
+    x0 : array-like of shape (n,)
+        The point; float32 or float64 (the dtype of the gradient under test).
+    jac : None, True or callable
+        ``jac(x, *args) -> g`` when callable.
+    args : tuple
+    step, rtol, atol
+        As for :func:`check_model_grad`.
+
+    Returns
+    -------
+    GradCheckReport
+        ``per_layer`` is empty and ``n_skipped`` 0 (nothing is known about kinks).
+    """
+    x = np.asarray(x0)
+    if x.ndim != 1 or x.dtype.kind not in "biuf":
+        raise ValueError(f"x0 must be a 1-D array of real numbers, got shape {x.shape} "
+                         f"and dtype {x.dtype}")
+    dtype = x.dtype if x.dtype in _validate.FLOAT_DTYPES else np.dtype(np.float64)
+    x = x.astype(dtype)
+    if not isinstance(args, tuple):
+        args = (args,)
+    if jac is None or jac is True:
+        value, grad = fun(x, *args)
+
+        def f(point):
+            return fun(point, *args)[0]
+    elif callable(jac):
+        value, grad = fun(x, *args), jac(x, *args)
+
+        def f(point):
+            return fun(point, *args)
+    else:
+        raise ValueError(f"jac must be None, True or a callable, got {jac!r}")
+    grad = np.asarray(grad, dtype=np.float64)
+    if grad.shape != x.shape:
+        raise ValueError(f"the gradient has shape {grad.shape}, expected {x.shape} like x0")
+    step, rtol, atol = _tolerances(step, rtol, atol, dtype)
+    x64 = x.astype(np.float64)
+    probe = x64.copy()
+
+    def coordinatewise(values):
+        out = np.empty(values.shape)
+        for j in range(values.shape[0]):
+            for idx in np.ndindex(values.shape[1:]):
+                probe[j] = values[(j,) + idx]
+                out[(j,) + idx] = float(f(probe))
+            probe[j] = x64[j]
+        return out
+
+    numerical = derivative(coordinatewise, x64, order=4, maxiter=1, initial_step=step).df
+    rel = _relative_error(grad, numerical)
+    max_abs = float(np.max(np.abs(grad - numerical)))
+    return GradCheckReport(
+        ok=bool(np.isfinite(value) and (rel <= rtol or max_abs <= atol)),
+        rel_error=rel, max_abs_error=max_abs, rtol=rtol, atol=atol, per_layer={},
+        n_checked=x.shape[0], n_skipped=0, grad=grad, numerical=numerical, dtype=dtype)
+
+
+def _tolerances(step, rtol, atol, dtype):
+    step = _validate.nonnegative_float(step, "step")
+    if step == 0:
+        raise ValueError("step must be > 0, got 0.0")
+    rtol = DEFAULT_RTOL[dtype] if rtol is None else _validate.nonnegative_float(rtol, "rtol")
+    atol = DEFAULT_ATOL[dtype] if atol is None else _validate.nonnegative_float(atol, "atol")
+    return step, rtol, atol
+
+
+def check_model_grad(model, params, X, y, l2=0.0, sample_weight=None, *, step=1e-4,
+                     rtol=None, atol=None):
     """Compare :func:`gdcore.value_and_grad` with SciPy central differences.
 
     Parameters
@@ -112,11 +203,7 @@ def check_grad(model, params, X, y, l2=0.0, sample_weight=None, *, step=1e-4, rt
     """
     loss_value, grad = value_and_grad(model, params, X, y, l2=l2, sample_weight=sample_weight)
     dtype = grad.dtype
-    step = _validate.nonnegative_float(step, "step")
-    if step == 0:
-        raise ValueError("step must be > 0, got 0.0")
-    rtol = DEFAULT_RTOL[dtype] if rtol is None else _validate.nonnegative_float(rtol, "rtol")
-    atol = DEFAULT_ATOL[dtype] if atol is None else _validate.nonnegative_float(atol, "atol")
+    step, rtol, atol = _tolerances(step, rtol, atol, dtype)
     l2 = float(l2)
 
     # The reference is always computed in float64, at exactly the point the
