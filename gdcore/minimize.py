@@ -52,7 +52,7 @@ KNOWN_OPTIONS = ("maxiter", "maxfun", "gtol", "ftol", "tol", "n_samples", "batch
 # Arguments -------------------------------------------------------------------------------
 def check_x0(x0):
     """x0 as a writeable 1-D float array (float32 stays float32; integers become float64)."""
-    x = np.asarray(x0)
+    x = np.atleast_1d(np.asarray(x0))  # a scalar is one variable, as in SciPy
     if x.ndim != 1:
         raise ValueError(f"'x0' must only have one dimension, got shape {x.shape}")
     if x.dtype not in _validate.FLOAT_DTYPES:
@@ -62,6 +62,12 @@ def check_x0(x0):
     if x.shape[0] == 0:
         raise ValueError("x0 is empty")
     return np.array(x, dtype=x.dtype, order="C", copy=True)
+
+
+def refuse_mini_batches(options, name):
+    if "n_samples" in options or "batch_size" in options:
+        raise ValueError(f"{name} needs full function values; mini-batch objectives "
+                         "(n_samples, batch_size) need a first-order method such as sgd or adam")
 
 
 def check_bounds(bounds, n):
@@ -147,7 +153,9 @@ def prepare(fun, x0, args, jac, bounds, constraints, options, extra_options=()):
     if not isinstance(args, tuple):
         args = (args,)
     objective = Objective(fun, jac, args)
-    return objective, x, check_bounds(bounds, x.shape[0]), split_options(options, extra_options)
+    box = check_bounds(bounds, x.shape[0])
+    objective.bounds = box
+    return objective, x, box, split_options(options, extra_options)
 
 
 # L-BFGS ----------------------------------------------------------------------------------
@@ -155,6 +163,7 @@ def run_lbfgs(method, fun, x0, args=(), jac=None, bounds=None, constraints=(), c
               **options):
     """L-BFGS through the reverse-communication kernel (:mod:`gdcore.kernels.lbfgs`)."""
     objective, x, box, options = prepare(fun, x0, args, jac, bounds, constraints, options)
+    refuse_mini_batches(options, "lbfgs")
     n = x.shape[0]
     dtype = x.dtype
     run = Run(objective, options, n, default_maxiter=15000, default_ftol=2.220446049250313e-09)
@@ -193,7 +202,7 @@ def run_lbfgs(method, fun, x0, args=(), jac=None, bounds=None, constraints=(), c
                 except StopIteration:
                     return state.result(run, CALLBACK_STOP, "`callback` raised `StopIteration`.",
                                         dtype)
-            if run.nit >= run.maxiter:
+            if run.nit >= run.maxiter and state.js[lb.PHASE] != lb.FINISHED:
                 return state.result(run, LIMIT, limit_message(run), dtype)
             continue
         return lbfgs_outcome(request, state, run, dtype, f_trial, g_eval)
@@ -349,6 +358,7 @@ def run_gradient_descent(method, fun, x0, args=(), jac=None, bounds=None, constr
     """Steepest descent with Armijo backtracking (``x - t g``, ``t`` halved until
     ``f`` drops by ``c1 t |g|^2``; the next search starts from ``2 t``)."""
     objective, x, box, options = prepare(fun, x0, args, jac, bounds, constraints, options)
+    refuse_mini_batches(options, "gd")
     run = Run(objective, options, x.shape[0], default_maxiter=10000, default_ftol=0.0)
     cb = wrap_callback(callback)
     g = np.empty_like(x)
@@ -370,6 +380,11 @@ def run_gradient_descent(method, fun, x0, args=(), jac=None, bounds=None, constr
             np.subtract(x, t * g, out=trial)
             if box is not None:
                 np.clip(trial, box[0], box[1], out=trial)
+            if np.array_equal(trial, x):
+                return run.result(x, f, g, NO_PROGRESS, "ABNORMAL: the step fell below the "
+                                  "resolution of x without decreasing f enough")
+            if run.out_of_evaluations():
+                return run.result(x, f, g, LIMIT, limit_message(run))
             f_trial = objective(trial, g_trial)
             decrease = float(np.dot(g.astype(np.float64), (x - trial).astype(np.float64)))
             if np.isfinite(f_trial) and f_trial <= f - method.c1 * decrease and \
@@ -431,8 +446,13 @@ def minimize(fun, x0, args=(), method="lbfgs", jac=None, callback=None, tol=None
         if factory is None:
             raise ValueError(f"unknown method {method!r}; expected one of: "
                              f"{', '.join(sorted(optim.METHODS))}")
-        names = inspect.signature(factory).parameters
+        names = list(inspect.signature(factory).parameters)
         hyper = {k: options.pop(k) for k in list(options) if k in names}
+        for key in options:
+            close = difflib.get_close_matches(key, names, n=1, cutoff=0.75)
+            if key not in KNOWN_OPTIONS and close:
+                warnings.warn(f"unknown option {key!r} ignored; did you mean {close[0]!r}?",
+                              RuntimeWarning, stacklevel=2)
         method = factory(**hyper)
     if not callable(method):
         raise TypeError(f"method must be a name or a gdcore method object, got {method!r}")

@@ -9,7 +9,9 @@ counts evaluations as SciPy does (``nfev`` for ``fun``, ``njev`` for ``jac``):
 * ``jac`` None, ``"2-point"`` or ``"3-point"``: finite differences through
   SciPy's public routines (``scipy.optimize.approx_fprime`` with relative
   steps; ``scipy.differentiate.derivative`` for central differences), each
-  objective call counted in ``nfev``.
+  objective call counted in ``nfev``.  With bounds, the steps stay inside:
+  one-sided (backward at an upper bound), and central differences fall back
+  to one-sided ones near a bound.
 
 ``scipy.optimize.minimize(..., jac=True)`` hands a custom method a memoising
 wrapper and its ``derivative``; it is unwrapped here, so ``fun`` runs once
@@ -57,25 +59,29 @@ class Objective:
                              f"got {jac!r}")
         self.fun, self.jac, self.args = fun, jac, tuple(args)
         self.nfev = 0
-        self.njev = 0
+        self.njev = 0  # gradients delivered, as SciPy counts them
         self.kwargs = {}  # e.g. {"batch": indices} for mini-batch objectives
+        self.bounds = None  # (lower, upper): finite differences stay inside
 
     def count_compiled(self, n_calls):
-        """Record ``n_calls`` evaluations made by a compiled loop."""
+        """Record ``n_calls`` value-and-gradient evaluations made by a compiled loop."""
         self.nfev += n_calls
-        if callable(self.jac) and self.jac is not True:
-            self.njev += n_calls
+        self.njev += n_calls
 
     def value(self, x):
         self.nfev += 1
-        f = self.fun(x, *self.args, **self.kwargs)
+        f = self.fun(x.copy(), *self.args, **self.kwargs)
         return _scalar(f)
 
     def __call__(self, x, g):
-        """Value at ``x``; the gradient goes to ``g`` (same shape, any float dtype)."""
+        """Value at ``x``; the gradient goes to ``g`` (same shape, any float dtype).
+
+        ``fun`` gets a copy of ``x``, as with SciPy: it may keep it.
+        """
+        self.njev += 1
         if self.jac is True:
             self.nfev += 1
-            out = self.fun(x, *self.args, **self.kwargs)
+            out = self.fun(x.copy(), *self.args, **self.kwargs)
             try:
                 f, grad = out
             except (TypeError, ValueError):
@@ -84,8 +90,7 @@ class Objective:
             f = _scalar(f)
         elif callable(self.jac):
             f = self.value(x)
-            self.njev += 1
-            grad = self.jac(x, *self.args, **self.kwargs)
+            grad = self.jac(x.copy(), *self.args, **self.kwargs)
         else:
             f = self.value(x)
             grad = self._finite_differences(np.asarray(x, dtype=np.float64), f)
@@ -97,7 +102,10 @@ class Objective:
 
     def _finite_differences(self, x, f0):
         scale = np.maximum(1.0, np.abs(x))
-        if self.jac == "3-point":
+        lower, upper = self.bounds if self.bounds is not None else (-np.inf, np.inf)
+        inside = np.all(x - _STEP_3POINT * scale >= lower) and \
+            np.all(x + _STEP_3POINT * scale <= upper)
+        if self.jac == "3-point" and inside:
             h = _STEP_3POINT * scale
             n = x.shape[0]
 
@@ -117,6 +125,8 @@ class Objective:
         if not np.isfinite(f0):
             return np.full_like(x, np.nan)
         h = _STEP_2POINT * scale
+        # One-sided steps that stay inside the bounds: backward where forward leaves.
+        h = np.where(x + h > upper, -h, h)
         # approx_fprime evaluates f at x itself; count it (and every step).
         return approx_fprime(x, self.value, h)
 

@@ -6,8 +6,8 @@ next, the way the Fortran L-BFGS-B code talks to SciPy:
 
 ``EVALUATE``   evaluate ``f`` and ``g`` at ``x_trial`` and call again;
 ``ITERATE``    an iteration ended: ``x``, ``f`` and ``g`` hold the new iterate
-               (the caller counts it, runs callbacks, checks its limits) and
-               calls again, without new values;
+               (the caller counts it, runs callbacks, checks its limits unless
+               ``js[PHASE] == FINISHED``) and calls again, without new values;
 ``CONVERGED``  ``max |projected gradient| <= gtol`` or the relative decrease of
                ``f`` fell to ``ftol``; ``message_code`` says which;
 ``FAILED``     the line search found no acceptable step from a steepest-descent
@@ -85,6 +85,7 @@ _START = 0
 _FIRST_VALUE = 1
 _SEARCHING = 2
 _PENDING = 3  # a trial is prepared; hand it out on the next call
+FINISHED = 4  # the last step converged: ITERATE was returned, CONVERGED comes next
 
 _BRACKET = 0
 _ZOOM = 1
@@ -257,16 +258,17 @@ def accept(vec, pairs, rho, alpha, fs, js, f_trial, lower, upper):
     fs[F_OLD] = fs[F_X]
     fs[F_X] = f_trial
     has_bounds = js[HAS_BOUNDS] != 0
+    f_old = fs[F_OLD]
     if projected_gradient_norm(x, g, lower, upper, has_bounds) <= fs[GTOL]:
         js[MESSAGE] = BY_GTOL
-        return CONVERGED
-    f_old = fs[F_OLD]
-    if (f_old - f_trial) <= fs[FTOL] * max(abs(f_old), abs(f_trial), 1.0):
+        js[PHASE] = FINISHED
+    elif (f_old - f_trial) <= fs[FTOL] * max(abs(f_old), abs(f_trial), 1.0):
         js[MESSAGE] = BY_FTOL
-        return CONVERGED
-    begin_search(vec, pairs, rho, alpha, fs, js, lower, upper)
-    js[PHASE] = _PENDING
-    return ITERATE
+        js[PHASE] = FINISHED
+    else:
+        begin_search(vec, pairs, rho, alpha, fs, js, lower, upper)
+        js[PHASE] = _PENDING
+    return ITERATE  # the step counts as an iteration even when it converged
 
 
 @jit
@@ -301,6 +303,8 @@ def lbfgs_step(vec, pairs, rho, alpha, fs, js, f_trial, lower, upper):
         Bounds (used only when HAS_BOUNDS).
     """
     phase = js[PHASE]
+    if phase == FINISHED:
+        return CONVERGED
     if phase == _START:
         js[PHASE] = _FIRST_VALUE
         return EVALUATE

@@ -15,7 +15,7 @@ import math
 
 
 from ._jit import jit
-from .lbfgs import EVALUATE, ITERATE, lbfgs_step
+from .lbfgs import EVALUATE, FINISHED, ITERATE, PHASE, lbfgs_step
 from .updates import apply_update
 
 # Outcomes besides the lbfgs requests (kept apart from their values).
@@ -55,7 +55,7 @@ def lbfgs_loop(fg, args, vec, pairs, rho, alpha, fs, js, lower, upper, x_eval, m
             vec[4][:] = g
         elif request == ITERATE:
             nit += 1
-            if nit >= maxiter:
+            if nit >= maxiter and js[PHASE] != FINISHED:
                 return LIMIT_ITERATIONS, nit, nfev, f_trial
         else:
             return request, nit, nfev, f_trial
