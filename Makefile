@@ -26,6 +26,7 @@ test: $(STAMP)-test
 bench: $(STAMP)-bench
 	$(PY) bench/bench_value_and_grad.py
 	$(PY) bench/bench_training.py
+	$(PY) bench/bench_minimize.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis

@@ -11,6 +11,7 @@ helpers here implement those pieces once:
   blocks disturbed by other processes (:class:`BackgroundLoad`) dropped;
 * :func:`time_whole_runs` -- the same policy for long calls (a whole training
   run): one untimed warm-up call each, then rounds of turns;
+* :func:`wait_for_quiet` -- wait (a bounded time) for other processes' bursts to end;
 * :func:`matmul_peak` -- best-of-N square float32/64 GEMM through NumPy's or
   SciPy's BLAS;
 * :func:`copy_bandwidth` -- NumPy copy bandwidth, the memory-bound reference;
@@ -84,6 +85,34 @@ def background_load(seconds=0.5):
     probe.start()
     time.sleep(seconds)
     return probe.stop()
+
+
+def wait_for_quiet(max_seconds=20.0, max_background=0.3, probe_seconds=1.0):
+    """Sleep until other processes use at most ``max_background`` cores, or give up.
+
+    On a shared 2-core machine a neighbour's burst (a test run, a compile)
+    ruins every timing it overlaps; waiting a little for it to end is
+    cheaper than publishing contended figures.  Probes the background load
+    for ``probe_seconds`` at a time until it is low or ``max_seconds`` have
+    passed.
+
+    Returns
+    -------
+    quiet : bool
+        Whether the last probe was quiet (True when the load is unknown).
+    waited : float
+        Seconds spent waiting, probes included.
+    load : float or None
+        The last probe's background load, in cores.
+    """
+    t0 = time.perf_counter()
+    while True:
+        load = background_load(probe_seconds)
+        waited = time.perf_counter() - t0
+        if load is None or load <= max_background:
+            return True, waited, load
+        if waited >= max_seconds:
+            return False, waited, load
 
 
 # Timing ----------------------------------------------------------------------------
