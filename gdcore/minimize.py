@@ -132,6 +132,26 @@ class Run:
     def out_of_evaluations(self):
         return self.maxfun is not None and self.objective.nfev >= self.maxfun
 
+    def before_step(self, x, f, g, box):
+        """The result when gtol or a limit ends the run before another step, else None."""
+        if _projected_gradient_norm(x, g, box) <= self.gtol:
+            return self.result(x, f, g, SUCCESS, _GTOL_MESSAGE)
+        if self.nit >= self.maxiter or self.out_of_evaluations():
+            return self.result(x, f, g, LIMIT, limit_message(self))
+        return None
+
+    def after_step(self, callback, x, f, g, f_prev):
+        """Count the iteration, run the callback, test ftol: a result, or None to go on."""
+        self.nit += 1
+        if callback is not None:
+            try:
+                callback(x, f)
+            except StopIteration:
+                return self.result(x, f, g, CALLBACK_STOP, "`callback` raised `StopIteration`.")
+        if self.ftol > 0 and abs(f_prev - f) <= self.ftol * max(abs(f_prev), abs(f), 1.0):
+            return self.result(x, f, g, SUCCESS, _FTOL_MESSAGE)
+        return None
+
     def result(self, x, f, g, status, message):
         return OptimizeResult(x=x, fun=f, jac=g, nit=self.nit, nfev=self.objective.nfev,
                               njev=self.objective.njev, status=status,
@@ -269,10 +289,9 @@ def run_first_order(optimizer, fun, x0, args=(), jac=None, bounds=None, constrai
         return run.result(x, f, g, NONFINITE, "NaN or Inf in the objective or its gradient at x0")
     x_prev, g_prev = x.copy(), g.copy()
     while True:
-        if _projected_gradient_norm(x, g, box) <= run.gtol:
-            return run.result(x, f, g, SUCCESS, _GTOL_MESSAGE)
-        if run.nit >= run.maxiter or run.out_of_evaluations():
-            return run.result(x, f, g, LIMIT, limit_message(run))
+        done = run.before_step(x, f, g, box)
+        if done is not None:
+            return done
         x_prev[:], g_prev[:] = x, g
         f_prev = f
         finite = optimizer.update_inplace(g, state, x)
@@ -287,14 +306,9 @@ def run_first_order(optimizer, fun, x0, args=(), jac=None, bounds=None, constrai
             return run.result(x_prev, f_prev, g_prev, NONFINITE,
                               "NaN or Inf in the objective or its gradient; returning the last "
                               "finite point")
-        run.nit += 1
-        if cb is not None:
-            try:
-                cb(x, f)
-            except StopIteration:
-                return run.result(x, f, g, CALLBACK_STOP, "`callback` raised `StopIteration`.")
-        if run.ftol > 0 and abs(f_prev - f) <= run.ftol * max(abs(f_prev), abs(f), 1.0):
-            return run.result(x, f, g, SUCCESS, _FTOL_MESSAGE)
+        done = run.after_step(cb, x, f, g, f_prev)
+        if done is not None:
+            return done
 
 
 def first_order_compiled(fg, optimizer, objective, run, x, g, state, box):
@@ -371,10 +385,9 @@ def run_gradient_descent(method, fun, x0, args=(), jac=None, bounds=None, constr
     trial = np.empty_like(x)
     g_trial = np.empty_like(x)
     while True:
-        if _projected_gradient_norm(x, g, box) <= run.gtol:
-            return run.result(x, f, g, SUCCESS, _GTOL_MESSAGE)
-        if run.nit >= run.maxiter or run.out_of_evaluations():
-            return run.result(x, f, g, LIMIT, limit_message(run))
+        done = run.before_step(x, f, g, box)
+        if done is not None:
+            return done
         t = min(2.0 * t, 1e10)
         for _ in range(60):
             np.subtract(x, t * g, out=trial)
@@ -396,14 +409,9 @@ def run_gradient_descent(method, fun, x0, args=(), jac=None, bounds=None, constr
                               "that decreases f enough")
         f_prev = f
         x[:], g[:], f = trial, g_trial, f_trial
-        run.nit += 1
-        if cb is not None:
-            try:
-                cb(x, f)
-            except StopIteration:
-                return run.result(x, f, g, CALLBACK_STOP, "`callback` raised `StopIteration`.")
-        if run.ftol > 0 and abs(f_prev - f) <= run.ftol * max(abs(f_prev), abs(f), 1.0):
-            return run.result(x, f, g, SUCCESS, _FTOL_MESSAGE)
+        done = run.after_step(cb, x, f, g, f_prev)
+        if done is not None:
+            return done
 
 
 # gd.minimize ---------------------------------------------------------------------------------
