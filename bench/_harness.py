@@ -615,3 +615,33 @@ def _jsonable(value):
     if isinstance(value, np.generic):
         return value.item()
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+# Reporting -------------------------------------------------------------------------
+def fmt_load(cores):
+    """Background load for the report."""
+    return "unknown" if cores is None else f"{cores:.2f} cores"
+
+
+def fmt_time(us, small_digits=2):
+    """A duration given in µs, in s, ms or µs (``small_digits`` decimals for µs)."""
+    if us >= 1e6:
+        return f"{us / 1e6:,.2f} s"
+    if us >= 1e3:
+        return f"{us / 1e3:,.2f} ms"
+    return f"{us:,.{small_digits}f} µs"
+
+
+def print_blas(report, note, missing="threadpoolctl not installed: BLAS unknown"):
+    """Print the BLAS/OpenMP libraries of :func:`blas_report`, a note on who uses which,
+    and OPENBLAS_CORETYPE."""
+    print("BLAS / OpenMP libraries (threadpoolctl):")
+    if report is None:
+        print(f"  {missing}")
+        return
+    for row in report:
+        print(f"  {row['owner']:<7} {row['user_api']:<7} {row['internal_api']:<10} "
+              f"v{row['version']}  threads={row['num_threads']}  "
+              f"arch={row['architecture']}  layer={row['threading_layer']}")
+    print(f"  ({note})")
+    print(f"OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', '<not set>')}")

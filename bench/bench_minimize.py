@@ -75,7 +75,6 @@ from pathlib import Path
 
 import numba
 import numpy as np
-import scipy
 import scipy.optimize as so
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -350,16 +349,12 @@ def profile_lbfgsb(problem, threads, top=5):
 
 
 # Reporting --------------------------------------------------------------------------------
-def fmt_load(cores):
-    return "unknown" if cores is None else f"{cores:.2f} cores"
-
-
 def fmt_time(us):
-    if us >= 1e6:
-        return f"{us / 1e6:,.2f} s"
-    if us >= 1e3:
-        return f"{us / 1e3:,.2f} ms"
-    return f"{us:,.1f} µs"
+    return harness.fmt_time(us, small_digits=1)
+
+
+
+
 
 
 def table_rows(results):
@@ -471,18 +466,6 @@ def targets(results, adam):
     return out
 
 
-def print_blas(report):
-    print("BLAS / OpenMP libraries (threadpoolctl):")
-    if report is None:
-        print("  threadpoolctl not installed: BLAS unknown; one-thread context rows skipped")
-        return
-    for row in report:
-        print(f"  {row['owner']:<6} {row['user_api']:<7} {row['internal_api']:<10} "
-              f"v{row['version']}  threads={row['num_threads']}  "
-              f"arch={row['architecture']}  layer={row['threading_layer']}")
-    print("  (SciPy's L-BFGS-B and BFGS use these BLAS libraries; gd.lbfgs' kernel uses none; "
-          "np.dot in the njit quadratic calls SciPy's)")
-    print(f"OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', '<not set>')}")
 
 
 def print_results(results, adam):
@@ -600,11 +583,14 @@ def main():
     print(f"gdcore minimize benchmark (float64; scipy {scipy.__version__}, numba "
           f"{numba.__version__})")
     idle = harness.background_load()
-    print(f"background load before start: {fmt_load(idle)} of {os.cpu_count()}"
+    print(f"background load before start: {harness.fmt_load(idle)} of {os.cpu_count()}"
           + ("  (busy machine: disturbed rounds will be dropped)"
              if idle is not None and idle > MAX_BACKGROUND else ""))
     blas = harness.blas_report()
-    print_blas(blas)
+    harness.print_blas(blas, "SciPy's L-BFGS-B and BFGS use these BLAS libraries; gd.lbfgs' "
+                       "kernel uses none; np.dot in the njit quadratic calls SciPy's",
+                       "threadpoolctl not installed: BLAS unknown; one-thread context rows "
+                       "skipped")
     problems = make_problems(opts.quick)
     print(f"stopping rule: gtol={GTOL:g} (max-norm of the gradient) for all; ftol=0 for "
           f"gd.lbfgs and L-BFGS-B; maxiter=maxfun={MAXITER}; memory m=10 for both L-BFGS")

@@ -126,7 +126,7 @@ def settle(what):
     quiet, waited, load = harness.wait_for_quiet(QUIET_WAIT_SECONDS, MAX_BACKGROUND)
     if waited > 1.5 or not quiet:
         print(f"  waited {waited:.0f} s for a quiet machine before {what}: "
-              f"{'quiet' if quiet else 'still busy'} ({fmt_load(load)})", flush=True)
+              f"{'quiet' if quiet else 'still busy'} ({harness.fmt_load(load)})", flush=True)
     WAITS.append({"before": what, "quiet": quiet, "waited_s": waited, "load": load})
 
 
@@ -624,16 +624,8 @@ def compile_times():
 
 
 # Reporting --------------------------------------------------------------------------------
-def fmt_load(cores):
-    return "unknown" if cores is None else f"{cores:.2f} cores"
 
 
-def fmt_time(us):
-    if us >= 1e6:
-        return f"{us / 1e6:,.2f} s"
-    if us >= 1e3:
-        return f"{us / 1e3:,.2f} ms"
-    return f"{us:,.2f} µs"
 
 
 def fmt_rate(per_s):
@@ -648,8 +640,8 @@ def print_timings(title, timings, unit_div=None):
         d = (unit_div or {}).get(impl, 1)
         flag = "  ** CONTENDED: too few quiet blocks, all kept **" if t.contended else ""
         suffix = "/step" if unit_div else "/call"
-        print(f"    {impl:<34} {fmt_time(t.median_us / d):>11}{suffix} "
-              f"[{fmt_time(t.p25_us / d)}, {fmt_time(t.p75_us / d)}]  blocks "
+        print(f"    {impl:<34} {harness.fmt_time(t.median_us / d):>11}{suffix} "
+              f"[{harness.fmt_time(t.p25_us / d)}, {harness.fmt_time(t.p75_us / d)}]  blocks "
               f"{t.blocks_quiet}/{t.blocks_run}, {t.calls:,} calls{flag}")
 
 
@@ -663,7 +655,7 @@ def rate_rows(case, label, peak):
             continue  # in the breakdown, not the table
         gflops = case["flops_per_step"] / (us * 1e-6) / 1e9
         rows.append({
-            "case": label, "impl": impl, "time": f"{fmt_time(us)}/step",
+            "case": label, "impl": impl, "time": f"{harness.fmt_time(us)}/step",
             "rate": f"{fmt_rate(1e6 / us)} steps/s", "us": us,
             "speedup": us / base,
             "pct": (f"{100 * gflops / peak:.1f}% ({gflops:.1f} GFLOP/s)"
@@ -681,7 +673,7 @@ def digits_rows(case):
     for impl, tm in t.items():
         acc = case["accuracy"][impl]
         rows.append({"case": f"digits 64-128-10, {DIGITS_EPOCHS} epochs", "impl": impl,
-                     "time": f"{fmt_time(tm.median_us)}/fit",
+                     "time": f"{harness.fmt_time(tm.median_us)}/fit",
                      "rate": f"{fmt_rate(steps / (tm.median_us * 1e-6))} steps/s",
                      "us": tm.median_us, "speedup": tm.median_us / base,
                      "pct": f"test acc {acc:.4f}", "contended": tm.contended})
@@ -696,13 +688,13 @@ def adam_rows(case, bandwidth):
     for impl, tm in t.items():
         gbs = case["bytes_per_step"] / (tm.median_us * 1e-6) / 1e9
         rows.append({"case": "Adam step, 10M params", "impl": impl,
-                     "time": f"{fmt_time(tm.median_us)}/step", "rate": f"{gbs:.1f} GB/s",
+                     "time": f"{harness.fmt_time(tm.median_us)}/step", "rate": f"{gbs:.1f} GB/s",
                      "us": tm.median_us, "speedup": tm.median_us / base,
                      "pct": f"{100 * floor_us / tm.median_us:.0f}% of floor",
                      "contended": tm.contended})
     rows.append({"case": "Adam step, 10M params",
                  "impl": "floor: 28 B/param at NumPy copy bandwidth",
-                 "time": f"{fmt_time(floor_us)}/step", "rate": f"{bandwidth:.1f} GB/s",
+                 "time": f"{harness.fmt_time(floor_us)}/step", "rate": f"{bandwidth:.1f} GB/s",
                  "us": floor_us, "speedup": floor_us / base, "pct": "100% of floor",
                  "contended": False})
     if case["torch_copy_gbs"]:
@@ -711,7 +703,7 @@ def adam_rows(case, bandwidth):
         rows.append({"case": "Adam step, 10M params",
                      "impl": f"(context) same at torch copy_ bandwidth, {torch.get_num_threads()} "
                              "threads",
-                     "time": f"{fmt_time(us)}/step", "rate": f"{tbw:.1f} GB/s", "us": us,
+                     "time": f"{harness.fmt_time(us)}/step", "rate": f"{tbw:.1f} GB/s", "us": us,
                      "speedup": us / base, "pct": f"{100 * floor_us / us:.0f}% of floor",
                      "contended": False})
     return rows
@@ -782,7 +774,7 @@ def targets(small, mnist, digits, adam, peak, bandwidth):
     r = t[GD].median_us / floor_us
     out.append(verdict(
         f"Adam 10M: gdcore update_inplace within {ADAM_FLOOR_TARGET}x of the bandwidth floor",
-        f"{r:.2f}x ({fmt_time(t[GD].median_us)} vs {fmt_time(floor_us)})",
+        f"{r:.2f}x ({harness.fmt_time(t[GD].median_us)} vs {harness.fmt_time(floor_us)})",
         r <= ADAM_FLOOR_TARGET, t[GD].contended))
     fused = [k for k in t if "fused" in k]
     if fused:
@@ -819,17 +811,6 @@ def print_breakdown(case):
         print(line)
 
 
-def print_blas(report):
-    print("BLAS / OpenMP libraries (threadpoolctl):")
-    if report is None:
-        print("  threadpoolctl not installed: BLAS unknown")
-        return
-    for row in report:
-        print(f"  {row['owner']:<7} {row['user_api']:<7} {row['internal_api']:<10} "
-              f"v{row['version']}  threads={row['num_threads']}  "
-              f"arch={row['architecture']}  layer={row['threading_layer']}")
-    print("  (gdcore's np.dot inside Numba calls SciPy's BLAS; scikit-learn uses NumPy's)")
-    print(f"OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', '<not set>')}")
 
 
 def setup_threads(blas):
@@ -854,7 +835,7 @@ def measure_peak(when):
     peak = harness.matmul_peak(DTYPE, blas="numpy", settle_seconds=SETTLE_SECONDS)
     sizes = ", ".join(f"{n}: {g:.1f}" for n, g in peak["per_size"].items())
     print(f"NumPy np.matmul float32 peak ({when}): {peak['peak_gflops']:6.1f} GFLOP/s "
-          f"(best per size {sizes}; background {fmt_load(peak['background'])})")
+          f"(best per size {sizes}; background {harness.fmt_load(peak['background'])})")
     return peak
 
 
@@ -870,11 +851,12 @@ def main():
     t_start = time.perf_counter()
     print("gdcore training benchmark (float32)")
     idle = harness.background_load()
-    print(f"background load before start: {fmt_load(idle)} of {os.cpu_count()}"
+    print(f"background load before start: {harness.fmt_load(idle)} of {os.cpu_count()}"
           + ("  (busy machine: disturbed blocks will be dropped)"
              if idle is not None and idle > MAX_BACKGROUND else ""))
     blas = harness.blas_report()
-    print_blas(blas)
+    harness.print_blas(blas, "gdcore's np.dot inside Numba calls SciPy's BLAS; scikit-learn "
+                       "uses NumPy's")
     threads = setup_threads(blas)
     print("references: the better of the start and end measurements counts (a capability)")
     peaks = {"start": measure_peak("start")}
@@ -885,7 +867,7 @@ def main():
         c = compiled[kind]
         calls = ", ".join(f"{k} {s:,.2f} s" for k, s in c["first_call_s"].items())
         print(f"  {kind:<4}: import gdcore {c['import_s']:.2f} s; first call: {calls}; "
-              f"process {c['process_s']:.1f} s; background {fmt_load(c['background'])}")
+              f"process {c['process_s']:.1f} s; background {harness.fmt_load(c['background'])}")
 
     print("timing case 1: small 10-32-1, SGD ...", flush=True)
     model, params, X, y = small_problem(SMALL_BATCH * SMALL_STEPS)

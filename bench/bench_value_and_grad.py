@@ -470,8 +470,6 @@ def compile_times():
 
 
 # Reporting --------------------------------------------------------------------------------
-def fmt_load(cores):
-    return "unknown" if cores is None else f"{cores:.2f} cores"
 
 
 def fmt_us(us):
@@ -547,17 +545,6 @@ def targets(results, peak):
     return lines
 
 
-def print_blas(report):
-    print("BLAS / OpenMP libraries (threadpoolctl):")
-    if report is None:
-        print("  threadpoolctl not installed: BLAS unknown")
-        return
-    for row in report:
-        print(f"  {row['owner']:<6} {row['user_api']:<7} {row['internal_api']:<10} "
-              f"v{row['version']}  threads={row['num_threads']}  "
-              f"arch={row['architecture']}  layer={row['threading_layer']}")
-    print("  (gdcore's np.dot inside Numba calls SciPy's BLAS, i.e. the 'scipy' entry)")
-    print(f"OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', '<not set>')}")
 
 
 def print_breakdown(result):
@@ -600,7 +587,7 @@ def measure_peak(blas, when):
     sizes = ", ".join(f"{n}: {g:.1f}" for n, g in peak["per_size"].items())
     label = "NumPy np.matmul" if blas == "numpy" else "SciPy sgemm"
     print(f"{label:<15} float32 peak ({when}): {peak['peak_gflops']:6.1f} GFLOP/s "
-          f"(best per size {sizes}; background {fmt_load(peak['background'])})")
+          f"(best per size {sizes}; background {harness.fmt_load(peak['background'])})")
     return peak
 
 
@@ -620,7 +607,7 @@ def print_compile_times(compiled):
         c = compiled[kind]
         calls = ", ".join(f"{name} {s * 1e3:,.1f} ms" for name, s in c["first_call_s"].items())
         print(f"  {kind:<4}: import gdcore {c['import_s'] * 1e3:,.0f} ms; first call: {calls}; "
-              f"process {c['process_s']:.1f} s; background {fmt_load(c['background'])}")
+              f"process {c['process_s']:.1f} s; background {harness.fmt_load(c['background'])}")
 
 
 def print_results(results):
@@ -649,11 +636,12 @@ def main():
     import scipy.linalg.cython_blas  # noqa: F401
     print("gdcore value_and_grad benchmark (float32)")
     idle = harness.background_load()
-    print(f"background load before start: {fmt_load(idle)} of {os.cpu_count()}"
+    print(f"background load before start: {harness.fmt_load(idle)} of {os.cpu_count()}"
           + ("  (busy machine: disturbed blocks will be dropped)"
              if idle is not None and idle > MAX_BACKGROUND else ""))
     blas = harness.blas_report()
-    print_blas(blas)
+    harness.print_blas(blas, "gdcore's np.dot inside Numba calls SciPy's BLAS, i.e. the "
+                       "'scipy' entry")
     threads = setup_threads(blas)
     print("matmul peaks: NumPy's is the reference for '% of peak' (measured at start and end, "
           "the better counts); SciPy's is the BLAS gdcore's kernels call, for information")
