@@ -132,9 +132,9 @@ class Run:
     def out_of_evaluations(self):
         return self.maxfun is not None and self.objective.nfev >= self.maxfun
 
-    def before_step(self, x, f, g, box):
+    def before_step(self, x, f, g, pg_norm):
         """The result when gtol or a limit ends the run before another step, else None."""
-        if _projected_gradient_norm(x, g, box) <= self.gtol:
+        if pg_norm <= self.gtol:
             return self.result(x, f, g, SUCCESS, _GTOL_MESSAGE)
         if self.nit >= self.maxiter or self.out_of_evaluations():
             return self.result(x, f, g, LIMIT, limit_message(self))
@@ -285,14 +285,16 @@ def run_first_order(optimizer, fun, x0, args=(), jac=None, bounds=None, constrai
     if batches is not None:
         objective.kwargs = {"batch": batches.next()}
     f = objective(x, g)
-    if not (np.isfinite(f) and np.all(np.isfinite(g))):
+    finite, pg_norm = gradient_check(x, g, box)
+    if not (finite and np.isfinite(f)):
         return run.result(x, f, g, NONFINITE, "NaN or Inf in the objective or its gradient at x0")
     x_prev, g_prev = x.copy(), g.copy()
     while True:
-        done = run.before_step(x, f, g, box)
+        done = run.before_step(x, f, g, pg_norm)
         if done is not None:
             return done
-        x_prev[:], g_prev[:] = x, g
+        x_prev[:] = x
+        g_prev[:] = g
         f_prev = f
         finite = optimizer.update_inplace(g, state, x)
         if box is not None:
@@ -301,7 +303,8 @@ def run_first_order(optimizer, fun, x0, args=(), jac=None, bounds=None, constrai
             if batches is not None:
                 objective.kwargs = {"batch": batches.next()}
             f = objective(x, g)
-            finite = np.isfinite(f) and np.all(np.isfinite(g))
+            finite, pg_norm = gradient_check(x, g, box)
+            finite = finite and np.isfinite(f)
         if not finite:
             return run.result(x_prev, f_prev, g_prev, NONFINITE,
                               "NaN or Inf in the objective or its gradient; returning the last "
@@ -333,10 +336,14 @@ def first_order_compiled(fg, optimizer, objective, run, x, g, state, box):
                       else _GTOL_MESSAGE)
 
 
-def _projected_gradient_norm(x, g, box):
+_NO_BOUNDS = np.zeros(0)
+
+
+def gradient_check(x, g, box):
+    """(g is finite, max-norm of the projected gradient): one compiled pass."""
     if box is None:
-        return float(np.max(np.abs(g)))
-    return float(np.max(np.abs(np.clip(x - g, box[0], box[1]) - x)))
+        return minimize_loops.gradient_check(x, g, _NO_BOUNDS, _NO_BOUNDS, False)
+    return minimize_loops.gradient_check(x, g, box[0], box[1], True)
 
 
 class MiniBatches:
@@ -379,13 +386,14 @@ def run_gradient_descent(method, fun, x0, args=(), jac=None, bounds=None, constr
     if box is not None:
         np.clip(x, box[0], box[1], out=x)
     f = objective(x, g)
-    if not (np.isfinite(f) and np.all(np.isfinite(g))):
+    finite, pg_norm = gradient_check(x, g, box)
+    if not (finite and np.isfinite(f)):
         return run.result(x, f, g, NONFINITE, "NaN or Inf in the objective or its gradient at x0")
     t = 1.0
     trial = np.empty_like(x)
     g_trial = np.empty_like(x)
     while True:
-        done = run.before_step(x, f, g, box)
+        done = run.before_step(x, f, g, pg_norm)
         if done is not None:
             return done
         t = min(2.0 * t, 1e10)
@@ -409,6 +417,7 @@ def run_gradient_descent(method, fun, x0, args=(), jac=None, bounds=None, constr
                               "that decreases f enough")
         f_prev = f
         x[:], g[:], f = trial, g_trial, f_trial
+        pg_norm = gradient_check(x, g, box)[1]
         done = run.after_step(cb, x, f, g, f_prev)
         if done is not None:
             return done

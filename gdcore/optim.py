@@ -92,6 +92,7 @@ class Optimizer:
     settings: tuple  # ((name, value), ...) in the factory's order
     code: int = field(init=False)
     hyper: np.ndarray = field(init=False, compare=False)
+    n_slots: int = field(init=False, compare=False)  # rows of per-parameter state
 
     def __post_init__(self):
         object.__setattr__(self, "code", _CODES[self.name])
@@ -100,6 +101,7 @@ class Optimizer:
             hyper[_SLOT_OF[key]] = 0.0 if value is None else float(value)
         hyper.flags.writeable = False
         object.__setattr__(self, "hyper", hyper)
+        object.__setattr__(self, "n_slots", self._count_slots())
 
     def __hash__(self):
         return hash((self.name, self.learning_rate, self.settings))
@@ -121,9 +123,7 @@ class Optimizer:
         return f"{self.name}({args})"
 
     # Slots ---------------------------------------------------------------------
-    @property
-    def n_slots(self):
-        """Rows of per-parameter state this optimizer keeps."""
+    def _count_slots(self):
         s = self.hyperparameters
         if self.name == "sgd":
             return 1 if s["momentum"] > 0 else 0
@@ -209,20 +209,37 @@ class Optimizer:
         """
         if not isinstance(params, np.ndarray) or not isinstance(grad, np.ndarray):
             raise TypeError("update_inplace needs numpy arrays for grad and params")
+        p_flags = params.flags
         if params.dtype not in _validate.FLOAT_DTYPES or params.ndim != 1:
             raise TypeError(f"params must be a 1-D float32 or float64 array, got "
                             f"{params.dtype} of shape {params.shape}")
-        if not (params.flags.c_contiguous and params.flags.writeable):
+        if not (p_flags.c_contiguous and p_flags.writeable):
             raise ValueError("params must be C-contiguous and writeable to be updated in place")
         if grad.dtype != params.dtype or not grad.flags.c_contiguous:
             raise TypeError(f"grad must be a C-contiguous {params.dtype} array like params, "
                             f"got {grad.dtype}")
         self._check(grad, state, params)
-        return bool(apply_update(self.code, self.hyper, self.learning_rate_at(state.step),
-                                 params, grad, state.slots, state.scalars, params, True,
-                                 state.scratch))
+        slots, scalars, scratch = state
+        lr = self.learning_rate
+        if isinstance(lr, Schedule):
+            lr = lr(int(scalars[codes.S_STEP]))
+        return bool(apply_update(self.code, self.hyper, lr, params, grad, slots, scalars,
+                                 params, True, scratch))
 
     def _check(self, grad, state, params):
+        """Raise unless ``grad`` and ``state`` fit ``params`` (one cheap test first)."""
+        n = params.shape[0]
+        if type(state) is OptState:
+            slots, scalars, scratch = state
+            if (grad.shape == params.shape and slots.shape == (self.n_slots, n)
+                    and slots.dtype == params.dtype and scratch.dtype == params.dtype
+                    and scalars.shape == (codes.N_SCALARS,)
+                    and scratch.shape == (min(BLOCK, n),) and slots.flags.c_contiguous
+                    and scalars[codes.S_OPTIMIZER] == self.code):
+                return
+        self._explain_mismatch(grad, state, params)
+
+    def _explain_mismatch(self, grad, state, params):
         n = params.shape[0]
         if grad.shape != (n,):
             raise ValueError(f"grad must have shape ({n},) like params, got {grad.shape}")
@@ -233,15 +250,10 @@ class Optimizer:
                 state.scalars[codes.S_OPTIMIZER] != self.code:
             made_by = codes.OPTIMIZER_NAMES.get(int(state.scalars[codes.S_OPTIMIZER]), "?")
             raise ValueError(f"state was made by {made_by}.init, not {self.name}.init")
-        if (state.slots.shape != (self.n_slots, n) or state.slots.dtype != params.dtype
-                or state.scalars.shape != (codes.N_SCALARS,)
-                or not state.slots.flags.c_contiguous
-                or state.scratch.shape != (min(BLOCK, n),)
-                or state.scratch.dtype != params.dtype):
-            raise ValueError(
-                f"state does not belong to {self.name} on these params: expected slots of "
-                f"shape ({self.n_slots}, {n}) and dtype {params.dtype}, got "
-                f"{state.slots.shape} {state.slots.dtype}; make it with {self.name}.init(params)")
+        raise ValueError(
+            f"state does not belong to {self.name} on these params: expected slots of "
+            f"shape ({self.n_slots}, {n}) and dtype {params.dtype}, got "
+            f"{state.slots.shape} {state.slots.dtype}; make it with {self.name}.init(params)")
 
 
 def _flat_params(params):

@@ -24,6 +24,24 @@ LIMIT_EVALUATIONS = 11
 BY_FTOL = 12  # first_order_loop: success by the relative decrease of f
 
 
+@jit
+def gradient_check(x, g, lower, upper, has_bounds):
+    """Whether ``g`` is finite, and the max-norm of the projected gradient at ``x``.
+
+    Without bounds the projected gradient is ``g`` itself; with bounds it is
+    ``P(x - g) - x``, which is 0 where a bound holds the variable.
+    """
+    finite = True
+    worst = 0.0
+    for i in range(x.shape[0]):
+        gi = g[i]
+        if not math.isfinite(gi):
+            finite = False
+        step = min(max(x[i] - gi, lower[i]), upper[i]) - x[i] if has_bounds else gi
+        worst = max(worst, abs(step))
+    return finite, worst
+
+
 @jit(cache=False)
 def lbfgs_loop(fg, args, vec, pairs, rho, alpha, fs, js, lower, upper, x_eval, maxiter,
                maxfun):
@@ -79,21 +97,13 @@ def first_order_loop(fg, args, code, hyper, lrs, x, x_prev, g, g_prev, slots, sc
     f, grad = fg(x, *args)
     nfev = 1
     g[:] = grad
-    finite = math.isfinite(f)
-    for i in range(g.shape[0]):
-        finite = finite and math.isfinite(g[i])
-    if not finite:
+    finite, worst = gradient_check(x, g, lower, upper, has_bounds)
+    if not (finite and math.isfinite(f)):
         x_prev[:] = x
         g_prev[:] = g
         return 3, 0, nfev, f
     nit = 0
     while True:
-        worst = 0.0
-        for i in range(x.shape[0]):
-            step = g[i]
-            if has_bounds:
-                step = min(max(x[i] - g[i], lower[i]), upper[i]) - x[i]
-            worst = max(worst, abs(step))
         if worst <= gtol:
             return 0, nit, nfev, f
         if nit >= maxiter or (maxfun > 0 and nfev >= maxfun):
@@ -109,9 +119,8 @@ def first_order_loop(fg, args, code, hyper, lrs, x, x_prev, g, g_prev, slots, sc
             f, grad = fg(x, *args)
             nfev += 1
             g[:] = grad
-            ok = math.isfinite(f)
-            for i in range(g.shape[0]):
-                ok = ok and math.isfinite(g[i])
+            finite, worst = gradient_check(x, g, lower, upper, has_bounds)
+            ok = finite and math.isfinite(f)
         if not ok:
             return 3, nit, nfev, f_prev
         nit += 1
