@@ -221,3 +221,60 @@ def test_elu_unit_at_zero_is_not_a_failure():
     assert ref.norm_rel_error(grad[keep], numerical[keep]) < 1e-9
     report = gd.check_grad(model, params, X, y)
     assert report.ok, str(report)
+
+
+# SciPy-style objectives ------------------------------------------------------------------
+def _quartic(x, a):
+    """f = sum(a * x**4) / 4 + x[0] * x[-1], with its exact gradient."""
+    f = float(np.sum(a * x ** 4) / 4 + x[0] * x[-1])
+    g = a * x ** 3
+    g[0] += x[-1]
+    g[-1] += x[0]
+    return f, g
+
+
+def test_check_grad_of_an_objective_accepts_its_exact_gradient():
+    a = np.array([1.0, 2.0, 3.0])
+    x0 = np.array([0.3, -1.2, 0.7])
+    for jac, fun in ((None, _quartic), (True, _quartic),
+                     (lambda x, a: _quartic(x, a)[1], lambda x, a: _quartic(x, a)[0])):
+        report = gd.check_grad(fun, x0, jac=jac, args=(a,))
+        assert report.ok, str(report)
+        assert report.rel_error < 1e-9
+        assert report.n_checked == 3 and report.n_skipped == 0 and report.per_layer == {}
+        np.testing.assert_allclose(report.numerical, _quartic(x0, a)[1], rtol=1e-8)
+
+
+def test_check_grad_of_an_objective_flags_a_wrong_gradient():
+    a = np.array([1.0, 2.0, 3.0])
+    x0 = np.array([0.3, -1.2, 0.7])
+
+    def off_by_a_bit(x, a):
+        f, g = _quartic(x, a)
+        return f, g * (1 + 1e-4)
+
+    report = gd.check_grad(off_by_a_bit, x0, args=(a,))
+    assert not report.ok
+    assert report.rel_error == pytest.approx(1e-4 / (1 + 1e-4), rel=1e-3)
+    assert "FAILED" in str(report)
+
+
+def test_check_grad_of_an_objective_in_float32():
+    # The gradient under test is computed in float32 at x0; the differences of
+    # the value are taken in float64 (the probes are float64 points).
+    a = np.array([1.0, 2.0, 3.0], dtype=np.float32)
+    x0 = np.array([0.3, -1.2, 0.7], dtype=np.float32)
+    assert _quartic(x0, a)[1].dtype == np.float32
+    report = gd.check_grad(_quartic, x0, args=(a,))
+    assert report.dtype == np.float32 and report.rtol == 1e-5
+    assert report.ok, str(report)
+    assert 1e-9 < report.rel_error < 1e-5  # float32 round-off is measured, not hidden
+
+
+def test_check_grad_of_an_objective_rejects_bad_input():
+    with pytest.raises(ValueError, match="x0"):
+        gd.check_grad(_quartic, np.zeros((2, 2)), args=(np.ones(2),))
+    with pytest.raises(ValueError, match="gradient has shape"):
+        gd.check_grad(lambda x: (0.0, np.zeros(5)), np.zeros(3))
+    with pytest.raises(ValueError, match="jac"):
+        gd.check_grad(_quartic, np.zeros(3), jac="2-point", args=(np.ones(3),))
