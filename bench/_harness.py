@@ -279,24 +279,9 @@ def time_side_by_side(fns, passes=3, blocks_per_pass=5, block_seconds=0.1,
     finally:
         if gc_was_enabled:
             gc.enable()
-    timings = {}
-    for name in names:
-        run = blocks[name]
-        quiet = [b for b in run if b[0] is None or b[0] <= max_background]
-        contended = len(quiet) < max(1, passes * blocks_per_pass // 2)
-        kept = run if contended else quiet
-        means = np.array([seconds / calls * 1e6 for _, seconds, calls in kept])
-        timings[name] = Timing(
-            median_us=float(np.median(means)),
-            p25_us=float(np.percentile(means, 25)),
-            p75_us=float(np.percentile(means, 75)),
-            min_us=float(means.min()),
-            calls=int(sum(calls for _, _, calls in kept)),
-            blocks_quiet=len(quiet),
-            blocks_kept=len(kept),
-            blocks_run=len(run),
-            contended=contended,
-        )
+    min_quiet = max(1, passes * blocks_per_pass // 2)
+    timings = {name: _summarise_blocks(blocks[name], min_quiet, max_background)
+               for name in names}
     return timings, {name: [b[0] for b in blocks[name]] for name in names}
 
 
@@ -602,11 +587,46 @@ def _looks_numeric(text):
 
 
 def write_json(path, obj):
-    """Write ``obj`` as indented JSON, creating the directory (bench/results is gitignored)."""
+    """Write ``obj`` as indented JSON, creating the directory (bench/results is gitignored).
+
+    Returns the path relative to the working directory when it lies below it.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(obj, indent=2, default=_jsonable) + "\n")
-    return path
+    try:
+        return path.relative_to(Path.cwd())
+    except ValueError:
+        return path
+
+
+def match_torch_threads(blas, torch, skipped="PyTorch peer skipped"):
+    """Give torch NumPy's BLAS thread count, print what each library uses.
+
+    Parameters
+    ----------
+    blas : list of dict or None
+        :func:`blas_report`.
+    torch : module or None
+        None when torch is not installed (then ``skipped`` is printed).
+
+    Returns
+    -------
+    dict
+        Thread counts of NumPy's BLAS, SciPy's BLAS (gdcore's) and torch.
+    """
+    threads = blas_threads(blas, "numpy") or os.cpu_count()
+    scipy_threads = blas_threads(blas, "scipy")
+    if scipy_threads is not None and scipy_threads != threads:
+        print(f"  note: NumPy's BLAS uses {threads} threads but SciPy's (gdcore's) {scipy_threads}")
+    if torch is None:
+        print(f"torch: not installed -- {skipped}")
+    else:
+        torch.set_num_threads(threads)
+        print(f"torch {torch.__version__}: set_num_threads({threads}) to match NumPy's BLAS; "
+              f"get_num_threads()={torch.get_num_threads()}")
+    return {"numpy_blas": threads, "scipy_blas": scipy_threads,
+            "torch": torch.get_num_threads() if torch is not None else None}
 
 
 def _jsonable(value):

@@ -672,10 +672,6 @@ def main():
         "total_seconds": time.perf_counter() - t_start,
     }
     path = harness.write_json(RESULTS_PATH, out)
-    try:
-        path = path.relative_to(Path.cwd())
-    except ValueError:
-        pass
     print(f"\nwrote {path} ({out['total_seconds']:.0f} s in all)")
 
 

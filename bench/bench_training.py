@@ -814,20 +814,10 @@ def print_breakdown(case):
 
 
 def setup_threads(blas):
-    threads = harness.blas_threads(blas, "numpy") or os.cpu_count()
-    scipy_threads = harness.blas_threads(blas, "scipy")
-    if scipy_threads is not None and scipy_threads != threads:
-        print(f"  note: NumPy's BLAS uses {threads} threads but SciPy's (gdcore's) {scipy_threads}")
-    if torch is None:
-        print("torch: not installed -- PyTorch peers skipped")
-    else:
-        torch.set_num_threads(threads)
-        print(f"torch {torch.__version__}: set_num_threads({threads}) to match NumPy's BLAS; "
-              f"get_num_threads()={torch.get_num_threads()}")
+    threads = harness.match_torch_threads(blas, torch, "PyTorch peers skipped")
     if sklearn is None:
         print("scikit-learn: not installed -- digits peer skipped")
-    return {"numpy_blas": threads, "scipy_blas": scipy_threads,
-            "torch": torch.get_num_threads() if torch is not None else None}
+    return threads
 
 
 def measure_peak(when):
@@ -961,10 +951,6 @@ def main():
         "wall_seconds": time.perf_counter() - t_start,
     }
     path = harness.write_json(RESULTS_PATH, out)
-    try:
-        path = path.relative_to(Path.cwd())
-    except ValueError:
-        pass
     print(f"\nwrote {path} (whole run {out['wall_seconds']:.0f} s)")
 
 

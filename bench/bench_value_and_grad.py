@@ -559,26 +559,6 @@ def print_breakdown(result):
           "of the call")
 
 
-def setup_threads(blas):
-    """Match torch's intra-op threads to NumPy's BLAS threads; print what is used.
-
-    Returns
-    -------
-    dict
-        Thread counts of NumPy's BLAS, SciPy's BLAS (gdcore's) and torch.
-    """
-    threads = harness.blas_threads(blas, "numpy") or os.cpu_count()
-    scipy_threads = harness.blas_threads(blas, "scipy")
-    if scipy_threads is not None and scipy_threads != threads:
-        print(f"  note: NumPy's BLAS uses {threads} threads but SciPy's (gdcore's) {scipy_threads}")
-    if torch is None:
-        print("torch: not installed -- PyTorch peer skipped")
-    else:
-        torch.set_num_threads(threads)
-        print(f"torch {torch.__version__}: set_num_threads({threads}) to match NumPy's BLAS; "
-              f"get_num_threads()={torch.get_num_threads()}")
-    return {"numpy_blas": threads, "scipy_blas": scipy_threads,
-            "torch": torch.get_num_threads() if torch is not None else None}
 
 
 def measure_peak(blas, when):
@@ -642,7 +622,7 @@ def main():
     blas = harness.blas_report()
     harness.print_blas(blas, "gdcore's np.dot inside Numba calls SciPy's BLAS, i.e. the "
                        "'scipy' entry")
-    threads = setup_threads(blas)
+    threads = harness.match_torch_threads(blas, torch)
     print("matmul peaks: NumPy's is the reference for '% of peak' (measured at start and end, "
           "the better counts); SciPy's is the BLAS gdcore's kernels call, for information")
     peaks = {"numpy_start": measure_peak("numpy", "start"),
@@ -707,10 +687,6 @@ def main():
         "targets": verdicts,
     }
     path = harness.write_json(RESULTS_PATH, out)
-    try:
-        path = path.relative_to(Path.cwd())
-    except ValueError:
-        pass
     print(f"\nwrote {path}")
 
 

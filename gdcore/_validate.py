@@ -287,6 +287,17 @@ def sample_weights(sample_weight, n_samples, dtype):
     return w
 
 
+def nonfinite_params_message(params):
+    """``"params contains NaN or Inf (at index i)"`` for the first such value, or None.
+
+    One compiled pass (:func:`gdcore.kernels.checks.first_nonfinite`), for the
+    callers that check params outside a kernel's input scan (fit, save, load).
+    """
+    index = checks.first_nonfinite(params)
+    return None if index < 0 else _scan_message(checks.PARAMS_NOT_FINITE, index, None, None,
+                                                 None, None, None)
+
+
 def raise_for_status(status, index, model, X, Y, labels, weights):
     """Raise the documented error for a non-OK status of the compiled input scan.
 

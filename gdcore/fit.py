@@ -260,9 +260,9 @@ def fit(model, params, X, y, optimizer=adam(), epochs=10, batch_size=32, shuffle
     require_model(model)
     params = _validate.params_array(model, params)
     train = _Data(model, params, X, y, sample_weight, "")
-    first = checks.first_nonfinite(params)
-    if first >= 0:
-        raise ValueError(f"params contains NaN or Inf (at index {first})")
+    message = _validate.nonfinite_params_message(params)
+    if message:
+        raise ValueError(message)
     l2 = _validate.nonnegative_float(l2, "l2")
     validation_fraction = _validate.real_in(validation_fraction, "validation_fraction",
                                             0.0, 1.0, high_open=True)

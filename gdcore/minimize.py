@@ -92,13 +92,21 @@ def check_bounds(bounds, n):
 def split_options(options, extra=()):
     """Run options by name, warning about unknown names that resemble known ones."""
     known = KNOWN_OPTIONS + tuple(extra)
-    for key in options:
-        if key not in known:
-            close = difflib.get_close_matches(key, known, n=1, cutoff=0.75)
-            if close:
-                warnings.warn(f"unknown option {key!r} ignored; did you mean {close[0]!r}?",
-                              RuntimeWarning, stacklevel=4)
+    warn_misspelled([k for k in options if k not in known], known, stacklevel=6)
     return {k: options[k] for k in known if k in options}
+
+
+def warn_misspelled(keys, known, stacklevel):
+    """RuntimeWarning for each of ``keys`` that looks like a misspelling of one of ``known``.
+
+    Other unknown names pass silently: SciPy hands every method the options
+    meant for others (``disp``, ``iprint``, ...).
+    """
+    for key in keys:
+        close = difflib.get_close_matches(key, known, n=1, cutoff=0.75)
+        if close:
+            warnings.warn(f"unknown option {key!r} ignored; did you mean {close[0]!r}?",
+                          RuntimeWarning, stacklevel=stacklevel)
 
 
 def wrap_callback(callback):
@@ -247,12 +255,10 @@ class LbfgsState:
     """The arrays of the L-BFGS state machine (:func:`gdcore.kernels.lbfgs.lbfgs_step`)."""
 
     def __init__(self, n, m, c1, c2, gtol, ftol, box):
-        self.vec = np.zeros((6, n))
-        self.pairs = np.zeros((2, m, n))
-        self.rho = np.zeros(m)
-        self.alpha = np.zeros(m)
-        self.fs = np.zeros(lb.N_FS)
-        self.js = np.zeros(lb.N_JS, dtype=np.int64)
+        shapes = lb.state_sizes(n, m)
+        self.vec, self.pairs, self.rho, self.alpha, self.fs = (
+            np.zeros(shapes[k]) for k in ("vectors", "pairs", "rho", "alpha", "fs"))
+        self.js = np.zeros(shapes["js"], dtype=np.int64)
         self.fs[lb.GTOL], self.fs[lb.FTOL], self.fs[lb.C1], self.fs[lb.C2] = gtol, ftol, c1, c2
         self.js[lb.M] = m
         self.js[lb.HAS_BOUNDS] = box is not None
@@ -465,11 +471,7 @@ def minimize(fun, x0, args=(), method="lbfgs", jac=None, callback=None, tol=None
                              f"{', '.join(sorted(optim.METHODS))}")
         names = list(inspect.signature(factory).parameters)
         hyper = {k: options.pop(k) for k in list(options) if k in names}
-        for key in options:
-            close = difflib.get_close_matches(key, names, n=1, cutoff=0.75)
-            if key not in KNOWN_OPTIONS and close:
-                warnings.warn(f"unknown option {key!r} ignored; did you mean {close[0]!r}?",
-                              RuntimeWarning, stacklevel=2)
+        warn_misspelled([k for k in options if k not in KNOWN_OPTIONS], names, stacklevel=3)
         method = factory(**hyper)
     if not callable(method):
         raise TypeError(f"method must be a name or a gdcore method object, got {method!r}")

@@ -18,11 +18,12 @@ wrapper and its ``derivative``; it is unwrapped here, so ``fun`` runs once
 per point.
 """
 
-import numba
 import numpy as np
 from numba.core.dispatcher import Dispatcher
 from scipy.differentiate import derivative
 from scipy.optimize import approx_fprime
+
+from .kernels import minimize_loops
 
 # Relative finite-difference steps: about the cube root / square root of the
 # float64 epsilon, scaled by max(1, |x|), as SciPy's approx_derivative does.
@@ -138,9 +139,6 @@ def _scalar(f):
     return float(arr.reshape(()))
 
 
-_COMBINED = {}
-
-
 def compiled_fg(objective):
     """A Numba function ``fg(x, *args) -> (f, g)`` when the objective is compiled.
 
@@ -155,11 +153,4 @@ def compiled_fg(objective):
         return fun
     if not isinstance(jac, Dispatcher):
         return None
-    key = (fun, jac)
-    if key not in _COMBINED:
-        @numba.njit
-        def fg(x, *args):
-            return fun(x, *args), jac(x, *args)
-
-        _COMBINED[key] = fg
-    return _COMBINED[key]
+    return minimize_loops.value_and_gradient(fun, jac)

@@ -94,7 +94,7 @@ def save(path, model, params):
     path = _path(path)
     require_model(model)
     params = _validate.params_array(model, params)  # may be the caller's array: read only
-    message = _nonfinite_message(params)
+    message = _validate.nonfinite_params_message(params)
     if message:  # a saved model must be usable once loaded
         raise ValueError(message)
     members = {
@@ -155,14 +155,6 @@ def _path(path):
     if not isinstance(path, str):
         raise TypeError(f"path must be a str or os.PathLike giving a str, got {path!r}")
     return path
-
-
-def _nonfinite_message(params):
-    """``"params contains NaN or Inf (at index i)"`` for the first such value, or None."""
-    finite = np.isfinite(params)
-    if finite.all():
-        return None
-    return f"params contains NaN or Inf (at index {int(np.argmin(finite))})"
 
 
 def _write_atomically(path, write):
@@ -289,7 +281,7 @@ def _read_params(array, model, path):
     if not (array.dtype == dtype and flags.c_contiguous and flags.writeable
             and flags.owndata):
         array = np.array(array, dtype=dtype, order="C", copy=True)
-    message = _nonfinite_message(array)
+    message = _validate.nonfinite_params_message(array)
     if message:  # save never writes one, so the file was made or damaged elsewhere
         raise ValueError(_not_a_model(path, message))
     return array

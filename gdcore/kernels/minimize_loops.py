@@ -7,12 +7,11 @@ drivers (:func:`.lbfgs.lbfgs_step`, :func:`.updates.apply_update`), so the
 iterates are the same.
 
 ``fg(x, *args)`` returns ``(f, g)``; a separate ``jac`` is combined with
-``fun`` into such a function by the caller.  These drivers are specialised
+``fun`` into such a function by :func:`value_and_gradient`.  These drivers are specialised
 on the user's function and therefore not cached on disk (see :mod:`._jit`).
 """
 
 import math
-
 
 from ._jit import jit
 from .lbfgs import EVALUATE, FINISHED, ITERATE, PHASE, lbfgs_step
@@ -22,6 +21,25 @@ from .updates import apply_update
 LIMIT_ITERATIONS = 10
 LIMIT_EVALUATIONS = 11
 BY_FTOL = 12  # first_order_loop: success by the relative decrease of f
+
+
+_COMBINED = {}
+
+
+def value_and_gradient(fun, jac):
+    """``fg(x, *args) -> (fun(x, *args), jac(x, *args))`` for two Numba functions.
+
+    One compiled function per (fun, jac) pair, kept for the life of the
+    process; like the drivers, it is not cached on disk.
+    """
+    key = (fun, jac)
+    if key not in _COMBINED:
+        @jit(cache=False)
+        def fg(x, *args):
+            return fun(x, *args), jac(x, *args)
+
+        _COMBINED[key] = fg
+    return _COMBINED[key]
 
 
 @jit

@@ -108,7 +108,39 @@ def lerp_base(w):
 # One loop per rule.  Arguments: ``p`` (params in), ``g`` (gradient), state
 # rows, ``out``; ``cv`` is the clip value (inf when off) and ``scale`` the
 # norm-clipping factor.  Each returns True when the gradient, the new
-# parameters and any squared-gradient accumulator are finite.
+# parameters and any squared-gradient accumulator are finite.  The element
+# helpers below are inlined by the compiler, so each loop still compiles to
+# one vectorised pass.
+
+@jit(strict=True)
+def not_finite(x, zero):
+    """NaN/Inf test that vectorises: ``x * 0`` is 0 exactly for finite ``x``."""
+    return x * zero != zero
+
+
+@jit(strict=True)
+def clipped(gi, cv, scale):
+    """A gradient entry clipped to ``[-cv, cv]``, then scaled by the norm clip."""
+    return min(max(gi, -cv), cv) * scale
+
+
+@jit(strict=True)
+def with_decay(gi, pi, cv, scale, wd):
+    """The clipped gradient entry plus coupled weight decay ``wd * p``."""
+    return clipped(gi, cv, scale) + wd * pi
+
+
+@jit(strict=True)
+def moving_mean(prev, gi, from_prev, c):
+    """PyTorch's ``lerp(prev, gi, w)`` in the form given by :func:`lerp_base`."""
+    return (prev if from_prev else gi) + c * (gi - prev)
+
+
+@jit(strict=True)
+def moving_square(prev, gi, rho, w):
+    """``rho * prev + (1 - rho) * gi**2``, rounded as torch's ``mul_().addcmul_()``."""
+    return prev * rho + w * gi * gi
+
 
 @jit(strict=True)
 def sgd_plain(p, g, out, lr, wd, cv, scale):
@@ -116,12 +148,12 @@ def sgd_plain(p, g, out, lr, wd, cv, scale):
     bad = False
     for i in range(p.shape[0]):
         gi = g[i]
-        bad |= gi * zero != zero
+        bad |= not_finite(gi, zero)
         pi = p[i]
-        gi = min(max(gi, -cv), cv) * scale + wd * pi
+        gi = with_decay(gi, pi, cv, scale, wd)
         pi = pi - lr * gi
         out[i] = pi
-        bad |= pi * zero != zero
+        bad |= not_finite(pi, zero)
     return not bad
 
 
@@ -132,14 +164,14 @@ def sgd_momentum(p, g, buf, out, lr, wd, cv, scale, mu, g_coef, buf_coef):
     bad = False
     for i in range(p.shape[0]):
         gi = g[i]
-        bad |= gi * zero != zero
+        bad |= not_finite(gi, zero)
         pi = p[i]
-        gi = min(max(gi, -cv), cv) * scale + wd * pi
+        gi = with_decay(gi, pi, cv, scale, wd)
         b = mu * buf[i] + gi  # dampening 0; equals torch's first-step clone
         buf[i] = b
         pi = pi - lr * (g_coef * gi + buf_coef * b)
         out[i] = pi
-        bad |= pi * zero != zero
+        bad |= not_finite(pi, zero)
     return not bad
 
 
@@ -151,18 +183,17 @@ def adam_loop(p, g, m, v, out, step_size, bc2_sqrt, b2, w2, eps, lerp_from_m, c1
     bad = False
     for i in range(p.shape[0]):
         gi = g[i]
-        bad |= gi * zero != zero
+        bad |= not_finite(gi, zero)
         pi = p[i] * decay
-        gi = min(max(gi, -cv), cv) * scale + wd * pi
-        mi = m[i]
-        mi = (mi if lerp_from_m else gi) + c1 * (gi - mi)
-        vi = v[i] * b2 + w2 * gi * gi
+        gi = with_decay(gi, pi, cv, scale, wd)
+        mi = moving_mean(m[i], gi, lerp_from_m, c1)
+        vi = moving_square(v[i], gi, b2, w2)
         m[i] = mi
         v[i] = vi
-        bad |= vi * zero != zero  # g * g can overflow while g is finite
+        bad |= not_finite(vi, zero)  # g * g can overflow while g is finite
         pi = pi - step_size * (mi / (math.sqrt(vi) / bc2_sqrt + eps))
         out[i] = pi
-        bad |= pi * zero != zero
+        bad |= not_finite(pi, zero)
     return not bad
 
 
@@ -174,20 +205,19 @@ def adam_amsgrad_loop(p, g, m, v, vmax, out, step_size, bc2_sqrt, b2, w2, eps, l
     bad = False
     for i in range(p.shape[0]):
         gi = g[i]
-        bad |= gi * zero != zero
+        bad |= not_finite(gi, zero)
         pi = p[i] * decay
-        gi = min(max(gi, -cv), cv) * scale + wd * pi
-        mi = m[i]
-        mi = (mi if lerp_from_m else gi) + c1 * (gi - mi)
-        vi = v[i] * b2 + w2 * gi * gi
+        gi = with_decay(gi, pi, cv, scale, wd)
+        mi = moving_mean(m[i], gi, lerp_from_m, c1)
+        vi = moving_square(v[i], gi, b2, w2)
         m[i] = mi
         v[i] = vi
-        bad |= vi * zero != zero
+        bad |= not_finite(vi, zero)
         vi = max(vmax[i], vi)
         vmax[i] = vi
         pi = pi - step_size * (mi / (math.sqrt(vi) / bc2_sqrt + eps))
         out[i] = pi
-        bad |= pi * zero != zero
+        bad |= not_finite(pi, zero)
     return not bad
 
 
@@ -199,15 +229,14 @@ def rmsprop_loop(p, g, sq, avg_g, buf, out, lr, rho, w, eps, centered, lerp_from
     bad = False
     for i in range(p.shape[0]):
         gi = g[i]
-        bad |= gi * zero != zero
+        bad |= not_finite(gi, zero)
         pi = p[i]
-        gi = min(max(gi, -cv), cv) * scale + wd * pi
-        s = sq[i] * rho + w * gi * gi
+        gi = with_decay(gi, pi, cv, scale, wd)
+        s = moving_square(sq[i], gi, rho, w)
         sq[i] = s
-        bad |= s * zero != zero
+        bad |= not_finite(s, zero)
         if centered:
-            a = avg_g[i]
-            a = (a if lerp_from_avg else gi) + c * (gi - a)
+            a = moving_mean(avg_g[i], gi, lerp_from_avg, c)
             avg_g[i] = a
             s = s - a * a
         denom = math.sqrt(s) + eps
@@ -218,7 +247,7 @@ def rmsprop_loop(p, g, sq, avg_g, buf, out, lr, rho, w, eps, centered, lerp_from
         else:
             pi = pi - lr * (gi / denom)
         out[i] = pi
-        bad |= pi * zero != zero
+        bad |= not_finite(pi, zero)
     return not bad
 
 
@@ -228,15 +257,15 @@ def adagrad_loop(p, g, total, out, lr, eps, wd, cv, scale):
     bad = False
     for i in range(p.shape[0]):
         gi = g[i]
-        bad |= gi * zero != zero
+        bad |= not_finite(gi, zero)
         pi = p[i]
-        gi = min(max(gi, -cv), cv) * scale + wd * pi
+        gi = with_decay(gi, pi, cv, scale, wd)
         s = total[i] + gi * gi
         total[i] = s
-        bad |= s * zero != zero
+        bad |= not_finite(s, zero)
         pi = pi - lr * (gi / (math.sqrt(s) + eps))
         out[i] = pi
-        bad |= pi * zero != zero
+        bad |= not_finite(pi, zero)
     return not bad
 
 
@@ -246,17 +275,16 @@ def adamax_loop(p, g, m, u, out, clr, b2, eps, lerp_from_m, c1, wd, cv, scale):
     bad = False
     for i in range(p.shape[0]):
         gi = g[i]
-        bad |= gi * zero != zero
+        bad |= not_finite(gi, zero)
         pi = p[i]
-        gi = min(max(gi, -cv), cv) * scale + wd * pi
-        mi = m[i]
-        mi = (mi if lerp_from_m else gi) + c1 * (gi - mi)
+        gi = with_decay(gi, pi, cv, scale, wd)
+        mi = moving_mean(m[i], gi, lerp_from_m, c1)
         ui = max(u[i] * b2, abs(gi) + eps)
         m[i] = mi
         u[i] = ui
         pi = pi - clr * (mi / ui)
         out[i] = pi
-        bad |= pi * zero != zero
+        bad |= not_finite(pi, zero)
     return not bad
 
 
@@ -267,20 +295,19 @@ def nadam_loop(p, g, m, v, out, c_grad, c_avg, b2, w2, bc2, eps, lerp_from_m, c1
     bad = False
     for i in range(p.shape[0]):
         gi = g[i]
-        bad |= gi * zero != zero
+        bad |= not_finite(gi, zero)
         pi = p[i]
-        gi = min(max(gi, -cv), cv) * scale + wd * pi
-        mi = m[i]
-        mi = (mi if lerp_from_m else gi) + c1 * (gi - mi)
-        vi = v[i] * b2 + w2 * gi * gi
+        gi = with_decay(gi, pi, cv, scale, wd)
+        mi = moving_mean(m[i], gi, lerp_from_m, c1)
+        vi = moving_square(v[i], gi, b2, w2)
         m[i] = mi
         v[i] = vi
-        bad |= vi * zero != zero
+        bad |= not_finite(vi, zero)
         denom = math.sqrt(vi / bc2) + eps
         pi = pi + c_grad * (gi / denom)  # two roundings, as torch's two addcdiv_
         pi = pi + c_avg * (mi / denom)
         out[i] = pi
-        bad |= pi * zero != zero
+        bad |= not_finite(pi, zero)
     return not bad
 
 
@@ -291,8 +318,8 @@ def lion_loop(p, g, m, out, lr, b1, w1, b2, w2, wd, cv, scale):
     bad = False
     for i in range(p.shape[0]):
         gi = g[i]
-        bad |= gi * zero != zero
-        gi = min(max(gi, -cv), cv) * scale
+        bad |= not_finite(gi, zero)
+        gi = clipped(gi, cv, scale)
         mi = m[i]
         c = b1 * mi + w1 * gi
         sign = one if c > zero else (-one if c < zero else zero)
@@ -300,7 +327,7 @@ def lion_loop(p, g, m, out, lr, b1, w1, b2, w2, wd, cv, scale):
         pi = pi - lr * (sign + wd * pi)
         m[i] = b2 * mi + w2 * gi
         out[i] = pi
-        bad |= pi * zero != zero
+        bad |= not_finite(pi, zero)
     return not bad
 
 
