@@ -638,6 +638,23 @@ def _jsonable(value):
 
 
 # Reporting -------------------------------------------------------------------------
+def verdict(target, value, ok, contended):
+    """A target's PASS/MISS line as a dict, flagged when the machine was contended."""
+    status = "PASS" if ok else "MISS"
+    if contended:
+        status += " (CONTENDED machine: rerun when quiet)"
+    return {"target": target, "value": value, "status": status, "contended": contended}
+
+
+def print_background(max_background, unit="blocks"):
+    """Print (and return) the load other processes put on the machine before a run."""
+    idle = background_load()
+    print(f"background load before start: {fmt_load(idle)} of {os.cpu_count()}"
+          + (f"  (busy machine: disturbed {unit} will be dropped)"
+             if idle is not None and idle > max_background else ""))
+    return idle
+
+
 def fmt_load(cores):
     """Background load for the report."""
     return "unknown" if cores is None else f"{cores:.2f} cores"

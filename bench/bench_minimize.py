@@ -65,7 +65,6 @@ everything also goes to ``bench/results/minimize.json``.
 import argparse
 import cProfile
 import io
-import os
 import pstats
 import sys
 import time
@@ -401,13 +400,6 @@ def adam_markdown(adam):
     return harness.markdown_table(headers, body)
 
 
-def verdict(target, value, ok, contended):
-    status = "PASS" if ok else "MISS"
-    if contended:
-        status += " (CONTENDED machine: rerun when quiet)"
-    return {"target": target, "value": value, "status": status, "contended": contended}
-
-
 def targets(results, adam):
     out = []
     # 1. solved count and nfev ratio over (problem, objective kind) runs
@@ -424,7 +416,7 @@ def targets(results, adam):
                 ratios.append(g["nfev"] / s["nfev"])
     med = float(np.median(ratios)) if ratios else float("nan")
     ok = solved[GDCORE] >= solved[LBFGSB] and med <= NFEV_RATIO_TARGET
-    out.append(verdict(
+    out.append(harness.verdict(
         f"gd.lbfgs solves >= as many runs as L-BFGS-B and median over runs of "
         f"nfev_gdcore/nfev_L-BFGS-B <= {NFEV_RATIO_TARGET}",
         f"solved {solved[GDCORE]}/{runs} vs {solved[LBFGSB]}/{runs}; median ratio {med:.3f} "
@@ -442,7 +434,7 @@ def targets(results, adam):
         if f"{LBFGSB_1T} / {PY}" in t:
             ctx.append(f"vs L-BFGS-B python objective, 1 BLAS thread "
                        f"{t[f'{LBFGSB_1T} / {PY}'].median_us / gdn.median_us:.1f}x")
-        out.append(verdict(
+        out.append(harness.verdict(
             f"Rosenbrock n=1000: gd.lbfgs (njit objective) >= {ROSEN1000_SPEEDUP_TARGET:.0f}x "
             "faster than L-BFGS-B (python objective)",
             f"{speed:.1f}x ({fmt_time(peer.median_us)} vs {fmt_time(gdn.median_us)}; "
@@ -455,7 +447,7 @@ def targets(results, adam):
     nj, py = adam["labels"][0], adam["labels"][1]
     ratio = adam["us_per_iteration"][py] / adam["us_per_iteration"][nj]
     same = adam["identity"]["x_identical_to_python_loop_same_function"]
-    out.append(verdict(
+    out.append(harness.verdict(
         f"Adam, Rosenbrock n=100: compiled-objective loop >= {ADAM_SPEEDUP_TARGET:.0f}x faster "
         "per iteration than the Python-objective loop, same iterates",
         f"{ratio:.1f}x ({adam['us_per_iteration'][py]:.2f} vs "
@@ -582,10 +574,7 @@ def main():
     t_start = time.perf_counter()
     print(f"gdcore minimize benchmark (float64; scipy {scipy.__version__}, numba "
           f"{numba.__version__})")
-    idle = harness.background_load()
-    print(f"background load before start: {harness.fmt_load(idle)} of {os.cpu_count()}"
-          + ("  (busy machine: disturbed rounds will be dropped)"
-             if idle is not None and idle > MAX_BACKGROUND else ""))
+    idle = harness.print_background(MAX_BACKGROUND, "rounds")
     blas = harness.blas_report()
     harness.print_blas(blas, "SciPy's L-BFGS-B and BFGS use these BLAS libraries; gd.lbfgs' "
                        "kernel uses none; np.dot in the njit quadratic calls SciPy's",

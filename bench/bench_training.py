@@ -51,7 +51,6 @@ go to ``bench/results/training.json``.
 """
 
 import inspect
-import os
 import sys
 import tempfile
 import textwrap
@@ -717,13 +716,6 @@ def markdown(rows, peak):
     return harness.markdown_table(headers, body)
 
 
-def verdict(target, value, ok, contended):
-    status = "PASS" if ok else "MISS"
-    if contended:
-        status += " (CONTENDED machine: rerun when quiet)"
-    return {"target": target, "value": value, "status": status, "contended": contended}
-
-
 def targets(small, mnist, digits, adam, peak, bandwidth):
     out = []
     ps, t = small["us_per_step"], small["timings"]
@@ -732,7 +724,7 @@ def targets(small, mnist, digits, adam, peak, bandwidth):
         tk = torch_small[0]
         r_sh = ps[tk] / ps[f"{GD} fit, shuffle"]
         r_ns = ps[tk] / ps[f"{GD} fit, no shuffle"]
-        out.append(verdict(
+        out.append(harness.verdict(
             f"small 10-32-1 SGD: gdcore fit >= {SMALL_SPEEDUP_TARGET:.0f}x torch's steps/s",
             f"{r_sh:.1f}x with shuffle ({r_ns:.1f}x without)", r_sh >= SMALL_SPEEDUP_TARGET,
             t[f"{GD} fit, shuffle"].contended or t[tk].contended))
@@ -745,12 +737,12 @@ def targets(small, mnist, digits, adam, peak, bandwidth):
     if torch_mnist:
         best = min(torch_mnist, key=ps.get)
         r = ps[best] / ps[g]
-        out.append(verdict(
+        out.append(harness.verdict(
             f"MNIST 784-256-128-10 Adam: gdcore fit >= {MNIST_SPEEDUP_TARGET:.0f}x the faster "
             f"torch's steps/s", f"{r:.2f}x vs {best}", r >= MNIST_SPEEDUP_TARGET,
             t[g].contended or t[best].contended))
     gflops = mnist["flops_per_step"] / (ps[g] * 1e-6) / 1e9
-    out.append(verdict(
+    out.append(harness.verdict(
         f"MNIST 784-256-128-10 Adam: gdcore fit >= {MNIST_PEAK_TARGET:.0%} of NumPy float32 "
         "matmul peak", f"{gflops / peak:.1%} ({gflops:.1f} of {peak:.1f} GFLOP/s)",
         gflops / peak >= MNIST_PEAK_TARGET, t[g].contended))
@@ -760,7 +752,7 @@ def targets(small, mnist, digits, adam, peak, bandwidth):
         sk = sk[0]
         r = t[sk].median_us / t[GD].median_us
         same = acc[GD] >= acc[sk]
-        out.append(verdict(
+        out.append(harness.verdict(
             f"digits: gdcore >= {DIGITS_SPEEDUP_TARGET:.0f}x faster than scikit-learn at equal "
             "or better test accuracy",
             f"{r:.1f}x faster; accuracy {acc[GD]:.4f} vs {acc[sk]:.4f} "
@@ -772,7 +764,7 @@ def targets(small, mnist, digits, adam, peak, bandwidth):
     t = adam["timings"]
     floor_us = adam["bytes_per_step"] / (bandwidth * 1e9) * 1e6
     r = t[GD].median_us / floor_us
-    out.append(verdict(
+    out.append(harness.verdict(
         f"Adam 10M: gdcore update_inplace within {ADAM_FLOOR_TARGET}x of the bandwidth floor",
         f"{r:.2f}x ({harness.fmt_time(t[GD].median_us)} vs {harness.fmt_time(floor_us)})",
         r <= ADAM_FLOOR_TARGET, t[GD].contended))
@@ -780,7 +772,7 @@ def targets(small, mnist, digits, adam, peak, bandwidth):
     if fused:
         f = fused[0]
         r = t[f].median_us / t[GD].median_us
-        out.append(verdict("Adam 10M: gdcore not slower than torch's fused Adam",
+        out.append(harness.verdict("Adam 10M: gdcore not slower than torch's fused Adam",
                            f"{r:.2f}x (torch time / gdcore time)", r >= 1.0,
                            t[GD].contended or t[f].contended))
     return out
@@ -840,10 +832,7 @@ def main():
     import scipy.linalg.cython_blas  # noqa: F401  (so threadpoolctl sees gdcore's BLAS)
     t_start = time.perf_counter()
     print("gdcore training benchmark (float32)")
-    idle = harness.background_load()
-    print(f"background load before start: {harness.fmt_load(idle)} of {os.cpu_count()}"
-          + ("  (busy machine: disturbed blocks will be dropped)"
-             if idle is not None and idle > MAX_BACKGROUND else ""))
+    idle = harness.print_background(MAX_BACKGROUND)
     blas = harness.blas_report()
     harness.print_blas(blas, "gdcore's np.dot inside Numba calls SciPy's BLAS; scikit-learn "
                        "uses NumPy's")

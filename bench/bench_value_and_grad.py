@@ -33,7 +33,6 @@ processes kept the machine busy are labelled CONTENDED: on 2 cores a single
 busy neighbour slows 2-thread BLAS and torch by 10-50x.
 """
 
-import os
 import sys
 import tempfile
 import textwrap
@@ -615,10 +614,7 @@ def main():
     # Import SciPy's BLAS now so threadpoolctl sees the library Numba's np.dot calls.
     import scipy.linalg.cython_blas  # noqa: F401
     print("gdcore value_and_grad benchmark (float32)")
-    idle = harness.background_load()
-    print(f"background load before start: {harness.fmt_load(idle)} of {os.cpu_count()}"
-          + ("  (busy machine: disturbed blocks will be dropped)"
-             if idle is not None and idle > MAX_BACKGROUND else ""))
+    idle = harness.print_background(MAX_BACKGROUND)
     blas = harness.blas_report()
     harness.print_blas(blas, "gdcore's np.dot inside Numba calls SciPy's BLAS, i.e. the "
                        "'scipy' entry")
