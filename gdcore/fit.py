@@ -338,7 +338,7 @@ class _Trainer:
         status, batch, updates, loss_sum, weight_sum, in_spare = run_epoch(
             self.params, self.spare, m.offsets, t.X, t.Y, t.labels, t.weights, m.loss_code,
             self.l2, order, self.batch_size, opt.code, opt.hyper, lrs, self.state.slots,
-            self.state.scalars, self.state.scratch, self.work, self.grad, self.Xb, self.Yb,
+            self.state.scalars, self.work, self.grad, self.Xb, self.Yb,
             self.Lb, self.Wb)
         if in_spare:
             self.params, self.spare = self.spare, self.params

@@ -328,7 +328,7 @@ def first_order_compiled(fg, optimizer, objective, run, x, g, state, box):
     x_prev, g_prev = np.empty_like(x), np.empty_like(g)
     status, run.nit, nfev, f = minimize_loops.first_order_loop(
         fg, objective.args, optimizer.code, optimizer.hyper, lrs, x, x_prev, g, g_prev,
-        state.slots, state.scalars, state.scratch, lower, upper, box is not None, run.gtol,
+        state.slots, state.scalars, lower, upper, box is not None, run.gtol,
         run.ftol, run.maxiter, run.maxfun or 0)
     objective.count_compiled(nfev)
     if status == NONFINITE:

@@ -24,12 +24,14 @@ import os
 import re
 import tracemalloc
 
+import numba
 import numpy as np
 import pytest
 from hypothesis import assume, event, given, note, settings
 from hypothesis import strategies as st
 
 import gdcore as gd
+from gdcore.kernels.updates import BLOCK
 from optim_reference import DEFAULTS, ReferenceOptimizer
 
 FACTORIES = {"sgd": gd.sgd, "adam": gd.adam, "adamw": gd.adamw, "rmsprop": gd.rmsprop,
@@ -817,3 +819,85 @@ def test_convergence_on_quadratic(key, dtype):
         assert opt.update_inplace(a * x, state, x)
     assert x.dtype == dtype
     assert f(x) < 1e-3 * f0, f"{opt!r}: f went from {f0:.3g} to {f(x):.3g}"
+
+
+# 4b. Threaded steps ---------------------------------------------------------------------
+POOL = numba.config.NUMBA_NUM_THREADS
+needs_two_threads = pytest.mark.skipif(POOL < 2, reason="Numba's thread pool has one thread")
+SPANNED = 3 * BLOCK + 77  # three whole blocks and a partial one: spans of unequal length
+
+
+@needs_two_threads
+@pytest.mark.parametrize("name", sorted(FACTORIES))
+def test_threaded_steps_equal_serial_steps_bitwise(name, dtype, rng):
+    """Each element's arithmetic is the serial kernel's, whatever the split."""
+    opt = full_options(name)
+    p0 = rng.normal(size=SPANNED).astype(dtype)
+    serial, threaded, fresh = p0.copy(), p0.copy(), p0.copy()
+    s_serial, s_threaded, s_fresh = opt.init(serial), opt.init(threaded), opt.init(fresh)
+    for _ in range(4):
+        g = rng.normal(size=SPANNED).astype(dtype)
+        assert opt.update_inplace(g, s_serial, serial) is True
+        assert opt.update_inplace(g, s_threaded, threaded, threads=2) is True
+        fresh, s_fresh = opt.update(g, s_fresh, fresh, threads=2)
+    assert not np.array_equal(serial, p0)
+    for got in (threaded, fresh):
+        assert got.dtype == dtype
+        np.testing.assert_array_equal(got, serial)
+    for state in (s_threaded, s_fresh):
+        np.testing.assert_array_equal(state.slots, s_serial.slots)
+        np.testing.assert_array_equal(state.scalars, s_serial.scalars)
+
+
+@needs_two_threads
+@pytest.mark.parametrize("where", [0, SPANNED - 1], ids=["first-span", "last-span"])
+def test_threaded_step_reports_nonfinite_in_any_span(where, rng):
+    opt = gd.adam(1e-3)
+    p = rng.normal(size=SPANNED)
+    state = opt.init(p)
+    g = rng.normal(size=SPANNED)
+    assert opt.update_inplace(g, state, p, threads=2) is True
+    g[where] = np.nan
+    assert opt.update_inplace(g, state, p, threads=2) is False
+
+
+@needs_two_threads
+def test_threaded_step_on_fewer_than_two_blocks_is_the_serial_step(rng):
+    opt = gd.adam(1e-3)
+    p = rng.normal(size=BLOCK + 5)
+    q = p.copy()
+    g = rng.normal(size=p.size)
+    opt.update_inplace(g, opt.init(p), p, threads=2)
+    opt.update_inplace(g, opt.init(q), q)
+    np.testing.assert_array_equal(p, q)
+
+
+@needs_two_threads
+def test_threaded_update_inplace_allocates_nothing(rng):
+    opt = gd.adam(1e-3)
+    p = rng.normal(size=100_000)
+    g = rng.normal(size=p.size)
+    state = opt.init(p)
+    opt.update_inplace(g, state, p, threads=2)  # compile outside the trace
+    tracemalloc.start()
+    try:
+        base = tracemalloc.get_traced_memory()[0]
+        for _ in range(20):
+            opt.update_inplace(g, state, p, threads=2)
+        peak = tracemalloc.get_traced_memory()[1] - base
+    finally:
+        tracemalloc.stop()
+    assert peak < p.nbytes / 100, f"threaded update_inplace allocated {peak} bytes"
+
+
+@pytest.mark.parametrize("threads", [0, -1, 1.5, "2", True, None, POOL + 1])
+def test_threads_must_be_a_count_within_numbas_pool(threads, rng):
+    opt = gd.adam(1e-3)
+    p = rng.normal(size=10)
+    g = rng.normal(size=10)
+    state = opt.init(p)
+    for call in (lambda: opt.update_inplace(g, state, p, threads=threads),
+                 lambda: opt.update(g, state, p, threads=threads)):
+        with pytest.raises(ValueError, match=rf"threads must be an integer from 1 to {POOL}"):
+            call()
+    assert state.step == 0

@@ -13,6 +13,10 @@
   the order of operations: a stable loss such as ``log(sum) - (z - max)``
   becomes ``(log(sum) + max) - z`` under reassociation, which rounds away the
   digits the formula exists to keep.
+* ``parallel=True`` only where a caller asks for threads on a large,
+  memory-bound step (:func:`.updates.apply_update_threaded`): Numba's
+  threads and multithreaded BLAS must not share a kernel, and tiny steps
+  would pay microseconds per parallel region.
 """
 
 import numba
@@ -21,14 +25,16 @@ FASTMATH_FLAGS = frozenset({"nsz", "arcp", "contract", "afn", "reassoc"})
 STRICT_FASTMATH_FLAGS = FASTMATH_FLAGS - {"reassoc"}
 
 
-def jit(func=None, *, strict=False, cache=True):
+def jit(func=None, *, strict=False, cache=True, parallel=False):
     """Compile ``func`` with gdcore's policy (lazy, cached, NaN-preserving fastmath).
 
-    Use as ``@jit``, ``@jit(strict=True)`` or ``@jit(cache=False)``.
+    Use as ``@jit``, ``@jit(strict=True)``, ``@jit(cache=False)`` or
+    ``@jit(parallel=True)`` (a kernel with ``numba.prange`` loops).
     """
     flags = STRICT_FASTMATH_FLAGS if strict else FASTMATH_FLAGS
 
     def compile_(f):
-        return numba.njit(cache=cache, error_model="numpy", fastmath=set(flags))(f)
+        return numba.njit(cache=cache, error_model="numpy", fastmath=set(flags),
+                          parallel=parallel)(f)
 
     return compile_ if func is None else compile_(func)

@@ -80,7 +80,7 @@ def batch_weight(weights, m):
 
 @jit
 def run_epoch(params, spare, offsets, X, Y, labels, weights_, loss_code, l2, order,
-              batch_size, opt_code, hyper, lrs, slots, scalars, scratch, work, grad, Xb, Yb, Lb,
+              batch_size, opt_code, hyper, lrs, slots, scalars, work, grad, Xb, Yb, Lb,
               Wb):
     """Train for one pass over ``X`` in mini-batches of ``batch_size``.
 
@@ -99,7 +99,7 @@ def run_epoch(params, spare, offsets, X, Y, labels, weights_, loss_code, l2, ord
         batches are views of ``X`` and nothing is gathered).
     batch_size : int
         The last batch holds the remainder, if any.
-    opt_code, hyper, slots, scalars, scratch :
+    opt_code, hyper, slots, scalars :
         Optimizer code, hyperparameters and state (:func:`.updates.apply_update`).
     lrs : ndarray of shape (n_batches,), float64
         Learning rate of each optimizer step of this epoch, in order.
@@ -149,7 +149,7 @@ def run_epoch(params, spare, offsets, X, Y, labels, weights_, loss_code, l2, ord
         if not math.isfinite(loss):
             return LOSS_NOT_FINITE, s, updates, loss_sum, weight_sum, in_spare
         if not apply_update(opt_code, hyper, lrs[updates], cur, grad, slots, scalars, nxt,
-                            False, scratch):
+                            False):
             return STEP_NOT_FINITE, s, updates, loss_sum, weight_sum, in_spare
         cur, nxt = nxt, cur
         in_spare = not in_spare

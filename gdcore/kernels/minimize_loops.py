@@ -98,8 +98,8 @@ def lbfgs_loop(fg, args, vec, pairs, rho, alpha, fs, js, lower, upper, x_eval, m
 
 
 @jit(cache=False)
-def first_order_loop(fg, args, code, hyper, lrs, x, x_prev, g, g_prev, slots, scalars, scratch,
-                     lower, upper, has_bounds, gtol, ftol, maxiter, maxfun):
+def first_order_loop(fg, args, code, hyper, lrs, x, x_prev, g, g_prev, slots, scalars, lower,
+                     upper, has_bounds, gtol, ftol, maxiter, maxfun):
     """A gdcore update rule on ``fg``: the compiled twin of ``minimize.run_first_order``.
 
     ``lrs[k]`` is the learning rate of step ``k`` (``maxiter`` entries).
@@ -129,7 +129,7 @@ def first_order_loop(fg, args, code, hyper, lrs, x, x_prev, g, g_prev, slots, sc
         x_prev[:] = x
         g_prev[:] = g
         f_prev = f
-        ok = apply_update(code, hyper, lrs[nit], x, g, slots, scalars, x, True, scratch)
+        ok = apply_update(code, hyper, lrs[nit], x, g, slots, scalars, x, True)
         if has_bounds:
             for i in range(x.shape[0]):
                 x[i] = min(max(x[i], lower[i]), upper[i])

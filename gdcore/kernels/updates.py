@@ -36,13 +36,16 @@ vectorised)
   is bitwise the same (``p * 1``, ``g + 0 * p``); the rest get their own loop;
 * finiteness is tracked with a boolean OR, which vectorises without
   reassociation, unlike a float sum;
-* in-place steps run block by block through a small scratch buffer: when
-  ``out`` is ``params`` the compiler's runtime overlap check fails and it
-  falls back to scalar code.
+* every loop updates its ``p`` in place, reading and writing the same
+  element, which vectorises; a loop reading ``params`` and writing a
+  separate ``out`` would fail the compiler's runtime overlap check whenever
+  ``out`` is ``params`` and fall back to scalar code.  A step into ``out``
+  copies each block of ``params`` there first, while it is in cache.
 """
 
 import math
 
+import numba
 import numpy as np
 
 from .. import codes
@@ -71,7 +74,8 @@ _H_CLIP_VALUE = codes.H_CLIP_VALUE
 _S_STEP = codes.S_STEP
 _S_MU_PRODUCT = codes.S_MU_PRODUCT
 
-# Elements per block of an in-place step (the scratch buffer's length).
+# Elements per block of a step into ``out`` (copied, then stepped while in cache), and
+# the granularity of threaded spans.
 BLOCK = 2048
 
 
@@ -143,7 +147,7 @@ def moving_square(prev, gi, rho, w):
 
 
 @jit(strict=True)
-def sgd_plain(p, g, out, lr, wd, cv, scale):
+def sgd_plain(p, g, lr, wd, cv, scale):
     zero = p.dtype.type(0)
     bad = False
     for i in range(p.shape[0]):
@@ -152,13 +156,13 @@ def sgd_plain(p, g, out, lr, wd, cv, scale):
         pi = p[i]
         gi = with_decay(gi, pi, cv, scale, wd)
         pi = pi - lr * gi
-        out[i] = pi
+        p[i] = pi
         bad |= not_finite(pi, zero)
     return not bad
 
 
 @jit(strict=True)
-def sgd_momentum(p, g, buf, out, lr, wd, cv, scale, mu, g_coef, buf_coef):
+def sgd_momentum(p, g, buf, lr, wd, cv, scale, mu, g_coef, buf_coef):
     """Step ``g_coef * g + buf_coef * buf``: (1, mu) is Nesterov, (0, 1) plain momentum."""
     zero = p.dtype.type(0)
     bad = False
@@ -170,13 +174,13 @@ def sgd_momentum(p, g, buf, out, lr, wd, cv, scale, mu, g_coef, buf_coef):
         b = mu * buf[i] + gi  # dampening 0; equals torch's first-step clone
         buf[i] = b
         pi = pi - lr * (g_coef * gi + buf_coef * b)
-        out[i] = pi
+        p[i] = pi
         bad |= not_finite(pi, zero)
     return not bad
 
 
 @jit(strict=True)
-def adam_loop(p, g, m, v, out, step_size, bc2_sqrt, b2, w2, eps, lerp_from_m, c1, decay, wd,
+def adam_loop(p, g, m, v, step_size, bc2_sqrt, b2, w2, eps, lerp_from_m, c1, decay, wd,
               cv, scale):
     """Adam (``decay`` 1, coupled ``wd``) or AdamW (``decay`` 1 - lr*wd, ``wd`` 0)."""
     zero = p.dtype.type(0)
@@ -192,13 +196,13 @@ def adam_loop(p, g, m, v, out, step_size, bc2_sqrt, b2, w2, eps, lerp_from_m, c1
         v[i] = vi
         bad |= not_finite(vi, zero)  # g * g can overflow while g is finite
         pi = pi - step_size * (mi / (math.sqrt(vi) / bc2_sqrt + eps))
-        out[i] = pi
+        p[i] = pi
         bad |= not_finite(pi, zero)
     return not bad
 
 
 @jit(strict=True)
-def adam_amsgrad_loop(p, g, m, v, vmax, out, step_size, bc2_sqrt, b2, w2, eps, lerp_from_m,
+def adam_amsgrad_loop(p, g, m, v, vmax, step_size, bc2_sqrt, b2, w2, eps, lerp_from_m,
                       c1, decay, wd, cv, scale):
     """:func:`adam_loop` with the running maximum of ``v`` in the denominator."""
     zero = p.dtype.type(0)
@@ -216,13 +220,13 @@ def adam_amsgrad_loop(p, g, m, v, vmax, out, step_size, bc2_sqrt, b2, w2, eps, l
         vi = max(vmax[i], vi)
         vmax[i] = vi
         pi = pi - step_size * (mi / (math.sqrt(vi) / bc2_sqrt + eps))
-        out[i] = pi
+        p[i] = pi
         bad |= not_finite(pi, zero)
     return not bad
 
 
 @jit(strict=True)
-def rmsprop_loop(p, g, sq, avg_g, buf, out, lr, rho, w, eps, centered, lerp_from_avg, c,
+def rmsprop_loop(p, g, sq, avg_g, buf, lr, rho, w, eps, centered, lerp_from_avg, c,
                  mu, wd, cv, scale):
     """RMSprop; ``avg_g`` / ``buf`` are only touched when centered / mu > 0."""
     zero = p.dtype.type(0)
@@ -246,13 +250,13 @@ def rmsprop_loop(p, g, sq, avg_g, buf, out, lr, rho, w, eps, centered, lerp_from
             pi = pi - lr * b
         else:
             pi = pi - lr * (gi / denom)
-        out[i] = pi
+        p[i] = pi
         bad |= not_finite(pi, zero)
     return not bad
 
 
 @jit(strict=True)
-def adagrad_loop(p, g, total, out, lr, eps, wd, cv, scale):
+def adagrad_loop(p, g, total, lr, eps, wd, cv, scale):
     zero = p.dtype.type(0)
     bad = False
     for i in range(p.shape[0]):
@@ -264,13 +268,13 @@ def adagrad_loop(p, g, total, out, lr, eps, wd, cv, scale):
         total[i] = s
         bad |= not_finite(s, zero)
         pi = pi - lr * (gi / (math.sqrt(s) + eps))
-        out[i] = pi
+        p[i] = pi
         bad |= not_finite(pi, zero)
     return not bad
 
 
 @jit(strict=True)
-def adamax_loop(p, g, m, u, out, clr, b2, eps, lerp_from_m, c1, wd, cv, scale):
+def adamax_loop(p, g, m, u, clr, b2, eps, lerp_from_m, c1, wd, cv, scale):
     zero = p.dtype.type(0)
     bad = False
     for i in range(p.shape[0]):
@@ -283,13 +287,13 @@ def adamax_loop(p, g, m, u, out, clr, b2, eps, lerp_from_m, c1, wd, cv, scale):
         m[i] = mi
         u[i] = ui
         pi = pi - clr * (mi / ui)
-        out[i] = pi
+        p[i] = pi
         bad |= not_finite(pi, zero)
     return not bad
 
 
 @jit(strict=True)
-def nadam_loop(p, g, m, v, out, c_grad, c_avg, b2, w2, bc2, eps, lerp_from_m, c1, wd, cv,
+def nadam_loop(p, g, m, v, c_grad, c_avg, b2, w2, bc2, eps, lerp_from_m, c1, wd, cv,
                scale):
     zero = p.dtype.type(0)
     bad = False
@@ -306,13 +310,13 @@ def nadam_loop(p, g, m, v, out, c_grad, c_avg, b2, w2, bc2, eps, lerp_from_m, c1
         denom = math.sqrt(vi / bc2) + eps
         pi = pi + c_grad * (gi / denom)  # two roundings, as torch's two addcdiv_
         pi = pi + c_avg * (mi / denom)
-        out[i] = pi
+        p[i] = pi
         bad |= not_finite(pi, zero)
     return not bad
 
 
 @jit(strict=True)
-def lion_loop(p, g, m, out, lr, b1, w1, b2, w2, wd, cv, scale):
+def lion_loop(p, g, m, lr, b1, w1, b2, w2, wd, cv, scale):
     zero = p.dtype.type(0)
     one = p.dtype.type(1)
     bad = False
@@ -326,7 +330,7 @@ def lion_loop(p, g, m, out, lr, b1, w1, b2, w2, wd, cv, scale):
         pi = p[i]
         pi = pi - lr * (sign + wd * pi)
         m[i] = b2 * mi + w2 * gi
-        out[i] = pi
+        p[i] = pi
         bad |= not_finite(pi, zero)
     return not bad
 
@@ -338,8 +342,8 @@ def row(slots, k, start, stop):
 
 
 @jit
-def step_rows(code, hyper, lr, step, mu_product, p, g, slots, start, stop, out, scale):
-    """Run ``code``'s loop on ``p``, ``g``, ``out`` and state columns ``start:stop``."""
+def step_rows(code, hyper, lr, step, mu_product, p, g, slots, start, stop, scale):
+    """Run ``code``'s loop on ``p`` (in place), ``g`` and state columns ``start:stop``."""
     dt = p.dtype.type
     wd = dt(hyper[_H_WD])
     clip = hyper[_H_CLIP_VALUE]
@@ -356,9 +360,9 @@ def step_rows(code, hyper, lr, step, mu_product, p, g, slots, start, stop, out, 
     if code == _SGD:
         mu = hyper[_H_MOMENTUM]
         if mu == 0:
-            return sgd_plain(p, g, out, dt(lr), wd, cv, sc)
+            return sgd_plain(p, g, dt(lr), wd, cv, sc)
         nesterov = hyper[_H_NESTEROV] != 0
-        return sgd_momentum(p, g, s0, out, dt(lr), wd, cv, sc, dt(mu),
+        return sgd_momentum(p, g, s0, dt(lr), wd, cv, sc, dt(mu),
                             dt(1) if nesterov else dt(0), dt(mu) if nesterov else dt(1))
     if code == _ADAM or code == _ADAMW:
         from_m, c1 = lerp_base(1.0 - b1)
@@ -368,10 +372,10 @@ def step_rows(code, hyper, lr, step, mu_product, p, g, slots, start, stop, out, 
         step_size = dt(lr / (1.0 - b1 ** step))
         bc2_sqrt = dt(math.sqrt(1.0 - b2 ** step))
         if hyper[_H_AMSGRAD] != 0:
-            return adam_amsgrad_loop(p, g, s0, s1, s2, out, step_size, bc2_sqrt, dt(b2),
+            return adam_amsgrad_loop(p, g, s0, s1, s2, step_size, bc2_sqrt, dt(b2),
                                      dt(1.0 - b2), eps, from_m, dt(c1), decay, coupled_wd, cv,
                                      sc)
-        return adam_loop(p, g, s0, s1, out, step_size, bc2_sqrt, dt(b2), dt(1.0 - b2), eps,
+        return adam_loop(p, g, s0, s1, step_size, bc2_sqrt, dt(b2), dt(1.0 - b2), eps,
                          from_m, dt(c1), decay, coupled_wd, cv, sc)
     if code == _RMSPROP:
         centered = hyper[_H_CENTERED] != 0
@@ -379,13 +383,13 @@ def step_rows(code, hyper, lr, step, mu_product, p, g, slots, start, stop, out, 
         from_avg, c = lerp_base(1.0 - b2)
         avg_g = s1 if centered else s0
         buf = (s2 if centered else s1) if mu > 0 else s0
-        return rmsprop_loop(p, g, s0, avg_g, buf, out, dt(lr), dt(b2), dt(1.0 - b2), eps,
+        return rmsprop_loop(p, g, s0, avg_g, buf, dt(lr), dt(b2), dt(1.0 - b2), eps,
                             centered, from_avg, dt(c), dt(mu), wd, cv, sc)
     if code == _ADAGRAD:
-        return adagrad_loop(p, g, s0, out, dt(lr), eps, wd, cv, sc)
+        return adagrad_loop(p, g, s0, dt(lr), eps, wd, cv, sc)
     if code == _ADAMAX:
         from_m, c1 = lerp_base(1.0 - b1)
-        return adamax_loop(p, g, s0, s1, out, dt(lr / (1.0 - b1 ** step)), dt(b2), eps,
+        return adamax_loop(p, g, s0, s1, dt(lr / (1.0 - b1 ** step)), dt(b2), eps,
                            from_m, dt(c1), wd, cv, sc)
     if code == _NADAM:
         psi = hyper[_H_MOMENTUM_DECAY]
@@ -394,14 +398,56 @@ def step_rows(code, hyper, lr, step, mu_product, p, g, slots, start, stop, out, 
         c_grad = -lr * (1.0 - mu_t) / (1.0 - mu_product)
         c_avg = -lr * mu_next / (1.0 - mu_product * mu_next)
         from_m, c1 = lerp_base(1.0 - b1)
-        return nadam_loop(p, g, s0, s1, out, dt(c_grad), dt(c_avg), dt(b2), dt(1.0 - b2),
+        return nadam_loop(p, g, s0, s1, dt(c_grad), dt(c_avg), dt(b2), dt(1.0 - b2),
                           dt(1.0 - b2 ** step), eps, from_m, dt(c1), wd, cv, sc)
-    return lion_loop(p, g, s0, out, dt(lr), dt(b1), dt(1.0 - b1), dt(b2), dt(1.0 - b2), wd,
+    return lion_loop(p, g, s0, dt(lr), dt(b1), dt(1.0 - b1), dt(b2), dt(1.0 - b2), wd,
                      cv, sc)
 
 
 @jit
-def apply_update(code, hyper, lr, params, grad, slots, scalars, out, inplace, scratch):
+def begin_step(code, hyper, grad, scalars):
+    """Advance the step count (and NAdam's momentum product); the norm-clip factor.
+
+    Returns
+    -------
+    step, mu_product, scale : float
+        The new step count, NAdam's momentum product and the factor of
+        :func:`gradient_scale`.
+    """
+    step = scalars[_S_STEP] + 1.0
+    scalars[_S_STEP] = step
+    mu_product = scalars[_S_MU_PRODUCT]
+    if code == _NADAM:
+        b1 = hyper[_H_BETA1]
+        mu_product *= b1 * (1.0 - 0.5 * 0.96 ** (step * hyper[_H_MOMENTUM_DECAY]))
+        scalars[_S_MU_PRODUCT] = mu_product  # starts at 1
+    return step, mu_product, gradient_scale(grad, hyper[_H_CLIP_VALUE], hyper[_H_CLIP_NORM])
+
+
+@jit
+def step_span(code, hyper, lr, step, mu_product, params, grad, slots, lo, hi, out, inplace,
+              scale):
+    """The step on elements ``lo:hi``, into ``params`` itself or into ``out``.
+
+    The loops update their ``p`` in place.  Into ``out``, each block of
+    ``params`` is copied first and stepped while it is still in cache, so the
+    memory traffic is that of a loop that reads ``params`` and writes ``out``.
+    """
+    if inplace:
+        return step_rows(code, hyper, lr, step, mu_product, params[lo:hi], grad[lo:hi], slots,
+                         lo, hi, scale)
+    finite = True
+    for start in range(lo, hi, BLOCK):
+        stop = min(start + BLOCK, hi)
+        for i in range(start, stop):
+            out[i] = params[i]
+        finite &= step_rows(code, hyper, lr, step, mu_product, out[start:stop],
+                            grad[start:stop], slots, start, stop, scale)
+    return finite
+
+
+@jit
+def apply_update(code, hyper, lr, params, grad, slots, scalars, out, inplace):
     """One optimizer step, state updated in place.
 
     Parameters
@@ -423,8 +469,6 @@ def apply_update(code, hyper, lr, params, grad, slots, scalars, out, inplace, sc
         ``params`` (pass any array when ``inplace``).
     inplace : bool
         Write the new parameters back into ``params``.
-    scratch : ndarray of shape (BLOCK,)
-        Staging buffer of the in-place path.
 
     Returns
     -------
@@ -434,23 +478,32 @@ def apply_update(code, hyper, lr, params, grad, slots, scalars, out, inplace, sc
         inf, after which Adam-like rules silently stop moving).  The state
         has then taken the step anyway.
     """
-    step = scalars[_S_STEP] + 1.0
-    scalars[_S_STEP] = step
-    mu_product = scalars[_S_MU_PRODUCT]
-    if code == _NADAM:
-        b1 = hyper[_H_BETA1]
-        mu_product *= b1 * (1.0 - 0.5 * 0.96 ** (step * hyper[_H_MOMENTUM_DECAY]))
-        scalars[_S_MU_PRODUCT] = mu_product  # starts at 1
-    scale = gradient_scale(grad, hyper[_H_CLIP_VALUE], hyper[_H_CLIP_NORM])
-    if not inplace:
-        return step_rows(code, hyper, lr, step, mu_product, params, grad, slots, 0,
-                         params.shape[0], out, scale)
-    finite = True
+    step, mu_product, scale = begin_step(code, hyper, grad, scalars)
+    return step_span(code, hyper, lr, step, mu_product, params, grad, slots, 0,
+                     params.shape[0], out, inplace, scale)
+
+
+@jit(parallel=True)
+def apply_update_threaded(code, hyper, lr, params, grad, slots, scalars, out, inplace, n_chunks):
+    """:func:`apply_update` split into ``n_chunks`` contiguous spans run by Numba's threads.
+
+    Every element's arithmetic is that of :func:`apply_update`, so the result
+    is bitwise the same for any ``n_chunks``.  The norm-clip sum stays serial
+    (one float64 order, hence deterministic).
+
+    Worth it only for large arrays with the cores otherwise idle: a parallel
+    region costs microseconds, and after a multithreaded BLAS call the BLAS
+    threads keep spinning on the cores these spans need.
+    """
+    step, mu_product, scale = begin_step(code, hyper, grad, scalars)
     n = params.shape[0]
-    for start in range(0, n, BLOCK):
-        stop = min(start + BLOCK, n)
-        staged = scratch[:stop - start]
-        finite &= step_rows(code, hyper, lr, step, mu_product, params[start:stop],
-                            grad[start:stop], slots, start, stop, staged, scale)
-        params[start:stop] = staged
-    return finite
+    span = (n + n_chunks - 1) // n_chunks
+    span = (span + BLOCK - 1) // BLOCK * BLOCK  # whole blocks
+    failed = 0  # spans that were not finite (a prange sum: nothing to allocate)
+    for k in numba.prange(n_chunks):
+        lo = min(k * span, n)
+        hi = min(lo + span, n)
+        ok = step_span(code, hyper, lr, step, mu_product, params, grad, slots, lo, hi, out,
+                       inplace, scale)
+        failed += 0 if ok else 1
+    return failed == 0
