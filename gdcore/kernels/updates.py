@@ -36,11 +36,12 @@ vectorised)
   is bitwise the same (``p * 1``, ``g + 0 * p``); the rest get their own loop;
 * finiteness is tracked with a boolean OR, which vectorises without
   reassociation, unlike a float sum;
-* every loop updates its ``p`` in place, reading and writing the same
-  element, which vectorises; a loop reading ``params`` and writing a
-  separate ``out`` would fail the compiler's runtime overlap check whenever
-  ``out`` is ``params`` and fall back to scalar code.  A step into ``out``
-  copies each block of ``params`` there first, while it is in cache.
+* every loop ends with ``if inplace: p[i] = new else: out[i] = new``.  The
+  test never changes within a loop, so the compiler splits the loop into one
+  vectorised copy per case.  Passing ``out=p`` instead would fail the
+  compiler's runtime check that ``out`` and ``p`` do not overlap, and run
+  scalar code.  The test is written out in each loop: moved into a helper
+  that takes the arrays, it cost 40x (reference counting per element).
 """
 
 import math
@@ -74,8 +75,7 @@ _H_CLIP_VALUE = codes.H_CLIP_VALUE
 _S_STEP = codes.S_STEP
 _S_MU_PRODUCT = codes.S_MU_PRODUCT
 
-# Elements per block of a step into ``out`` (copied, then stepped while in cache), and
-# the granularity of threaded spans.
+# Threaded steps split the array into spans of whole blocks of this many elements.
 BLOCK = 2048
 
 
@@ -110,8 +110,9 @@ def lerp_base(w):
 
 
 # One loop per rule.  Arguments: ``p`` (params in), ``g`` (gradient), state
-# rows, ``out``; ``cv`` is the clip value (inf when off) and ``scale`` the
-# norm-clipping factor.  Each returns True when the gradient, the new
+# rows, ``out`` and ``inplace`` (the new params go to ``p`` itself when
+# ``inplace``, else to ``out``); ``cv`` is the clip value (inf when off) and
+# ``scale`` the norm-clipping factor.  Each returns True when the gradient, the new
 # parameters and any squared-gradient accumulator are finite.  The element
 # helpers below are inlined by the compiler, so each loop still compiles to
 # one vectorised pass.
@@ -147,7 +148,7 @@ def moving_square(prev, gi, rho, w):
 
 
 @jit(strict=True)
-def sgd_plain(p, g, lr, wd, cv, scale):
+def sgd_plain(p, g, out, inplace, lr, wd, cv, scale):
     zero = p.dtype.type(0)
     bad = False
     for i in range(p.shape[0]):
@@ -156,13 +157,16 @@ def sgd_plain(p, g, lr, wd, cv, scale):
         pi = p[i]
         gi = with_decay(gi, pi, cv, scale, wd)
         pi = pi - lr * gi
-        p[i] = pi
+        if inplace:
+            p[i] = pi
+        else:
+            out[i] = pi
         bad |= not_finite(pi, zero)
     return not bad
 
 
 @jit(strict=True)
-def sgd_momentum(p, g, buf, lr, wd, cv, scale, mu, g_coef, buf_coef):
+def sgd_momentum(p, g, buf, out, inplace, lr, wd, cv, scale, mu, g_coef, buf_coef):
     """Step ``g_coef * g + buf_coef * buf``: (1, mu) is Nesterov, (0, 1) plain momentum."""
     zero = p.dtype.type(0)
     bad = False
@@ -174,14 +178,17 @@ def sgd_momentum(p, g, buf, lr, wd, cv, scale, mu, g_coef, buf_coef):
         b = mu * buf[i] + gi  # dampening 0; equals torch's first-step clone
         buf[i] = b
         pi = pi - lr * (g_coef * gi + buf_coef * b)
-        p[i] = pi
+        if inplace:
+            p[i] = pi
+        else:
+            out[i] = pi
         bad |= not_finite(pi, zero)
     return not bad
 
 
 @jit(strict=True)
-def adam_loop(p, g, m, v, step_size, bc2_sqrt, b2, w2, eps, lerp_from_m, c1, decay, wd,
-              cv, scale):
+def adam_loop(p, g, m, v, out, inplace, step_size, bc2_sqrt, b2, w2, eps, lerp_from_m, c1,
+              decay, wd, cv, scale):
     """Adam (``decay`` 1, coupled ``wd``) or AdamW (``decay`` 1 - lr*wd, ``wd`` 0)."""
     zero = p.dtype.type(0)
     bad = False
@@ -196,13 +203,16 @@ def adam_loop(p, g, m, v, step_size, bc2_sqrt, b2, w2, eps, lerp_from_m, c1, dec
         v[i] = vi
         bad |= not_finite(vi, zero)  # g * g can overflow while g is finite
         pi = pi - step_size * (mi / (math.sqrt(vi) / bc2_sqrt + eps))
-        p[i] = pi
+        if inplace:
+            p[i] = pi
+        else:
+            out[i] = pi
         bad |= not_finite(pi, zero)
     return not bad
 
 
 @jit(strict=True)
-def adam_amsgrad_loop(p, g, m, v, vmax, step_size, bc2_sqrt, b2, w2, eps, lerp_from_m,
+def adam_amsgrad_loop(p, g, m, v, vmax, out, inplace, step_size, bc2_sqrt, b2, w2, eps, lerp_from_m,
                       c1, decay, wd, cv, scale):
     """:func:`adam_loop` with the running maximum of ``v`` in the denominator."""
     zero = p.dtype.type(0)
@@ -220,13 +230,16 @@ def adam_amsgrad_loop(p, g, m, v, vmax, step_size, bc2_sqrt, b2, w2, eps, lerp_f
         vi = max(vmax[i], vi)
         vmax[i] = vi
         pi = pi - step_size * (mi / (math.sqrt(vi) / bc2_sqrt + eps))
-        p[i] = pi
+        if inplace:
+            p[i] = pi
+        else:
+            out[i] = pi
         bad |= not_finite(pi, zero)
     return not bad
 
 
 @jit(strict=True)
-def rmsprop_loop(p, g, sq, avg_g, buf, lr, rho, w, eps, centered, lerp_from_avg, c,
+def rmsprop_loop(p, g, sq, avg_g, buf, out, inplace, lr, rho, w, eps, centered, lerp_from_avg, c,
                  mu, wd, cv, scale):
     """RMSprop; ``avg_g`` / ``buf`` are only touched when centered / mu > 0."""
     zero = p.dtype.type(0)
@@ -250,13 +263,16 @@ def rmsprop_loop(p, g, sq, avg_g, buf, lr, rho, w, eps, centered, lerp_from_avg,
             pi = pi - lr * b
         else:
             pi = pi - lr * (gi / denom)
-        p[i] = pi
+        if inplace:
+            p[i] = pi
+        else:
+            out[i] = pi
         bad |= not_finite(pi, zero)
     return not bad
 
 
 @jit(strict=True)
-def adagrad_loop(p, g, total, lr, eps, wd, cv, scale):
+def adagrad_loop(p, g, total, out, inplace, lr, eps, wd, cv, scale):
     zero = p.dtype.type(0)
     bad = False
     for i in range(p.shape[0]):
@@ -268,13 +284,16 @@ def adagrad_loop(p, g, total, lr, eps, wd, cv, scale):
         total[i] = s
         bad |= not_finite(s, zero)
         pi = pi - lr * (gi / (math.sqrt(s) + eps))
-        p[i] = pi
+        if inplace:
+            p[i] = pi
+        else:
+            out[i] = pi
         bad |= not_finite(pi, zero)
     return not bad
 
 
 @jit(strict=True)
-def adamax_loop(p, g, m, u, clr, b2, eps, lerp_from_m, c1, wd, cv, scale):
+def adamax_loop(p, g, m, u, out, inplace, clr, b2, eps, lerp_from_m, c1, wd, cv, scale):
     zero = p.dtype.type(0)
     bad = False
     for i in range(p.shape[0]):
@@ -287,13 +306,16 @@ def adamax_loop(p, g, m, u, clr, b2, eps, lerp_from_m, c1, wd, cv, scale):
         m[i] = mi
         u[i] = ui
         pi = pi - clr * (mi / ui)
-        p[i] = pi
+        if inplace:
+            p[i] = pi
+        else:
+            out[i] = pi
         bad |= not_finite(pi, zero)
     return not bad
 
 
 @jit(strict=True)
-def nadam_loop(p, g, m, v, c_grad, c_avg, b2, w2, bc2, eps, lerp_from_m, c1, wd, cv,
+def nadam_loop(p, g, m, v, out, inplace, c_grad, c_avg, b2, w2, bc2, eps, lerp_from_m, c1, wd, cv,
                scale):
     zero = p.dtype.type(0)
     bad = False
@@ -310,13 +332,16 @@ def nadam_loop(p, g, m, v, c_grad, c_avg, b2, w2, bc2, eps, lerp_from_m, c1, wd,
         denom = math.sqrt(vi / bc2) + eps
         pi = pi + c_grad * (gi / denom)  # two roundings, as torch's two addcdiv_
         pi = pi + c_avg * (mi / denom)
-        p[i] = pi
+        if inplace:
+            p[i] = pi
+        else:
+            out[i] = pi
         bad |= not_finite(pi, zero)
     return not bad
 
 
 @jit(strict=True)
-def lion_loop(p, g, m, lr, b1, w1, b2, w2, wd, cv, scale):
+def lion_loop(p, g, m, out, inplace, lr, b1, w1, b2, w2, wd, cv, scale):
     zero = p.dtype.type(0)
     one = p.dtype.type(1)
     bad = False
@@ -330,7 +355,10 @@ def lion_loop(p, g, m, lr, b1, w1, b2, w2, wd, cv, scale):
         pi = p[i]
         pi = pi - lr * (sign + wd * pi)
         m[i] = b2 * mi + w2 * gi
-        p[i] = pi
+        if inplace:
+            p[i] = pi
+        else:
+            out[i] = pi
         bad |= not_finite(pi, zero)
     return not bad
 
@@ -342,8 +370,9 @@ def row(slots, k, start, stop):
 
 
 @jit
-def step_rows(code, hyper, lr, step, mu_product, p, g, slots, start, stop, scale):
-    """Run ``code``'s loop on ``p`` (in place), ``g`` and state columns ``start:stop``."""
+def step_rows(code, hyper, lr, step, mu_product, p, g, slots, start, stop, out, inplace,
+              scale):
+    """Run ``code``'s loop on ``p``, ``g``, ``out`` and state columns ``start:stop``."""
     dt = p.dtype.type
     wd = dt(hyper[_H_WD])
     clip = hyper[_H_CLIP_VALUE]
@@ -360,9 +389,9 @@ def step_rows(code, hyper, lr, step, mu_product, p, g, slots, start, stop, scale
     if code == _SGD:
         mu = hyper[_H_MOMENTUM]
         if mu == 0:
-            return sgd_plain(p, g, dt(lr), wd, cv, sc)
+            return sgd_plain(p, g, out, inplace, dt(lr), wd, cv, sc)
         nesterov = hyper[_H_NESTEROV] != 0
-        return sgd_momentum(p, g, s0, dt(lr), wd, cv, sc, dt(mu),
+        return sgd_momentum(p, g, s0, out, inplace, dt(lr), wd, cv, sc, dt(mu),
                             dt(1) if nesterov else dt(0), dt(mu) if nesterov else dt(1))
     if code == _ADAM or code == _ADAMW:
         from_m, c1 = lerp_base(1.0 - b1)
@@ -372,10 +401,10 @@ def step_rows(code, hyper, lr, step, mu_product, p, g, slots, start, stop, scale
         step_size = dt(lr / (1.0 - b1 ** step))
         bc2_sqrt = dt(math.sqrt(1.0 - b2 ** step))
         if hyper[_H_AMSGRAD] != 0:
-            return adam_amsgrad_loop(p, g, s0, s1, s2, step_size, bc2_sqrt, dt(b2),
+            return adam_amsgrad_loop(p, g, s0, s1, s2, out, inplace, step_size, bc2_sqrt, dt(b2),
                                      dt(1.0 - b2), eps, from_m, dt(c1), decay, coupled_wd, cv,
                                      sc)
-        return adam_loop(p, g, s0, s1, step_size, bc2_sqrt, dt(b2), dt(1.0 - b2), eps,
+        return adam_loop(p, g, s0, s1, out, inplace, step_size, bc2_sqrt, dt(b2), dt(1.0 - b2), eps,
                          from_m, dt(c1), decay, coupled_wd, cv, sc)
     if code == _RMSPROP:
         centered = hyper[_H_CENTERED] != 0
@@ -383,13 +412,13 @@ def step_rows(code, hyper, lr, step, mu_product, p, g, slots, start, stop, scale
         from_avg, c = lerp_base(1.0 - b2)
         avg_g = s1 if centered else s0
         buf = (s2 if centered else s1) if mu > 0 else s0
-        return rmsprop_loop(p, g, s0, avg_g, buf, dt(lr), dt(b2), dt(1.0 - b2), eps,
+        return rmsprop_loop(p, g, s0, avg_g, buf, out, inplace, dt(lr), dt(b2), dt(1.0 - b2), eps,
                             centered, from_avg, dt(c), dt(mu), wd, cv, sc)
     if code == _ADAGRAD:
-        return adagrad_loop(p, g, s0, dt(lr), eps, wd, cv, sc)
+        return adagrad_loop(p, g, s0, out, inplace, dt(lr), eps, wd, cv, sc)
     if code == _ADAMAX:
         from_m, c1 = lerp_base(1.0 - b1)
-        return adamax_loop(p, g, s0, s1, dt(lr / (1.0 - b1 ** step)), dt(b2), eps,
+        return adamax_loop(p, g, s0, s1, out, inplace, dt(lr / (1.0 - b1 ** step)), dt(b2), eps,
                            from_m, dt(c1), wd, cv, sc)
     if code == _NADAM:
         psi = hyper[_H_MOMENTUM_DECAY]
@@ -398,9 +427,9 @@ def step_rows(code, hyper, lr, step, mu_product, p, g, slots, start, stop, scale
         c_grad = -lr * (1.0 - mu_t) / (1.0 - mu_product)
         c_avg = -lr * mu_next / (1.0 - mu_product * mu_next)
         from_m, c1 = lerp_base(1.0 - b1)
-        return nadam_loop(p, g, s0, s1, dt(c_grad), dt(c_avg), dt(b2), dt(1.0 - b2),
+        return nadam_loop(p, g, s0, s1, out, inplace, dt(c_grad), dt(c_avg), dt(b2), dt(1.0 - b2),
                           dt(1.0 - b2 ** step), eps, from_m, dt(c1), wd, cv, sc)
-    return lion_loop(p, g, s0, dt(lr), dt(b1), dt(1.0 - b1), dt(b2), dt(1.0 - b2), wd,
+    return lion_loop(p, g, s0, out, inplace, dt(lr), dt(b1), dt(1.0 - b1), dt(b2), dt(1.0 - b2), wd,
                      cv, sc)
 
 
@@ -427,23 +456,10 @@ def begin_step(code, hyper, grad, scalars):
 @jit
 def step_span(code, hyper, lr, step, mu_product, params, grad, slots, lo, hi, out, inplace,
               scale):
-    """The step on elements ``lo:hi``, into ``params`` itself or into ``out``.
-
-    The loops update their ``p`` in place.  Into ``out``, each block of
-    ``params`` is copied first and stepped while it is still in cache, so the
-    memory traffic is that of a loop that reads ``params`` and writes ``out``.
-    """
-    if inplace:
-        return step_rows(code, hyper, lr, step, mu_product, params[lo:hi], grad[lo:hi], slots,
-                         lo, hi, scale)
-    finite = True
-    for start in range(lo, hi, BLOCK):
-        stop = min(start + BLOCK, hi)
-        for i in range(start, stop):
-            out[i] = params[i]
-        finite &= step_rows(code, hyper, lr, step, mu_product, out[start:stop],
-                            grad[start:stop], slots, start, stop, scale)
-    return finite
+    """The step on elements ``lo:hi`` (``out`` is not touched when ``inplace``)."""
+    dst = params[lo:hi] if inplace else out[lo:hi]
+    return step_rows(code, hyper, lr, step, mu_product, params[lo:hi], grad[lo:hi], slots,
+                     lo, hi, dst, inplace, scale)
 
 
 @jit
