@@ -90,7 +90,10 @@ def loss_and_delta(loss_code, out, Y, labels, weights, delta, want_delta):
                 m = max(m, out[i, j])
             se = zero
             for j in range(k):
-                se += math.exp(out[i, j] - m)
+                e = math.exp(out[i, j] - m)
+                se += e
+                if want_delta:
+                    delta[i, j] = e  # kept for the gradient: exp is the costly part (scalar libm)
             # Work with the shifted logits z - m throughout: forming m + log(se)
             # first would round away digits in proportion to |m|.
             log_se = math.log(se)
@@ -101,7 +104,7 @@ def loss_and_delta(loss_code, out, Y, labels, weights, delta, want_delta):
                 if want_delta:
                     scale = out.dtype.type(s_i)
                     for j in range(k):
-                        delta[i, j] = scale * (math.exp(out[i, j] - m) * inv_se)
+                        delta[i, j] = scale * (delta[i, j] * inv_se)
                     delta[i, c] -= scale
             else:
                 # Soft targets: l = sum_j p_j (lse - z_j); dl/dz_j = sum(p) softmax_j - p_j.
@@ -116,7 +119,7 @@ def loss_and_delta(loss_code, out, Y, labels, weights, delta, want_delta):
                 if want_delta:
                     scale = out.dtype.type(s_i)
                     for j in range(k):
-                        softmax = math.exp(out[i, j] - m) * inv_se
+                        softmax = delta[i, j] * inv_se
                         delta[i, j] = scale * (psum * softmax - Y[i, j])
         return total
     if weights.shape[0] == 0:
