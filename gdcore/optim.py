@@ -216,12 +216,12 @@ class Optimizer:
             whole blocks (``BLOCK`` elements, so at most ``n_params / BLOCK``
             spans) run by Numba's thread pool; the result is bitwise that of
             one thread.  It pays on large arrays when the cores are otherwise
-            idle (10M float32 Adam parameters on 2 cores: 6.1 ms against
-            10.8 ms).  Right after a multithreaded BLAS call (a large
+            idle (10M float32 Adam parameters on 2 cores: 5.4 ms against
+            9.7 ms).  Right after a multithreaded BLAS call (a large
             ``np.dot``, or :func:`gdcore.value_and_grad` of a wide network)
             the BLAS threads are still spinning, and two threads were slower
-            than one (14.5 ms against 10.0 ms after a 512x512 GEMM).  At most
-            ``numba.config.NUMBA_NUM_THREADS``.
+            than one (after a 512x512 GEMM the step took 15.1 ms against
+            9.7 ms).  At most ``numba.config.NUMBA_NUM_THREADS``.
 
         Returns
         -------
