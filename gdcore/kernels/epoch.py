@@ -18,6 +18,7 @@ import math
 from .. import codes
 from ._jit import jit
 from .network import loss_value, output_block, split_workspace, value_and_grad
+from .prefetch import prefetch_rows
 from .updates import apply_update
 
 _CE = codes.CROSS_ENTROPY
@@ -140,6 +141,12 @@ def run_epoch(params, spare, offsets, X, Y, labels, weights_, loss_code, l2, ord
             yb = gather_matrix(Y, order, start, stop, Yb)
             lb = gather_vector(labels, order, start, stop, Lb)
             wb = gather_vector(weights_, order, start, stop, Wb)
+            if stop < n:  # start loading the next batch's scattered rows now
+                after = min(stop + batch_size, n)
+                for src in (X, Y):
+                    prefetch_rows(src, order, stop, after)
+                prefetch_rows(labels, order, stop, after)
+                prefetch_rows(weights_, order, stop, after)
         else:
             xb, yb, lb, wb = batch_views(X, Y, labels, weights_, start, stop)
         bw = batch_weight(wb, stop - start)
