@@ -14,6 +14,7 @@ import math
 
 from .. import codes
 from ._jit import jit
+from .views import flat_view
 
 _IDENTITY = codes.IDENTITY
 _RELU = codes.RELU
@@ -60,8 +61,8 @@ def activate(code, Z, A):
     """
     # Element-wise activations run over the flat C-contiguous block: one long
     # loop vectorises far better than n_samples short ones when n_units is small.
-    zf = Z.reshape(-1)
-    af = A.reshape(-1)
+    zf = flat_view(Z)
+    af = flat_view(A)
     zero = Z.dtype.type(0)
     one = Z.dtype.type(1)
     half = Z.dtype.type(0.5)
@@ -133,9 +134,9 @@ def backprop_activation(code, Z, A, G):
     logit loss, whose gradient the loss kernel forms directly) leave ``G``
     unchanged.
     """
-    zf = Z.reshape(-1)  # flat views: see activate()
-    af = A.reshape(-1)
-    gf = G.reshape(-1)
+    zf = flat_view(Z)  # flat views: see activate()
+    af = flat_view(A)
+    gf = flat_view(G)
     zero = Z.dtype.type(0)
     one = Z.dtype.type(1)
     half = Z.dtype.type(0.5)

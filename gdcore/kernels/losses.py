@@ -22,6 +22,7 @@ import math
 from .. import codes
 from ._jit import jit
 from .activations import sigmoid
+from .views import flat_view
 
 _MSE = codes.MSE
 _MAE = codes.MAE
@@ -125,9 +126,9 @@ def loss_and_delta(loss_code, out, Y, labels, weights, delta, want_delta):
     if weights.shape[0] == 0:
         # Plain mean: one flat loop over the C-contiguous block (a loop per
         # sample would be a loop of length 1 for single-output models).
-        of = out.reshape(-1)
-        yf = Y.reshape(-1)
-        df = delta.reshape(-1)
+        of = flat_view(out)
+        yf = flat_view(Y)
+        df = flat_view(delta)
         scale = out.dtype.type(1.0 / (n * k))
         for t in range(of.shape[0]):
             l_t, g_t = _pointwise(loss_code, of[t], yf[t], zero, one, half)

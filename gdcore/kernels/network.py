@@ -31,6 +31,7 @@ from ._jit import jit
 from .activations import activate, backprop_activation
 from .linalg import matmul, matmul_nt, matmul_tn
 from .losses import loss_and_delta
+from .views import matrix_view
 
 _W = codes.COL_W_START
 _B = codes.COL_B_START
@@ -63,7 +64,7 @@ def layer_block(buf, offsets, l, n):
     """Layer ``l``'s (n, n_out) block of a per-unit workspace buffer."""
     start = n * offsets[l, _UNIT]
     k = offsets[l, _NOUT]
-    return buf[start:start + n * k].reshape(n, k)
+    return matrix_view(buf[start:start + n * k], n, k)
 
 
 @jit
@@ -72,7 +73,7 @@ def weights(params, offsets, l):
     w0 = offsets[l, _W]
     nin = offsets[l, _NIN]
     nout = offsets[l, _NOUT]
-    return params[w0:w0 + nin * nout].reshape(nin, nout)
+    return matrix_view(params[w0:w0 + nin * nout], nin, nout)
 
 
 @jit
@@ -180,7 +181,7 @@ def forward_loss(params, offsets, X, Y, labels, weights_, loss_code, l2, Zs, As,
     out = output_block(offsets, loss_code, Zs, As, n)
     k = out.shape[1]
     # Without gradient D0 may be empty: ``out`` then fills the unused slot.
-    delta = D0[:n * k].reshape(n, k) if want_delta else out
+    delta = matrix_view(D0[:n * k], n, k) if want_delta else out
     loss = loss_and_delta(loss_code, out, Y, labels, weights_, delta, want_delta)
     if l2 > 0:
         loss += l2 * l2_penalty(params, offsets)
@@ -246,7 +247,7 @@ def value_and_grad(params, offsets, X, Y, labels, weights_, loss_code, l2, work,
                     gW[a, b] += reg * W[a, b]
         if l > 0:
             nin = offsets[l, _NIN]
-            below = spare[:n * nin].reshape(n, nin)
+            below = matrix_view(spare[:n * nin], n, nin)
             matmul_nt(delta, W, below)
             backprop_activation(offsets[l - 1, _ACT], layer_block(Zs, offsets, l - 1, n),
                                 layer_block(As, offsets, l - 1, n), below)
