@@ -55,8 +55,14 @@ def matmul_tn(A, B, C):
     n = B.shape[1]
     if n <= TINY:
         # Few output columns: each is a combination of A's rows.
-        C[:, :] = 0
-        for i in range(m):
+        if m == 0:
+            C[:, :] = 0
+            return
+        for j in range(n):  # the first row assigns: no separate zeroing pass
+            b = B[0, j]
+            for p in range(k):
+                C[p, j] = A[0, p] * b
+        for i in range(1, m):
             for j in range(n):
                 b = B[i, j]
                 for p in range(k):
@@ -73,10 +79,12 @@ def matmul_nt(A, B, C):
     m, k = A.shape
     n = B.shape[0]
     if k <= TINY:
-        # A sum of a few outer products.
-        C[:, :] = 0
+        # A sum of a few outer products; the first assigns (k >= 1 for every layer).
         for i in range(m):
-            for p in range(k):
+            a = A[i, 0]
+            for j in range(n):
+                C[i, j] = a * B[j, 0]
+            for p in range(1, k):
                 a = A[i, p]
                 for j in range(n):
                     C[i, j] += a * B[j, p]
@@ -94,13 +102,23 @@ def matmul_nt(A, B, C):
 
 @jit
 def four_row_matmul(A, B, C):
-    """``C = A @ B`` accumulating rows of B into four rows of C at a time."""
+    """``C = A @ B`` accumulating rows of B into four rows of C at a time.
+
+    Row 0 of B is assigned rather than added to zeros: no zeroing pass (the
+    products of a layer have k >= 1).
+    """
     m, k = A.shape
     n = B.shape[1]
-    C[:, :] = 0
     i = 0
     while i + 4 <= m:
-        for p in range(k):
+        a0, a1, a2, a3 = A[i, 0], A[i + 1, 0], A[i + 2, 0], A[i + 3, 0]
+        for j in range(n):
+            b = B[0, j]
+            C[i, j] = a0 * b
+            C[i + 1, j] = a1 * b
+            C[i + 2, j] = a2 * b
+            C[i + 3, j] = a3 * b
+        for p in range(1, k):
             a0, a1, a2, a3 = A[i, p], A[i + 1, p], A[i + 2, p], A[i + 3, p]
             for j in range(n):
                 b = B[p, j]
@@ -110,7 +128,10 @@ def four_row_matmul(A, B, C):
                 C[i + 3, j] += a3 * b
         i += 4
     for i in range(i, m):
-        for p in range(k):
+        a = A[i, 0]
+        for j in range(n):
+            C[i, j] = a * B[0, j]
+        for p in range(1, k):
             a = A[i, p]
             for j in range(n):
                 C[i, j] += a * B[p, j]
@@ -118,11 +139,28 @@ def four_row_matmul(A, B, C):
 
 @jit
 def four_row_matmul_tn(A, B, C):
-    """``C = A.T @ B``: a sum of outer products of rows of A and B, four at a time."""
+    """``C = A.T @ B``: a sum of outer products of rows of A and B, four at a time.
+
+    The first four rows (or the first row of a shorter A) assign rather than
+    add to zeros: no zeroing pass.
+    """
     m, k = A.shape
     n = B.shape[1]
-    C[:, :] = 0
-    i = 0
+    if m >= 4:
+        for p in range(k):
+            a0, a1, a2, a3 = A[0, p], A[1, p], A[2, p], A[3, p]
+            for j in range(n):
+                C[p, j] = a0 * B[0, j] + a1 * B[1, j] + a2 * B[2, j] + a3 * B[3, j]
+        i = 4
+    elif m > 0:
+        for p in range(k):
+            a = A[0, p]
+            for j in range(n):
+                C[p, j] = a * B[0, j]
+        i = 1
+    else:
+        C[:, :] = 0
+        return
     while i + 4 <= m:
         for p in range(k):
             a0, a1, a2, a3 = A[i, p], A[i + 1, p], A[i + 2, p], A[i + 3, p]

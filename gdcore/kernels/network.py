@@ -113,11 +113,14 @@ def column_sums(D, out):
             for i in range(n):
                 s += D[i, j]
             out[j] = s
-    else:
-        out[:] = 0
-        for i in range(n):
+    elif n > 0:
+        for j in range(k):  # the first row assigns: no zeroing pass
+            out[j] = D[0, j]
+        for i in range(1, n):
             for j in range(k):
                 out[j] += D[i, j]
+    else:
+        out[:] = 0
 
 
 @jit
