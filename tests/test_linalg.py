@@ -1,6 +1,7 @@
 """The matrix-product kernels against NumPy, on every shape class they branch on."""
 
 import numpy as np
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -31,3 +32,16 @@ def test_products_match_numpy(m, k, n, seed, dtype):
     C3 = np.full((m, n), np.nan, dtype=dtype)
     linalg.matmul_nt(A, Bt, C3)
     np.testing.assert_allclose(C3, A @ B, rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("m, n", [(1, 1), (3, 7), (5, 2)])
+def test_products_over_an_empty_inner_dimension_are_zero(m, n):
+    """k == 0: an empty sum, whatever the output held before."""
+    A = np.zeros((m, 0))
+    B = np.zeros((0, n))
+    C = np.full((m, n), np.nan)
+    linalg.matmul(A, B, C)
+    np.testing.assert_array_equal(C, 0)
+    C[...] = np.nan
+    linalg.matmul_nt(A, np.zeros((n, 0)), C)
+    np.testing.assert_array_equal(C, 0)

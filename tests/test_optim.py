@@ -31,7 +31,7 @@ from hypothesis import assume, event, given, note, settings
 from hypothesis import strategies as st
 
 import gdcore as gd
-from gdcore.kernels.updates import BLOCK
+from gdcore.kernels.updates import BLOCK, apply_update, apply_update_threaded
 from optim_reference import DEFAULTS, ReferenceOptimizer
 
 FACTORIES = {"sgd": gd.sgd, "adam": gd.adam, "adamw": gd.adamw, "rmsprop": gd.rmsprop,
@@ -862,32 +862,44 @@ def test_threaded_step_reports_nonfinite_in_any_span(where, rng):
 
 
 @needs_two_threads
-def test_threaded_step_on_fewer_than_two_blocks_is_the_serial_step(rng):
+def test_threaded_step_on_fewer_than_two_blocks_runs_the_serial_kernel(rng, monkeypatch):
+    def refuse(*args):
+        raise AssertionError("the threaded kernel ran on fewer than two blocks")
+
+    monkeypatch.setattr(gd.optim, "apply_update_threaded", refuse)
     opt = gd.adam(1e-3)
-    p = rng.normal(size=BLOCK + 5)
+    p = rng.normal(size=2 * BLOCK - 1)
     q = p.copy()
     g = rng.normal(size=p.size)
-    opt.update_inplace(g, opt.init(p), p, threads=2)
+    assert opt.update_inplace(g, opt.init(p), p, threads=2) is True
     opt.update_inplace(g, opt.init(q), q)
     np.testing.assert_array_equal(p, q)
 
 
-@needs_two_threads
-def test_threaded_update_inplace_allocates_nothing(rng):
-    opt = gd.adam(1e-3)
-    p = rng.normal(size=100_000)
-    g = rng.normal(size=p.size)
-    state = opt.init(p)
-    opt.update_inplace(g, state, p, threads=2)  # compile outside the trace
-    tracemalloc.start()
-    try:
-        base = tracemalloc.get_traced_memory()[0]
-        for _ in range(20):
-            opt.update_inplace(g, state, p, threads=2)
-        peak = tracemalloc.get_traced_memory()[1] - base
-    finally:
-        tracemalloc.stop()
-    assert peak < p.nbytes / 100, f"threaded update_inplace allocated {peak} bytes"
+@pytest.mark.parametrize("n_chunks", [2, 3, 4, 7])
+@pytest.mark.parametrize("inplace", [True, False])
+def test_threaded_kernel_with_more_spans_than_threads(n_chunks, inplace, rng):
+    """Spans of whole blocks: 5 blocks in 4 chunks are spans of 2, 2, 1 and 0 blocks."""
+    n = 5 * BLOCK + 13
+    opt = full_options("adam")
+    p0 = rng.normal(size=n)
+    g = rng.normal(size=n)
+    serial, split = p0.copy(), p0.copy()
+    s_serial, s_split = opt.init(serial), opt.init(split)
+    lr = opt.learning_rate_at(0)
+    out_serial, out_split = np.empty(n), np.empty(n)
+    assert apply_update(opt.code, opt.hyper, lr, serial, g, s_serial.slots, s_serial.scalars,
+                        serial if inplace else out_serial, inplace)
+    assert apply_update_threaded(opt.code, opt.hyper, lr, split, g, s_split.slots,
+                                 s_split.scalars, split if inplace else out_split, inplace,
+                                 n_chunks)
+    if inplace:
+        np.testing.assert_array_equal(split, serial)
+    else:
+        np.testing.assert_array_equal(out_split, out_serial)
+        np.testing.assert_array_equal(split, p0)  # params untouched
+    np.testing.assert_array_equal(s_split.slots, s_serial.slots)
+    np.testing.assert_array_equal(s_split.scalars, s_serial.scalars)
 
 
 @pytest.mark.parametrize("threads", [0, -1, 1.5, "2", True, None, POOL + 1])

@@ -34,7 +34,9 @@ def matmul(A, B, C):
     """``C = A @ B`` for A (m, k), B (k, n), C (m, n)."""
     m, k = A.shape
     n = B.shape[1]
-    if n <= TINY:
+    if k == 0:
+        C[:, :] = 0  # an empty sum (the loops below read row 0 of B)
+    elif n <= TINY:
         # Matrix-vector products: dot products along A's contiguous rows.
         for i in range(m):
             for j in range(n):
@@ -78,7 +80,9 @@ def matmul_nt(A, B, C):
     """``C = A @ B.T`` for A (m, k), B (n, k), C (m, n)."""
     m, k = A.shape
     n = B.shape[0]
-    if k <= TINY:
+    if k == 0:
+        C[:, :] = 0  # an empty sum (the loop below reads column 0)
+    elif k <= TINY:
         # A sum of a few outer products; the first assigns (k >= 1 for every layer).
         for i in range(m):
             a = A[i, 0]

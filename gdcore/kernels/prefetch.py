@@ -13,7 +13,7 @@ A prefetch is only a hint: it never faults, changes no value and cannot
 change a result, only when memory is read.
 """
 
-from llvmlite import ir
+from llvmlite import binding, ir
 from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic
@@ -22,6 +22,9 @@ from ._jit import jit
 
 LINE = 64  # bytes per cache line on the x86-64 and arm64 CPUs gdcore targets
 MAX_LINES = 16  # a row's first 1 KiB: wider rows stream on from there by themselves
+# The intrinsic's name carries its pointer type: "p0" since LLVM 17 (opaque
+# pointers only), "p0i8" with the typed i8* of the LLVM versions before.
+_PREFETCH = "llvm.prefetch.p0" if binding.llvm_version_info[0] >= 17 else "llvm.prefetch.p0i8"
 
 
 @intrinsic
@@ -46,7 +49,7 @@ def prefetch(typingctx, arr, index, offset):
         address = builder.gep(builder.bitcast(ptr, byte.as_pointer()), [args[2]])
         i32 = ir.IntType(32)
         fnty = ir.FunctionType(ir.VoidType(), [byte.as_pointer(), i32, i32, i32])
-        fn = cgutils.get_or_insert_function(builder.module, fnty, "llvm.prefetch.p0")
+        fn = cgutils.get_or_insert_function(builder.module, fnty, _PREFETCH)
         # read access (0), keep in every cache level (3), data cache (1)
         builder.call(fn, [address, ir.Constant(i32, 0), ir.Constant(i32, 3), ir.Constant(i32, 1)])
         return context.get_dummy_value()

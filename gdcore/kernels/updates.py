@@ -501,7 +501,7 @@ def apply_update(code, hyper, lr, params, grad, slots, scalars, out, inplace):
 
 @jit(parallel=True)
 def apply_update_threaded(code, hyper, lr, params, grad, slots, scalars, out, inplace, n_chunks):
-    """:func:`apply_update` split into ``n_chunks`` contiguous spans run by Numba's threads.
+    """:func:`apply_update` in up to ``n_chunks`` spans of whole blocks, on Numba's threads.
 
     Every element's arithmetic is that of :func:`apply_update`, so the result
     is bitwise the same for any ``n_chunks``.  The norm-clip sum stays serial
@@ -515,7 +515,7 @@ def apply_update_threaded(code, hyper, lr, params, grad, slots, scalars, out, in
     n = params.shape[0]
     span = (n + n_chunks - 1) // n_chunks
     span = (span + BLOCK - 1) // BLOCK * BLOCK  # whole blocks
-    failed = 0  # spans that were not finite (a prange sum: nothing to allocate)
+    failed = 0  # spans that were not finite
     for k in numba.prange(n_chunks):
         lo = min(k * span, n)
         hi = min(lo + span, n)

@@ -23,7 +23,8 @@ def matrix_view(typingctx, vec, rows, cols):
     Returns a C-contiguous 2-D view sharing ``vec``'s memory.  The sizes are
     not checked: callers pass slices cut to that length.
     """
-    if not (isinstance(vec, types.Array) and vec.ndim == 1 and vec.layout == "C"):
+    if not (isinstance(vec, types.Array) and vec.ndim == 1 and vec.layout == "C"
+            and isinstance(rows, types.Integer) and isinstance(cols, types.Integer)):
         return None
     matrix = vec.copy(ndim=2, layout="C")
     sig = matrix(vec, rows, cols)
