@@ -71,7 +71,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _harness as harness  # noqa: E402  (bench/ is a folder of scripts, not a package)
-from bench_value_and_grad import GemmsOnly, gemm_flops  # noqa: E402
+from bench_value_and_grad import GemmsOnly, gemm_flops, torch_net  # noqa: E402
 
 import gdcore as gd  # noqa: E402
 from gdcore.kernels.epoch import batch_views  # noqa: E402
@@ -179,20 +179,6 @@ def batches_of(order, batch):
 
 
 # torch peer ----------------------------------------------------------------------------
-def torch_net(model, params):
-    """``nn.Sequential`` of Linear/ReLU holding gdcore's parameters (weights transposed)."""
-    layers = []
-    for l, (W, b) in enumerate(model.unpack(params.copy())):
-        lin = torch.nn.Linear(W.shape[0], W.shape[1], dtype=torch.float32)
-        with torch.no_grad():
-            lin.weight.copy_(torch.from_numpy(np.ascontiguousarray(W.T)))
-            lin.bias.copy_(torch.from_numpy(b.copy()))
-        layers.append(lin)
-        if l < len(model.layers) - 1:
-            layers.append(torch.nn.ReLU())
-    return torch.nn.Sequential(*layers)
-
-
 def torch_flat(model, net):
     """A torch network's parameters in gdcore's flat layout."""
     flat = np.empty(model.n_params, dtype=DTYPE)

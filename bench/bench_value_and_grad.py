@@ -270,6 +270,24 @@ class GemmsOnly:
             np.matmul(a, b, out=out)
 
 
+def torch_net(model, params):
+    """``nn.Sequential`` of Linear/ReLU holding a copy of gdcore's parameters, float32.
+
+    ``torch.nn.Linear`` computes ``x @ weight.T + bias``, so gdcore's
+    ``(n_in, n_out)`` weight block is copied in transposed.
+    """
+    layers = []
+    for l, (W, b) in enumerate(model.unpack(params)):
+        lin = torch.nn.Linear(W.shape[0], W.shape[1], dtype=torch.float32)
+        with torch.no_grad():
+            lin.weight.copy_(torch.from_numpy(np.ascontiguousarray(W.T)))
+            lin.bias.copy_(torch.from_numpy(b.copy()))
+        layers.append(lin)
+        if l < len(model.layers) - 1:
+            layers.append(torch.nn.ReLU())
+    return torch.nn.Sequential(*layers)
+
+
 class TorchMLP:
     """The same network as a ``torch.nn.Sequential`` with autograd, float32.
 
@@ -285,18 +303,9 @@ class TorchMLP:
     """
 
     def __init__(self, model, params, X, y):
-        layers = []
-        for l, (W, b) in enumerate(model.unpack(params)):
-            lin = torch.nn.Linear(W.shape[0], W.shape[1], dtype=torch.float32)
-            with torch.no_grad():
-                lin.weight.copy_(torch.from_numpy(np.ascontiguousarray(W.T)))
-                lin.bias.copy_(torch.from_numpy(b.copy()))
-            layers.append(lin)
-            if l < len(model.layers) - 1:
-                layers.append(torch.nn.ReLU())
         self.model = model
-        self.linears = [m for m in layers if isinstance(m, torch.nn.Linear)]
-        self.net = torch.nn.Sequential(*layers)
+        self.net = torch_net(model, params)
+        self.linears = [m for m in self.net if isinstance(m, torch.nn.Linear)]
         self.X = torch.from_numpy(X)
         if model.loss == "mse":
             self.y = torch.from_numpy(y.reshape(-1, model.n_outputs))

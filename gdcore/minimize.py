@@ -44,6 +44,10 @@ CALLBACK_STOP = 99
 
 _GTOL_MESSAGE = "Optimization terminated successfully (gradient norm <= gtol)."
 _FTOL_MESSAGE = "Optimization terminated successfully (relative reduction of f <= ftol)."
+_NONFINITE_AT_X0_MESSAGE = "NaN or Inf in the objective or its gradient at x0"
+_NONFINITE_MESSAGE = ("NaN or Inf in the objective or its gradient; returning the last finite "
+                      "point")
+_NO_BOUNDS = np.zeros(0)  # lower and upper of an unbounded problem, for the kernels
 
 KNOWN_OPTIONS = ("maxiter", "maxfun", "gtol", "ftol", "tol", "n_samples", "batch_size",
                  "seed", "disp", "return_all")
@@ -89,11 +93,10 @@ def check_bounds(bounds, n):
     return lower, upper
 
 
-def split_options(options, extra=()):
+def split_options(options):
     """Run options by name, warning about unknown names that resemble known ones."""
-    known = KNOWN_OPTIONS + tuple(extra)
-    warn_misspelled([k for k in options if k not in known], known, stacklevel=6)
-    return {k: options[k] for k in known if k in options}
+    warn_misspelled([k for k in options if k not in KNOWN_OPTIONS], KNOWN_OPTIONS, stacklevel=6)
+    return {k: options[k] for k in KNOWN_OPTIONS if k in options}
 
 
 def warn_misspelled(keys, known, stacklevel):
@@ -125,8 +128,8 @@ def wrap_callback(callback):
 class Run:
     """Limits, counters and the outcome of one minimization."""
 
-    def __init__(self, objective, options, n, default_maxiter, default_ftol, default_gtol=1e-5):
-        gtol = options.get("gtol", options.get("tol", default_gtol))
+    def __init__(self, objective, options, default_maxiter, default_ftol):
+        gtol = options.get("gtol", options.get("tol", 1e-5))
         self.gtol = _validate.nonnegative_float(gtol, "gtol")
         self.ftol = _validate.nonnegative_float(options.get("ftol", default_ftol), "ftol")
         self.maxiter = _validate.positive_int(options.get("maxiter", default_maxiter),
@@ -172,7 +175,7 @@ def limit_message(run):
     return "Maximum number of iterations has been exceeded."
 
 
-def prepare(fun, x0, args, jac, bounds, constraints, options, extra_options=()):
+def prepare(fun, x0, args, jac, bounds, constraints, options):
     """Common argument handling of every method: (objective, x, bounds, options)."""
     if constraints:
         raise NotImplementedError("gdcore methods handle bounds but not constraints; "
@@ -183,7 +186,7 @@ def prepare(fun, x0, args, jac, bounds, constraints, options, extra_options=()):
     objective = Objective(fun, jac, args)
     box = check_bounds(bounds, x.shape[0])
     objective.bounds = box
-    return objective, x, box, split_options(options, extra_options)
+    return objective, x, box, split_options(options)
 
 
 # L-BFGS ----------------------------------------------------------------------------------
@@ -194,7 +197,7 @@ def run_lbfgs(method, fun, x0, args=(), jac=None, bounds=None, constraints=(), c
     refuse_mini_batches(options, "lbfgs")
     n = x.shape[0]
     dtype = x.dtype
-    run = Run(objective, options, n, default_maxiter=15000, default_ftol=2.220446049250313e-09)
+    run = Run(objective, options, default_maxiter=15000, default_ftol=2.220446049250313e-09)
     state = LbfgsState(n, method.m, method.c1, method.c2, run.gtol, run.ftol, box)
     if box is not None:
         np.clip(x, box[0], box[1], out=x)
@@ -248,7 +251,7 @@ def lbfgs_outcome(request, state, run, dtype, f_trial, g_eval):
                             "that decreases f enough", dtype)
     # NONFINITE: only reported for the starting point.
     return run.result(state.vec[3].astype(dtype), f_trial, g_eval.astype(dtype), NONFINITE,
-                      "NaN or Inf in the objective or its gradient at x0")
+                      _NONFINITE_AT_X0_MESSAGE)
 
 
 class LbfgsState:
@@ -262,7 +265,7 @@ class LbfgsState:
         self.fs[lb.GTOL], self.fs[lb.FTOL], self.fs[lb.C1], self.fs[lb.C2] = gtol, ftol, c1, c2
         self.js[lb.M] = m
         self.js[lb.HAS_BOUNDS] = box is not None
-        self.lower, self.upper = box if box is not None else (np.zeros(0), np.zeros(0))
+        self.lower, self.upper = box if box is not None else (_NO_BOUNDS, _NO_BOUNDS)
 
     def step(self, f_trial):
         return lb.lbfgs_step(self.vec, self.pairs, self.rho, self.alpha, self.fs, self.js,
@@ -278,7 +281,7 @@ def run_first_order(optimizer, fun, x0, args=(), jac=None, bounds=None, constrai
                     callback=None, **options):
     """A gdcore optimizer's update rule driven by a SciPy-style objective."""
     objective, x, box, options = prepare(fun, x0, args, jac, bounds, constraints, options)
-    run = Run(objective, options, x.shape[0], default_maxiter=10000, default_ftol=0.0)
+    run = Run(objective, options, default_maxiter=10000, default_ftol=0.0)
     batches = MiniBatches.from_options(options)
     cb = wrap_callback(callback)
     state = optimizer.init(x)
@@ -293,7 +296,7 @@ def run_first_order(optimizer, fun, x0, args=(), jac=None, bounds=None, constrai
     f = objective(x, g)
     finite, pg_norm = gradient_check(x, g, box)
     if not (finite and np.isfinite(f)):
-        return run.result(x, f, g, NONFINITE, "NaN or Inf in the objective or its gradient at x0")
+        return run.result(x, f, g, NONFINITE, _NONFINITE_AT_X0_MESSAGE)
     x_prev, g_prev = x.copy(), g.copy()
     while True:
         done = run.before_step(x, f, g, pg_norm)
@@ -312,9 +315,7 @@ def run_first_order(optimizer, fun, x0, args=(), jac=None, bounds=None, constrai
             finite, pg_norm = gradient_check(x, g, box)
             finite = finite and np.isfinite(f)
         if not finite:
-            return run.result(x_prev, f_prev, g_prev, NONFINITE,
-                              "NaN or Inf in the objective or its gradient; returning the last "
-                              "finite point")
+            return run.result(x_prev, f_prev, g_prev, NONFINITE, _NONFINITE_MESSAGE)
         done = run.after_step(cb, x, f, g, f_prev)
         if done is not None:
             return done
@@ -324,25 +325,23 @@ def first_order_compiled(fg, optimizer, objective, run, x, g, state, box):
     """:func:`run_first_order`'s loop as one compiled call (same kernels, same iterates)."""
     lrs = np.asarray(as_schedule(optimizer.learning_rate)(np.arange(run.maxiter)),
                      dtype=np.float64)
-    lower, upper = box if box is not None else (np.zeros(0), np.zeros(0))
+    lower, upper = box if box is not None else (_NO_BOUNDS, _NO_BOUNDS)
     x_prev, g_prev = np.empty_like(x), np.empty_like(g)
     status, run.nit, nfev, f = minimize_loops.first_order_loop(
         fg, objective.args, optimizer.code, optimizer.hyper, lrs, x, x_prev, g, g_prev,
         state.slots, state.scalars, lower, upper, box is not None, run.gtol,
         run.ftol, run.maxiter, run.maxfun or 0)
     objective.count_compiled(nfev)
+    if status == minimize_loops.NONFINITE_AT_X0:
+        return run.result(x_prev, f, g_prev, NONFINITE, _NONFINITE_AT_X0_MESSAGE)
     if status == NONFINITE:
-        message = ("NaN or Inf in the objective or its gradient at x0" if run.nit == 0 and
-                   np.array_equal(x_prev, x) else "NaN or Inf in the objective or its "
-                   "gradient; returning the last finite point")
-        return run.result(x_prev, f, g_prev, NONFINITE, message)
+        return run.result(x_prev, f, g_prev, NONFINITE, _NONFINITE_MESSAGE)
     if status == LIMIT:
         return run.result(x, f, g, LIMIT, limit_message(run))
     return run.result(x, f, g, SUCCESS, _FTOL_MESSAGE if status == minimize_loops.BY_FTOL
                       else _GTOL_MESSAGE)
 
 
-_NO_BOUNDS = np.zeros(0)
 
 
 def gradient_check(x, g, box):
@@ -386,7 +385,7 @@ def run_gradient_descent(method, fun, x0, args=(), jac=None, bounds=None, constr
     ``f`` drops by ``c1 t |g|^2``; the next search starts from ``2 t``)."""
     objective, x, box, options = prepare(fun, x0, args, jac, bounds, constraints, options)
     refuse_mini_batches(options, "gd")
-    run = Run(objective, options, x.shape[0], default_maxiter=10000, default_ftol=0.0)
+    run = Run(objective, options, default_maxiter=10000, default_ftol=0.0)
     cb = wrap_callback(callback)
     g = np.empty_like(x)
     if box is not None:
@@ -394,7 +393,7 @@ def run_gradient_descent(method, fun, x0, args=(), jac=None, bounds=None, constr
     f = objective(x, g)
     finite, pg_norm = gradient_check(x, g, box)
     if not (finite and np.isfinite(f)):
-        return run.result(x, f, g, NONFINITE, "NaN or Inf in the objective or its gradient at x0")
+        return run.result(x, f, g, NONFINITE, _NONFINITE_AT_X0_MESSAGE)
     t = 1.0
     trial = np.empty_like(x)
     g_trial = np.empty_like(x)
@@ -403,6 +402,7 @@ def run_gradient_descent(method, fun, x0, args=(), jac=None, bounds=None, constr
         if done is not None:
             return done
         t = min(2.0 * t, 1e10)
+        g64 = g.astype(np.float64)  # g is fixed while the step is backtracked
         for _ in range(60):
             np.subtract(x, t * g, out=trial)
             if box is not None:
@@ -413,17 +413,18 @@ def run_gradient_descent(method, fun, x0, args=(), jac=None, bounds=None, constr
             if run.out_of_evaluations():
                 return run.result(x, f, g, LIMIT, limit_message(run))
             f_trial = objective(trial, g_trial)
-            decrease = float(np.dot(g.astype(np.float64), (x - trial).astype(np.float64)))
-            if np.isfinite(f_trial) and f_trial <= f - method.c1 * decrease and \
-                    np.all(np.isfinite(g_trial)):
-                break
+            decrease = float(np.dot(g64, (x - trial).astype(np.float64)))
+            if np.isfinite(f_trial) and f_trial <= f - method.c1 * decrease:
+                finite, pg_trial = gradient_check(trial, g_trial, box)
+                if finite:
+                    break
             t *= 0.5
         else:
             return run.result(x, f, g, NO_PROGRESS, "ABNORMAL: backtracking found no step "
                               "that decreases f enough")
         f_prev = f
         x[:], g[:], f = trial, g_trial, f_trial
-        pg_norm = gradient_check(x, g, box)[1]
+        pg_norm = pg_trial
         done = run.after_step(cb, x, f, g, f_prev)
         if done is not None:
             return done

@@ -120,6 +120,22 @@ def nan_beyond(x):
     return f, 2.0 * x
 
 
+@numba.njit
+def huge_gradient(x):
+    return float(np.sum(x)), np.full_like(x, 1e200)
+
+
+def test_overflow_in_the_first_step_reports_the_same_message():
+    """Adam's squared gradient overflows in step one, leaving x at x0: not a NaN *at* x0."""
+    method = gd.adam(1e-3)
+    got = so.minimize(huge_gradient, np.ones(3), jac=True, method=method)
+    want = so.minimize(python(huge_gradient), np.ones(3), jac=True, method=method)
+    assert got.status == want.status == 3
+    assert got.message == want.message
+    assert "last finite point" in got.message
+    assert_same_run(got, want)
+
+
 def test_nonfinite_outcomes_match():
     # A fixed step overshoots from 1 to 1 - 0.8 * 2 * 2 ... into the NaN region.
     method = gd.sgd(1.6)

@@ -21,6 +21,7 @@ from .updates import apply_update
 LIMIT_ITERATIONS = 10
 LIMIT_EVALUATIONS = 11
 BY_FTOL = 12  # first_order_loop: success by the relative decrease of f
+NONFINITE_AT_X0 = 13  # first_order_loop: NaN/Inf already at x0 (no step taken)
 
 
 _COMBINED = {}
@@ -107,7 +108,8 @@ def first_order_loop(fg, args, code, hyper, lrs, x, x_prev, g, g_prev, slots, sc
     Returns
     -------
     status : int
-        0 gtol met, ``BY_FTOL`` ftol met, 1 iteration or evaluation limit, 3 NaN/Inf
+        0 gtol met, ``BY_FTOL`` ftol met, 1 iteration or evaluation limit,
+        ``NONFINITE_AT_X0`` NaN/Inf at x0, 3 NaN/Inf after a step
         (``x_prev``, ``g_prev`` and ``f`` then hold the last finite point).
     nit, nfev : int
     f : float
@@ -119,7 +121,7 @@ def first_order_loop(fg, args, code, hyper, lrs, x, x_prev, g, g_prev, slots, sc
     if not (finite and math.isfinite(f)):
         x_prev[:] = x
         g_prev[:] = g
-        return 3, 0, nfev, f
+        return NONFINITE_AT_X0, 0, nfev, f
     nit = 0
     while True:
         if worst <= gtol:
