@@ -347,8 +347,8 @@ def first_order_compiled(fg, optimizer, objective, run, x, g, state, box):
 def gradient_check(x, g, box):
     """(g is finite, max-norm of the projected gradient): one compiled pass."""
     if box is None:
-        return minimize_loops.gradient_check(x, g, _NO_BOUNDS, _NO_BOUNDS, False)
-    return minimize_loops.gradient_check(x, g, box[0], box[1], True)
+        return lb.gradient_check(x, g, _NO_BOUNDS, _NO_BOUNDS, False)
+    return lb.gradient_check(x, g, box[0], box[1], True)
 
 
 class MiniBatches:

@@ -98,11 +98,11 @@ def state_sizes(n, m):
     Returns
     -------
     dict
-        ``vectors`` (6, n): x, g, d, x_trial, g_trial, pg (scratch);
+        ``vectors`` (5, n): x, g, d, x_trial, g_trial;
         ``pairs`` (2, m, n): S and Y; ``rho``, ``alpha`` (m,);
         ``fs`` (N_FS,) float64; ``js`` (N_JS,) int64.
     """
-    return {"vectors": (6, n), "pairs": (2, m, n), "rho": (m,), "alpha": (m,),
+    return {"vectors": (5, n), "pairs": (2, m, n), "rho": (m,), "alpha": (m,),
             "fs": (N_FS,), "js": (N_JS,)}
 
 
@@ -115,16 +115,21 @@ def dot(a, b):
 
 
 @jit
-def projected_gradient_norm(x, g, lower, upper, has_bounds):
-    """``max |P(x - g) - x|``, the stationarity measure with bounds (max |g| without)."""
+def gradient_check(x, g, lower, upper, has_bounds):
+    """Whether ``g`` is finite, and the max-norm of the projected gradient at ``x``.
+
+    Without bounds the projected gradient is ``g`` itself; with bounds it is
+    ``P(x - g) - x``, which is 0 where a bound holds the variable.
+    """
+    finite = True
     worst = 0.0
     for i in range(x.shape[0]):
-        if has_bounds:
-            step = min(max(x[i] - g[i], lower[i]), upper[i]) - x[i]
-        else:
-            step = g[i]
+        gi = g[i]
+        if not math.isfinite(gi):
+            finite = False
+        step = min(max(x[i] - gi, lower[i]), upper[i]) - x[i] if has_bounds else gi
         worst = max(worst, abs(step))
-    return worst
+    return finite, worst
 
 
 @jit
@@ -259,7 +264,7 @@ def accept(vec, pairs, rho, alpha, fs, js, f_trial, lower, upper):
     fs[F_X] = f_trial
     has_bounds = js[HAS_BOUNDS] != 0
     f_old = fs[F_OLD]
-    if projected_gradient_norm(x, g, lower, upper, has_bounds) <= fs[GTOL]:
+    if gradient_check(x, g, lower, upper, has_bounds)[1] <= fs[GTOL]:
         js[MESSAGE] = BY_GTOL
         js[PHASE] = FINISHED
     elif (f_old - f_trial) <= fs[FTOL] * max(abs(f_old), abs(f_trial), 1.0):
@@ -288,8 +293,8 @@ def lbfgs_step(vec, pairs, rho, alpha, fs, js, f_trial, lower, upper):
 
     Parameters
     ----------
-    vec : ndarray of shape (6, n), float64
-        Rows x, g, d, x_trial, g_trial, scratch.  Before the first call,
+    vec : ndarray of shape (5, n), float64
+        Rows x, g, d, x_trial, g_trial.  Before the first call,
         ``x_trial`` holds the starting point.
     pairs : ndarray of shape (2, m, n)
     rho, alpha : ndarray of shape (m,)
@@ -325,7 +330,7 @@ def lbfgs_step(vec, pairs, rho, alpha, fs, js, f_trial, lower, upper):
         vec[1][:] = g_trial
         fs[F_X] = f_trial
         fs[F_OLD] = f_trial
-        if projected_gradient_norm(vec[0], vec[1], lower, upper, js[HAS_BOUNDS] != 0) <= fs[GTOL]:
+        if gradient_check(vec[0], vec[1], lower, upper, js[HAS_BOUNDS] != 0)[1] <= fs[GTOL]:
             js[MESSAGE] = BY_GTOL
             return CONVERGED
         begin_search(vec, pairs, rho, alpha, fs, js, lower, upper)

@@ -14,7 +14,7 @@ on the user's function and therefore not cached on disk (see :mod:`._jit`).
 import math
 
 from ._jit import jit
-from .lbfgs import EVALUATE, FINISHED, ITERATE, PHASE, lbfgs_step
+from .lbfgs import EVALUATE, FINISHED, ITERATE, PHASE, gradient_check, lbfgs_step
 from .updates import apply_update
 
 # Outcomes besides the lbfgs requests (kept apart from their values).
@@ -41,24 +41,6 @@ def value_and_gradient(fun, jac):
 
         _COMBINED[key] = fg
     return _COMBINED[key]
-
-
-@jit
-def gradient_check(x, g, lower, upper, has_bounds):
-    """Whether ``g`` is finite, and the max-norm of the projected gradient at ``x``.
-
-    Without bounds the projected gradient is ``g`` itself; with bounds it is
-    ``P(x - g) - x``, which is 0 where a bound holds the variable.
-    """
-    finite = True
-    worst = 0.0
-    for i in range(x.shape[0]):
-        gi = g[i]
-        if not math.isfinite(gi):
-            finite = False
-        step = min(max(x[i] - gi, lower[i]), upper[i]) - x[i] if has_bounds else gi
-        worst = max(worst, abs(step))
-    return finite, worst
 
 
 @jit(cache=False)
