@@ -285,7 +285,6 @@ def time_side_by_side(fns, passes=3, blocks_per_pass=5, block_seconds=0.1,
     return timings, {name: [b[0] for b in blocks[name]] for name in names}
 
 
-
 def time_whole_runs(fns, rounds=5, settle_seconds=0.25, min_round_seconds=0.1,
                     max_background=0.3, warmup=True, max_impl_seconds=None):
     """Time of long calls (a whole training run), implementations taking turns.
@@ -637,7 +636,6 @@ def _jsonable(value):
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
-# Reporting -------------------------------------------------------------------------
 def verdict(target, value, ok, contended):
     """A target's PASS/MISS line as a dict, flagged when the machine was contended."""
     status = "PASS" if ok else "MISS"

@@ -352,10 +352,6 @@ def fmt_time(us):
     return harness.fmt_time(us, small_digits=1)
 
 
-
-
-
-
 def table_rows(results):
     rows = []
     for r in results:
@@ -456,8 +452,6 @@ def targets(results, adam):
         ratio >= ADAM_SPEEDUP_TARGET and same,
         adam["timings"][nj].contended or adam["timings"][py].contended))
     return out
-
-
 
 
 def print_results(results, adam):

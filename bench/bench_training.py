@@ -651,8 +651,6 @@ def compile_times():
 # Reporting --------------------------------------------------------------------------------
 
 
-
-
 def fmt_rate(per_s):
     if per_s >= 1e3:
         return f"{per_s:,.0f}"
@@ -842,8 +840,6 @@ def print_breakdown(case):
             if sh is not None:
                 line += f"; shuffling costs {sh - ep:+.2f}"
         print(line)
-
-
 
 
 def setup_threads(blas):

@@ -532,27 +532,21 @@ def targets(results, peak):
     t = small["timings"]
     if TORCH in t:
         speedup = t[TORCH].median_us / t[GDCORE].median_us
-        ok = speedup >= SMALL_SPEEDUP_TARGET
-        lines.append({"target": f"{small['network'].name}: gdcore >= {SMALL_SPEEDUP_TARGET:.0f}x "
-                                "faster than torch per call",
-                      "value": f"{speedup:.1f}x", "status": "PASS" if ok else "MISS"})
+        lines.append(harness.verdict(
+            f"{small['network'].name}: gdcore >= {SMALL_SPEEDUP_TARGET:.0f}x faster than torch "
+            "per call", f"{speedup:.1f}x", speedup >= SMALL_SPEEDUP_TARGET, contended(small)))
     else:
         lines.append({"target": f"{small['network'].name}: gdcore >= "
                                 f"{SMALL_SPEEDUP_TARGET:.0f}x faster than torch",
-                      "value": "n/a", "status": "SKIP (torch not installed)"})
+                      "value": "n/a", "status": "SKIP (torch not installed)",
+                      "contended": contended(small)})
     gflops = mnist["flops"] / (mnist["timings"][GDCORE].median_us * 1e-6) / 1e9
     frac = gflops / peak
-    lines.append({"target": f"{mnist['network'].name}: gdcore >= {MNIST_PEAK_TARGET:.0%} of "
-                            "NumPy float32 matmul peak",
-                  "value": f"{frac:.1%} ({gflops:.1f} of {peak:.1f} GFLOP/s)",
-                  "status": "PASS" if frac >= MNIST_PEAK_TARGET else "MISS"})
-    for line, result in zip(lines, (small, mnist)):
-        line["contended"] = contended(result)
-        if line["contended"]:
-            line["status"] += " (CONTENDED machine: rerun when quiet)"
+    lines.append(harness.verdict(
+        f"{mnist['network'].name}: gdcore >= {MNIST_PEAK_TARGET:.0%} of NumPy float32 matmul "
+        "peak", f"{frac:.1%} ({gflops:.1f} of {peak:.1f} GFLOP/s)", frac >= MNIST_PEAK_TARGET,
+        contended(mnist)))
     return lines
-
-
 
 
 def print_breakdown(result):
@@ -565,8 +559,6 @@ def print_breakdown(result):
           f"+ validation {fmt_us(valid)} + rest {fmt_us(rest)} µs (allocation, dispatch; by "
           f"difference of medians, so noisy); Python layer {100 * (full - kernel) / full:.0f}% "
           "of the call")
-
-
 
 
 def measure_peak(blas, when):
