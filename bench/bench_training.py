@@ -248,6 +248,13 @@ def torch_batches(model, X, y, order, batch):
 
 
 # Agreement --------------------------------------------------------------------------------
+def same_change(got, expected, what):
+    """Assert two parameter changes agree (float32 rounding); their max difference / max change."""
+    scale = float(np.max(np.abs(expected)))
+    np.testing.assert_allclose(got, expected, rtol=1e-3, atol=1e-3 * scale, err_msg=what)
+    return float(np.max(np.abs(got - expected))) / scale
+
+
 def check_steps(model, params, X, y, optimizer, kind, lr, batch, variants):
     """First ``CHECK_STEPS`` steps of gdcore's fit and torch from the same start.
 
@@ -275,14 +282,10 @@ def check_steps(model, params, X, y, optimizer, kind, lr, batch, variants):
             tt = TorchTrainer(model, params, torch_batches(model, Xs, ys, order, batch), kind,
                               lr, variant)
             tt.steps(CHECK_STEPS)
-            got, expected = res.params - params, torch_flat(model, tt.net) - params
-            scale = float(np.max(np.abs(expected)))
-            err = float(np.max(np.abs(got - expected))) / scale
-            report[f"{variant}, shuffle={shuffle}"] = err
-            np.testing.assert_allclose(
-                got, expected, rtol=1e-3, atol=1e-3 * scale,
-                err_msg=f"{model}: gdcore {optimizer} vs torch {variant} (shuffle={shuffle}) "
-                        f"after {CHECK_STEPS} steps")
+            report[f"{variant}, shuffle={shuffle}"] = same_change(
+                res.params - params, torch_flat(model, tt.net) - params,
+                f"{model}: gdcore {optimizer} vs torch {variant} (shuffle={shuffle}) after "
+                f"{CHECK_STEPS} steps")
     return report
 
 
@@ -540,11 +543,8 @@ def adam_case(threads, n=N_ADAM):
         tp, topt = torch_setup(variant)
         for _ in range(CHECK_STEPS):
             topt.step()
-        got, expected = p - p0, tp.detach().numpy() - p0
-        scale = float(np.max(np.abs(expected)))
-        checks[variant] = float(np.max(np.abs(got - expected))) / scale
-        np.testing.assert_allclose(got, expected, rtol=1e-3, atol=1e-3 * scale,
-                                   err_msg=f"gd.adam vs torch Adam ({variant})")
+        checks[variant] = same_change(p - p0, tp.detach().numpy() - p0,
+                                      f"gd.adam vs torch Adam ({variant})")
         del tp, topt
     fns = {GD: lambda: opt.update_inplace(g, state, p)}
     threaded = threaded_name(threads)
