@@ -455,7 +455,8 @@ def blas_report():
 
     Each entry is tagged with the package that ships the library, read off
     its path, because NumPy, SciPy (whose BLAS is the one Numba's ``np.dot``
-    calls) and PyTorch each bring their own.
+    calls) and PyTorch each bring their own.  gdcore's products call the one
+    ``gdcore.kernels.blas.BOUND_TO`` names.
 
     Returns
     -------
@@ -612,12 +613,12 @@ def match_torch_threads(blas, torch, skipped="PyTorch peer skipped"):
     Returns
     -------
     dict
-        Thread counts of NumPy's BLAS, SciPy's BLAS (gdcore's) and torch.
+        Thread counts of NumPy's BLAS, SciPy's BLAS and torch.
     """
     threads = blas_threads(blas, "numpy") or os.cpu_count()
     scipy_threads = blas_threads(blas, "scipy")
     if scipy_threads is not None and scipy_threads != threads:
-        print(f"  note: NumPy's BLAS uses {threads} threads but SciPy's (gdcore's) {scipy_threads}")
+        print(f"  note: NumPy's BLAS uses {threads} threads but SciPy's {scipy_threads}")
     if torch is None:
         print(f"torch: not installed -- {skipped}")
     else:

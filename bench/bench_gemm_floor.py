@@ -4,11 +4,13 @@ Two questions, each answered with the alternatives measured in the same run:
 
 1. MNIST-sized network (784-256-128-10, batch 128, float32): how long does
    ``kernels.network.value_and_grad`` take, against the same 8 matrix products
-   alone through Numba's ``np.dot`` (SciPy's BLAS, what the kernel calls) and
-   through ``np.matmul`` (NumPy's BLAS)?  The difference between the kernel
-   and its products is everything else it does (bias, activations, loss).
+   alone through ``kernels.blas.gemm`` (what the kernel calls), Numba's
+   ``np.dot`` (SciPy's BLAS) and ``np.matmul`` (NumPy's BLAS)?  The
+   difference between the kernel and its products is everything else it does
+   (bias, activations, loss).
 2. Small products (``kernels.linalg``): the loops gdcore uses below
-   ``SMALL_PRODUCT`` multiply-adds against BLAS on the same shapes.
+   ``SMALL_PRODUCT`` multiply-adds against BLAS on the same shapes, called
+   through ``kernels.blas.gemm`` and through Numba's ``np.dot``.
 
 Every timing is a loop of calls inside one compiled function (no Python
 dispatch), repeated; the table shows the fastest and the median repeat.
@@ -21,7 +23,7 @@ import numba
 import numpy as np
 
 import gdcore as gd
-from gdcore.kernels import linalg, network
+from gdcore.kernels import blas, linalg, network
 
 from _harness import blas_report, matmul_peak
 
@@ -37,11 +39,14 @@ def _repeat_kernel(params, offsets, X, Y, labels, weights, loss_code, work, grad
 
 
 @numba.njit
-def _repeat_products(A, B, C, kinds, calls):
-    """The listed products with np.dot: kind 0 is a @ b, 1 is a.T @ b, 2 is a @ b.T."""
+def _repeat_products(A, B, C, kinds, direct, calls):
+    """The listed products: kind 0 is a @ b, 1 is a.T @ b, 2 is a @ b.T, through
+    ``blas.gemm`` if ``direct`` else np.dot."""
     for _ in range(calls):
         for i in range(len(kinds)):
-            if kinds[i] == 0:
+            if direct:
+                blas.gemm(A[i], B[i], C[i], kinds[i] == 1, kinds[i] == 2)
+            elif kinds[i] == 0:
                 np.dot(A[i], B[i], C[i])
             elif kinds[i] == 1:
                 np.dot(A[i].T, B[i], C[i])
@@ -58,8 +63,12 @@ def _repeat_linalg(which, A, B, C, calls):
             linalg.matmul_tn(A, B, C)
         elif which == 2:
             np.dot(A, B, C)
-        else:
+        elif which == 3:
             np.dot(A.T, B, C)
+        elif which == 4:
+            blas.gemm(A, B, C, False, False)
+        else:
+            blas.gemm(A, B, C, True, False)
 
 
 def timed(run, calls):
@@ -118,8 +127,10 @@ def bench_mnist(measure_peak):
     rows = [
         ("gdcore kernel (value_and_grad)", timed(lambda c: _repeat_kernel(
             params, model.offsets, X, Y, labels, weights, model.loss_code, work, grad, c), 200)),
+        (f"its 8 products, gdcore gemm ({blas.BOUND_TO} BLAS)",
+         timed(lambda c: _repeat_products(A, B, C, kinds, True, c), 200)),
         ("its 8 products, Numba np.dot (SciPy BLAS)",
-         timed(lambda c: _repeat_products(A, B, C, kinds, c), 200)),
+         timed(lambda c: _repeat_products(A, B, C, kinds, False, c), 200)),
         ("its 8 products, np.matmul (NumPy BLAS)", timed(matmul_products, 200)),
     ]
     peak = measure_peak()
@@ -131,17 +142,19 @@ def bench_mnist(measure_peak):
         gflops = flops / best / 1e9
         print(f"| {name:<42} | {best * 1e6:10.1f} | {median * 1e6:9.1f} | {gflops:17.1f} | "
               f"{100 * gflops / peak:8.1f}% |")
-    kernel, products_numba = rows[0][1][0], rows[1][1][0]
-    print(f"kernel minus its products (fastest runs): {(kernel - products_numba) * 1e6:.0f} µs")
+    kernel, products = rows[0][1][0], rows[1][1][0]
+    print(f"kernel minus its products (fastest runs): {(kernel - products) * 1e6:.0f} µs")
 
 
 def bench_small_products():
     rng = np.random.default_rng(SEED)
     print(f"\nSmall products: gdcore's loops vs BLAS (SMALL_PRODUCT = {linalg.SMALL_PRODUCT}), "
-          "float32, fastest of the repeats")
-    print("| shape m x k x n | A @ B loops µs | A @ B BLAS µs | A.T @ B loops µs "
-          "| A.T @ B BLAS µs |")
-    print("|-----------------|---------------:|--------------:|-----------------:|----------------:|")
+          f"float32, fastest of the repeats; gemm = kernels.blas.gemm ({blas.BOUND_TO} BLAS), "
+          "np.dot = Numba's (SciPy BLAS)")
+    print("| shape m x k x n | A @ B loops µs | A @ B gemm µs | A @ B np.dot µs "
+          "| A.T @ B loops µs | A.T @ B gemm µs | A.T @ B np.dot µs |")
+    print("|-----------------|---------------:|--------------:|----------------:"
+          "|-----------------:|----------------:|------------------:|")
     for m, k, n in [(32, 10, 32), (32, 32, 32), (64, 64, 128)]:
         A = rng.random((m, k), dtype=DTYPE)
         B = rng.random((k, n), dtype=DTYPE)
@@ -149,12 +162,14 @@ def bench_small_products():
         Bt = rng.random((m, n), dtype=DTYPE)  # A.T @ Bt has shape (k, n)
         Ct = np.empty((k, n), DTYPE)
         loops = timed(lambda c: _repeat_linalg_forced(0, A, B, C, c), 20000)[0]
-        blas = timed(lambda c: _repeat_linalg(2, A, B, C, c), 20000)[0]
+        gemm = timed(lambda c: _repeat_linalg(4, A, B, C, c), 20000)[0]
+        dot = timed(lambda c: _repeat_linalg(2, A, B, C, c), 20000)[0]
         loops_t = timed(lambda c: _repeat_linalg_forced(1, A, Bt, Ct, c), 20000)[0]
-        blas_t = timed(lambda c: _repeat_linalg(3, A, Bt, Ct, c), 20000)[0]
+        gemm_t = timed(lambda c: _repeat_linalg(5, A, Bt, Ct, c), 20000)[0]
+        dot_t = timed(lambda c: _repeat_linalg(3, A, Bt, Ct, c), 20000)[0]
         shape = f"{m} x {k} x {n}"
-        print(f"| {shape:<15} | {loops * 1e6:14.2f} | {blas * 1e6:13.2f} | "
-              f"{loops_t * 1e6:16.2f} | {blas_t * 1e6:15.2f} |")
+        print(f"| {shape:<15} | {loops * 1e6:14.2f} | {gemm * 1e6:13.2f} | {dot * 1e6:15.2f} "
+              f"| {loops_t * 1e6:16.2f} | {gemm_t * 1e6:15.2f} | {dot_t * 1e6:17.2f} |")
 
 
 @numba.njit

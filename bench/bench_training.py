@@ -74,6 +74,7 @@ import _harness as harness  # noqa: E402  (bench/ is a folder of scripts, not a 
 from bench_value_and_grad import GemmsOnly, gemm_flops, torch_net  # noqa: E402
 
 import gdcore as gd  # noqa: E402
+from gdcore.kernels.blas import BOUND_TO  # noqa: E402
 from gdcore.kernels.epoch import batch_views  # noqa: E402
 from gdcore.kernels.network import value_and_grad as vg_kernel  # noqa: E402
 from gdcore.kernels.updates import apply_update  # noqa: E402
@@ -866,13 +867,13 @@ def measure_bandwidth(when):
 
 
 def main():
-    import scipy.linalg.cython_blas  # noqa: F401  (so threadpoolctl sees gdcore's BLAS)
+    import scipy.linalg.cython_blas  # noqa: F401  (so threadpoolctl sees SciPy's BLAS too)
     t_start = time.perf_counter()
     print("gdcore training benchmark (float32)")
     idle = harness.print_background(MAX_BACKGROUND)
     blas = harness.blas_report()
-    harness.print_blas(blas, "gdcore's np.dot inside Numba calls SciPy's BLAS; scikit-learn "
-                       "uses NumPy's")
+    harness.print_blas(blas, f"gdcore's products call the '{BOUND_TO}' entry's BLAS "
+                       "(gdcore.kernels.blas); scikit-learn uses NumPy's")
     threads = setup_threads(blas)
     print("references: the better of the start and end measurements counts (a capability)")
     peaks = {"start": measure_peak("start")}

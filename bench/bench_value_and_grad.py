@@ -47,6 +47,7 @@ import _harness as harness  # noqa: E402  (bench/ is a folder of scripts, not a 
 import gdcore  # noqa: E402
 from gdcore import functional  # noqa: E402
 from gdcore.kernels import network  # noqa: E402
+from gdcore.kernels.blas import BOUND_TO  # noqa: E402
 
 try:
     import torch
@@ -612,16 +613,16 @@ def print_results(results):
 
 
 def main():
-    # Import SciPy's BLAS now so threadpoolctl sees the library Numba's np.dot calls.
+    # Import SciPy's BLAS now so threadpoolctl sees it too (Numba's np.dot calls it).
     import scipy.linalg.cython_blas  # noqa: F401
     print("gdcore value_and_grad benchmark (float32)")
     idle = harness.print_background(MAX_BACKGROUND)
     blas = harness.blas_report()
-    harness.print_blas(blas, "gdcore's np.dot inside Numba calls SciPy's BLAS, i.e. the "
-                       "'scipy' entry")
+    harness.print_blas(blas, f"gdcore's products call the '{BOUND_TO}' entry's BLAS "
+                       "(gdcore.kernels.blas)")
     threads = harness.match_torch_threads(blas, torch)
     print("matmul peaks: NumPy's is the reference for '% of peak' (measured at start and end, "
-          "the better counts); SciPy's is the BLAS gdcore's kernels call, for information")
+          "the better counts); SciPy's is the BLAS of Numba's np.dot, for information")
     peaks = {"numpy_start": measure_peak("numpy", "start"),
              "scipy": measure_peak("scipy", "start")}
     bandwidth = harness.copy_bandwidth()

@@ -1,27 +1,27 @@
 """Matrix products on C-contiguous 2-D views: BLAS, or a loop for degenerate shapes.
 
-``np.dot(a, b, out)`` calls BLAS with a fixed cost of about a microsecond per
-call (argument checks, buffer set-up), which is most of the time of a product
-where one dimension is tiny: the output layer of a one-output network, the
-back-propagation into it, or any product of a batch of one sample.  Those
-shapes are really matrix-vector or outer products, and a loop whose innermost
-index runs over the long, contiguous dimension beats BLAS there.  Everything
-else goes to BLAS.
+Products go to BLAS through :func:`.blas.gemm`, one direct call of
+``cblas_?gemm`` (NumPy's OpenBLAS where NumPy carries one).  A BLAS call still
+has a fixed cost -- about 0.5 us on the benchmark machine -- which is most of
+the time of a product where one dimension is tiny: the output layer of a
+one-output network, the back-propagation into it, or any product of a batch
+of one sample.  Those shapes are really matrix-vector or outer products, and a
+loop whose innermost index runs over the long, contiguous dimension beats BLAS
+there.  Everything else goes to BLAS.
 
 ``A.T @ B`` with fewer than ``SMALL_PRODUCT`` multiply-adds (the weight
 gradient of a 10-input layer on a 32-sample batch) also skips BLAS: a loop
-over blocks of four rows of A does four multiply-adds per load of B.  In
-three runs of ``bench/bench_gemm_floor.py`` at 32x10x32 it took 0.59-0.84 us
-against BLAS's 1.12-1.56 us.  The same loop for ``A @ B`` won only one of
-those runs (0.74-0.99 us against 0.72-1.02 us), so ``matmul`` leaves such
-products to BLAS.
+over blocks of four rows of A does four multiply-adds per load of B.  The
+threshold was set against Numba's ``np.dot`` (0.59-0.84 us against 1.12-1.56
+us at 32x10x32).  Against :func:`.blas.gemm` the loop only ties (0.55 against
+0.52 us in one run of ``bench/bench_gemm_floor.py``), so it stays.  The same
+loop for ``A @ B`` lost to both, so ``matmul`` leaves such products to BLAS.
 
 Each function overwrites its output and allocates nothing.
 """
 
-import numpy as np
-
 from ._jit import jit
+from .blas import gemm
 
 # A dimension at most this small makes the product degenerate (see above).
 TINY = 4
@@ -47,7 +47,7 @@ def matmul(A, B, C):
     elif m <= TINY or k <= TINY:
         four_row_matmul(A, B, C)
     else:
-        np.dot(A, B, C)
+        gemm(A, B, C, False, False)
 
 
 @jit
@@ -72,7 +72,7 @@ def matmul_tn(A, B, C):
     elif m <= TINY or k <= TINY or m * k * n < SMALL_PRODUCT:
         four_row_matmul_tn(A, B, C)
     else:
-        np.dot(A.T, B, C)
+        gemm(A, B, C, True, False)
 
 
 @jit
@@ -101,7 +101,7 @@ def matmul_nt(A, B, C):
                     s += A[i, p] * B[j, p]
                 C[i, j] = s
     else:
-        np.dot(A, B.T, C)
+        gemm(A, B, C, False, True)
 
 
 @jit

@@ -4,7 +4,7 @@ Layer ``l`` of a model is row ``l`` of the int64 offset table (columns in
 :mod:`gdcore.codes`): its weights are the row-major ``(n_in, n_out)`` block of
 ``params`` starting at ``COL_W_START`` (so a layer computes ``X @ W + b``), its
 bias the ``(n_out,)`` block at ``COL_B_START``.  Reshaped views of those blocks
-go to BLAS through ``np.dot(a, b, out)`` (transposes are free views), except
+go to BLAS through :func:`.blas.gemm` (a transpose is a flag), except
 degenerate products such as a one-output layer or a one-sample batch, which
 :mod:`.linalg` computes with loops.
 
