@@ -32,6 +32,7 @@ from . import _validate, codes
 from .functional import prepare_batch
 from .kernels import checks
 from .kernels.epoch import LOSS_NOT_FINITE, OK, evaluate, run_epoch
+from .kernels.gather import chunk_rows
 from .model import require_model
 from .optim import Optimizer, adam
 from .schedules import as_schedule
@@ -297,7 +298,10 @@ class _Trainer:
         self.state = optimizer.init(self.params)
         self.grad = np.empty_like(self.params)
         self.work = np.empty(batch_size * model.workspace_units, dtype=dtype)
-        rows = batch_size if self.shuffle else 0
+        # A shuffled epoch gathers its rows a chunk of whole batches at a time.
+        used = [a for a in (train.X, train.Y, train.labels, train.weights) if a.shape[0]]
+        row_bytes = sum(a.itemsize * (a.shape[1] if a.ndim == 2 else 1) for a in used)
+        rows = chunk_rows(batch_size, row_bytes, train.n) if self.shuffle else 0
 
         def buffer(a, shape):
             return np.empty(shape, dtype=a.dtype) if a.shape[0] and rows else a

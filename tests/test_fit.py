@@ -18,6 +18,7 @@ few tests only.
 """
 
 import re
+import sys
 
 import numpy as np
 import pytest
@@ -206,6 +207,29 @@ def test_matches_reference_loop_property(n, batch_size, shuffle, seed, epochs, o
     assert_rel_close(result.params, p)
     assert_rel_close(result.history["loss"], losses)
     assert result.opt_state.step == state.step
+
+
+@pytest.mark.parametrize("batch_size", [1, 4, 13])
+def test_shuffled_chunks_match_the_reference_loop(monkeypatch, batch_size):
+    """A budget of a few rows makes chunks of 2-3 batches: chunk boundaries inside
+    the epoch, and a last chunk holding fewer rows than the others."""
+    row_bytes = X.itemsize * X.shape[1] + Y.itemsize + SW.itemsize
+    monkeypatch.setattr(gd.kernels.gather, "CHUNK_BYTES", int(2.5 * batch_size * row_bytes))
+    chunks = []
+
+    def recorded(*args):
+        chunks.append(gd.kernels.gather.chunk_rows(*args))
+        return chunks[-1]
+
+    monkeypatch.setattr(sys.modules["gdcore.fit"], "chunk_rows", recorded)
+    opt = gd.adam(0.02)
+    result = gd.fit(REG, P_REG, X, Y, optimizer=opt, epochs=2, batch_size=batch_size,
+                    seed=5, sample_weight=SW)
+    assert chunks == [2 * batch_size]
+    p, state, losses, _, _ = reference_fit(REG, P_REG, X, Y, opt, 2, batch_size, True,
+                                           seed=5, sample_weight=SW)
+    assert_rel_close(result.params, p)
+    assert_rel_close(result.history["loss"], losses)
 
 
 # Determinism and inputs ----------------------------------------------------------------

@@ -1,7 +1,8 @@
 """One training epoch in one compiled call: batches, gradients, updates, loss.
 
 :func:`run_epoch` walks the training set in mini-batches (in a given
-shuffled order, or in storage order), and for each batch computes the loss
+shuffled order, gathered a chunk of batches at a time by :mod:`.gather`, or
+in storage order), and for each batch computes the loss
 and gradient (:func:`.network.value_and_grad`) and applies one optimizer step
 (:func:`.updates.apply_update`).  The Python driver (:mod:`gdcore.fit`) calls
 it once per epoch with every buffer preallocated, so no Python runs and
@@ -18,6 +19,7 @@ import math
 from .. import codes
 from ._jit import jit
 from .network import loss_value, output_block, split_workspace, value_and_grad
+from .gather import gather_rows
 from .prefetch import prefetch_rows
 from .updates import apply_update
 
@@ -27,36 +29,6 @@ _BCE = codes.BINARY_CROSS_ENTROPY
 OK = 0
 LOSS_NOT_FINITE = 1  # the batch loss is NaN or Inf
 STEP_NOT_FINITE = 2  # the gradient or the updated parameters are
-
-
-@jit
-def gather_matrix(src, order, start, stop, dst):
-    """``dst[:m] = src[order[start:stop]]`` for 2-D ``src``; returns that front.
-
-    Element loops, not row slices: a slice assignment per row costs more
-    than copying a narrow row.  An empty ``src`` (unused targets) is
-    returned as it is.
-    """
-    if src.shape[0] == 0:
-        return src
-    m = stop - start
-    k = src.shape[1]
-    for r in range(m):
-        i = order[start + r]
-        for c in range(k):
-            dst[r, c] = src[i, c]
-    return dst[:m]
-
-
-@jit
-def gather_vector(src, order, start, stop, dst):
-    """``dst[:m] = src[order[start:stop]]`` for 1-D ``src`` (empty stays empty)."""
-    if src.shape[0] == 0:
-        return src
-    m = stop - start
-    for r in range(m):
-        dst[r] = src[order[start + r]]
-    return dst[:m]
 
 
 @jit
@@ -107,8 +79,10 @@ def run_epoch(params, spare, offsets, X, Y, labels, weights_, loss_code, l2, ord
     work : ndarray of shape (>= batch_size * Model.workspace_units,)
     grad : ndarray of shape (n_params,)
     Xb, Yb, Lb, Wb : ndarray
-        Batch buffers with ``batch_size`` rows shaped like X, Y, labels and
-        weights (empty where the data is empty, or when ``order`` is empty).
+        Chunk buffers shaped like X, Y, labels and weights, with a multiple
+        of ``batch_size`` rows (:func:`.gather.chunk_rows`); a shuffled
+        epoch gathers that many rows at a time.  Empty where the data is
+        empty, or when ``order`` is empty.
 
     Returns
     -------
@@ -133,20 +107,27 @@ def run_epoch(params, spare, offsets, X, Y, labels, weights_, loss_code, l2, ord
     updates = 0
     loss_sum = 0.0
     weight_sum = 0.0
+    chunk = Xb.shape[0]
     for s in range(n_batches):
         start = s * batch_size
         stop = min(start + batch_size, n)
         if shuffled:
-            xb = gather_matrix(X, order, start, stop, Xb)
-            yb = gather_matrix(Y, order, start, stop, Yb)
-            lb = gather_vector(labels, order, start, stop, Lb)
-            wb = gather_vector(weights_, order, start, stop, Wb)
-            if stop < n:  # start loading the next batch's scattered rows now
-                after = min(stop + batch_size, n)
-                for src in (X, Y):
-                    prefetch_rows(src, order, stop, after)
-                prefetch_rows(labels, order, stop, after)
-                prefetch_rows(weights_, order, stop, after)
+            at = start % chunk  # the batch's first row in the chunk buffers
+            if at == 0:
+                end = min(start + chunk, n)
+                gather_rows(X, order, start, end, Xb)
+                gather_rows(Y, order, start, end, Yb)
+                gather_rows(labels, order, start, end, Lb)
+                gather_rows(weights_, order, start, end, Wb)
+                if chunk == batch_size and end < n:
+                    # One batch per chunk (wide rows): start loading the next
+                    # batch's scattered rows while this one trains.
+                    after = min(end + batch_size, n)
+                    for src in (X, Y):
+                        prefetch_rows(src, order, end, after)
+                    prefetch_rows(labels, order, end, after)
+                    prefetch_rows(weights_, order, end, after)
+            xb, yb, lb, wb = batch_views(Xb, Yb, Lb, Wb, at, at + stop - start)
         else:
             xb, yb, lb, wb = batch_views(X, Y, labels, weights_, start, stop)
         bw = batch_weight(wb, stop - start)

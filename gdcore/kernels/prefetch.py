@@ -7,7 +7,9 @@ network the shuffled epoch took about 3 us per step longer than one in
 storage order, of which reading the same rows in storage order accounted for
 only about 0.4 us.  :func:`prefetch_rows` issues the loads of the next batch's
 rows before the current batch's gradient is computed; by the time the next
-gather runs, the rows are in cache.
+gather runs, the rows are in cache.  Narrow rows are gathered many
+batches at a time (:mod:`.gather`); this prefetch serves wide rows, whose
+chunk is a single batch.
 
 A prefetch is only a hint: it never faults, changes no value and cannot
 change a result, only when memory is read.
