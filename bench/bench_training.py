@@ -74,7 +74,7 @@ import _harness as harness  # noqa: E402  (bench/ is a folder of scripts, not a 
 from bench_value_and_grad import GemmsOnly, gemm_flops, torch_net  # noqa: E402
 
 import gdcore as gd  # noqa: E402
-from gdcore.kernels.blas import BOUND_TO  # noqa: E402
+from gdcore.kernels.blas import BOUND_TO, gemm  # noqa: E402
 from gdcore.kernels.epoch import batch_views  # noqa: E402
 from gdcore.kernels.network import value_and_grad as vg_kernel  # noqa: E402
 from gdcore.kernels.updates import apply_update  # noqa: E402
@@ -592,8 +592,8 @@ def threaded_name(threads):
 
 @numba.njit(cache=False)
 def _gemm(A, C):
-    """``C = A @ A`` through the BLAS gdcore's kernels call (SciPy's)."""
-    np.dot(A, A, C)
+    """``C = A @ A`` through the call gdcore's kernels make (``kernels.blas.gemm``)."""
+    gemm(A, A, C, False, False)
 
 
 def torch_copy_bandwidth(n_bytes=64 * 2 ** 20, repeats=10):

@@ -51,6 +51,38 @@ def test_gemm_refuses_arrays_that_are_not_c_contiguous():
         product(A, A.astype(np.float32), np.empty((3, 3)), False, False)
 
 
+@given(m=st.integers(0, 12), k=st.integers(0, 12), n=st.integers(0, 12),
+       trans_a=st.booleans(), trans_b=st.booleans(), seed=st.integers(0, 2**16),
+       dtype=st.sampled_from([np.float32, np.float64]))
+def test_fallback_callback_matches_numpy(m, k, n, trans_a, trans_b, seed, dtype):
+    """The np.dot callback behind GDCORE_BLAS=scipy, called as BLAS would be."""
+    A, B, expected = operands(np.random.default_rng(seed), m, k, n, trans_a, trans_b, dtype)
+    C = np.full((m, n), np.nan, dtype=dtype)
+    flag = {True: blas.TRANS, False: blas.NO_TRANS}
+    A_, B_ = np.ascontiguousarray(A), np.ascontiguousarray(B)
+
+    callback = blas.fallback_callback(dtype).ctypes
+
+    def ptr(x):
+        return x.ctypes.data_as(callback.argtypes[7])
+
+    callback(
+        blas.ROW_MAJOR, flag[trans_a], flag[trans_b], m, n, k, 1.0, ptr(A_),
+        max(1, A_.shape[1]), ptr(B_), max(1, B_.shape[1]), 0.0, ptr(C), max(1, n))
+    tol = 1e-4 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(C, expected, rtol=tol, atol=tol)
+
+
+def test_gemm_refuses_a_read_only_output_and_non_flag_transposes():
+    A = np.ones((3, 3))
+    C = np.empty((3, 3))
+    C.flags.writeable = False
+    with pytest.raises(numba.TypingError):
+        product(A, A, C, False, False)
+    with pytest.raises(numba.TypingError):
+        product(A, A, np.empty((3, 3)), 0.5, False)
+
+
 def _numpy_has_scipy_openblas64():
     try:
         blas_info = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
@@ -68,24 +100,26 @@ def test_products_use_numpys_blas_when_numpy_carries_one():
     assert blas.BOUND_TO == "numpy"
 
 
-def tiny_problem():
-    """A small classifier and batch: (model, params, X, y)."""
-    model = gd.mlp([6, 9, 3], loss="cross_entropy")
-    return model, gd.init(model, seed=1), np.linspace(-1, 1, 66).reshape(11, 6), np.arange(11) % 3
+def small_problem():
+    """A classifier and batch whose products (but one) are big enough for BLAS."""
+    model = gd.mlp([12, 40, 30, 8], loss="cross_entropy")
+    X = np.sin(np.arange(50 * 12).reshape(50, 12))
+    return model, gd.init(model, seed=1), X, np.arange(50) % 8
 
 
 def test_fallback_binding_gives_the_same_products(tmp_path):
     """GDCORE_BLAS=scipy binds the np.dot callbacks: products and a gradient agree.
 
-    The subprocess loads the kernels this process compiled from the on-disk
-    cache: cached code names the symbol, not the library behind it.
+    The subprocess loads the gradient kernel this process compiled (and cached
+    on disk) with the other binding: cached code names the symbol, not the
+    library behind it.
     """
     script = textwrap.dedent("""
         import sys
         import numpy as np
         import gdcore as gd
         from gdcore.kernels import blas, linalg
-        from test_blas import tiny_problem
+        from test_blas import small_problem
         assert blas.BOUND_TO == "scipy", blas.BOUND_TO
         rng = np.random.default_rng(0)
         for dtype in (np.float32, np.float64):
@@ -100,12 +134,15 @@ def test_fallback_binding_gives_the_same_products(tmp_path):
             C3 = np.full((37, 37), np.nan, dtype=dtype)
             linalg.matmul_nt(A, A, C3)
             np.testing.assert_allclose(C3, A @ A.T, rtol=1e-4, atol=1e-4)
-        loss, g = gd.value_and_grad(*tiny_problem())
+        loss, g = gd.value_and_grad(*small_problem())
+        from gdcore.kernels import entry
+        assert entry.checked_value_and_grad.stats.cache_hits, "compiled, not loaded"
         np.save(sys.argv[1], np.concatenate([[loss], g]))
     """)
-    loss, g = gd.value_and_grad(*tiny_problem())
+    loss, g = gd.value_and_grad(*small_problem())
     out = tmp_path / "fallback.npy"
-    path = os.pathsep.join([os.path.dirname(__file__), os.environ.get("PYTHONPATH", "")])
+    path = os.pathsep.join(p for p in [os.path.dirname(__file__),
+                                       os.environ.get("PYTHONPATH", "")] if p)
     subprocess.run([sys.executable, "-c", script, str(out)], check=True, timeout=600,
                    env=dict(os.environ, GDCORE_BLAS="scipy", PYTHONPATH=path))
     np.testing.assert_allclose(np.load(out), np.concatenate([[loss], g]), rtol=1e-12,

@@ -13,12 +13,15 @@ name, and every import binds it again (:func:`_bind`) before any kernel is
 compiled or loaded.  It is bound to
 
 * NumPy's ``scipy_cblas_?gemm64_`` when NumPy was built with scipy-openblas
-  (the PyPI wheels) and the library is found beside NumPy; else
-* compiled C callbacks of :func:`_fallback`, which do the same product with
-  Numba's ``np.dot`` (SciPy's BLAS).
+  with 64-bit integers (NumPy's PyPI wheels for Linux and Windows; macOS
+  wheels built on Accelerate take the fallback) and the library is found
+  where NumPy loaded it; else
+* compiled C callbacks of :func:`_fallback` (:func:`fallback_callback`),
+  which do the same product with Numba's ``np.dot`` (SciPy's BLAS).
 
-Setting the environment variable ``GDCORE_BLAS=scipy`` before importing
-gdcore selects the fallback.  :data:`BOUND_TO` says which was bound.
+The environment variable ``GDCORE_BLAS``, read at import, selects: ``numpy``
+(the default: NumPy's BLAS if found, else the fallback) or ``scipy`` (the
+fallback).  :data:`BOUND_TO` says which was bound.
 
 Only the subset of ``cblas_?gemm`` that :func:`gemm` uses is promised by both
 bindings: row-major, ``alpha = 1``, ``beta = 0``, and leading dimensions equal
@@ -51,8 +54,9 @@ def _cblas_signature(scalar):
 
 
 def _fallback(order, trans_a, trans_b, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc):
-    # The subset promised in the module docstring: row-major, alpha 1, beta 0,
-    # leading dimensions equal to the row lengths.
+    """``cblas_?gemm`` through Numba's ``np.dot``, for the subset promised in the
+    module docstring: row-major, alpha 1, beta 0, leading dimensions equal to
+    the row lengths (``order``, ``alpha``, ``beta`` and the ``ld*`` are not read)."""
     # One np.dot per case: a view chosen by a branch would lose its layout.
     c = carray(C, (m, n))
     if trans_a == TRANS and trans_b == TRANS:
@@ -65,6 +69,17 @@ def _fallback(order, trans_a, trans_b, m, n, k, alpha, A, lda, B, ldb, beta, C, 
         np.dot(carray(A, (m, k)), carray(B, (k, n)), c)
 
 
+_CALLBACKS = {}  # dtype -> compiled fallback; kept alive while its address is bound
+
+
+def fallback_callback(dtype):
+    """The compiled :func:`_fallback` for ``dtype`` (a ``numba.cfunc``; cached on disk)."""
+    dtype = np.dtype(dtype)
+    if dtype not in _CALLBACKS:
+        _CALLBACKS[dtype] = cfunc(_cblas_signature(numba.from_dtype(dtype)),
+                                  cache=True)(_fallback)
+    return _CALLBACKS[dtype]
+
 
 def _numpy_openblas():
     """NumPy's bundled scipy-openblas (64-bit integers) as a ctypes library, or None."""
@@ -75,10 +90,17 @@ def _numpy_openblas():
     if blas.get("name") != "scipy-openblas" or "USE64BITINT" not in str(
             blas.get("openblas configuration", "")):
         return None
+    # Where NumPy's own extension resolves the symbols (its loaded dependency),
+    # then the library files beside NumPy (Windows: DLLs resolve no symbols
+    # through a dependent module).
+    core = getattr(np, "_core", None) or getattr(np, "core", None)
     here = os.path.dirname(np.__file__)
-    patterns = [os.path.join(here, os.pardir, "numpy.libs", "*openblas64*"),  # Linux, Windows
-                os.path.join(here, ".dylibs", "*openblas64*")]  # macOS
-    for path in sorted(p for pattern in patterns for p in glob.glob(pattern)):
+    candidates = [getattr(getattr(core, "_multiarray_umath", None), "__file__", None)]
+    candidates += sorted(glob.glob(os.path.join(here, os.pardir, "numpy.libs", "*openblas64*"))
+                         + glob.glob(os.path.join(here, ".dylibs", "*openblas64*")))
+    for path in candidates:
+        if not path:
+            continue
         try:
             library = ctypes.CDLL(path)  # already loaded by NumPy: the same handle
             for name in _NUMPY_SYMBOLS.values():
@@ -98,15 +120,17 @@ def _bind():
         ``"numpy"`` (NumPy's OpenBLAS, C interface) or ``"scipy"`` (Numba's
         ``np.dot``, SciPy's BLAS).
     """
-    library = None if os.environ.get("GDCORE_BLAS", "").lower() == "scipy" else _numpy_openblas()
+    choice = os.environ.get("GDCORE_BLAS", "numpy").strip().lower() or "numpy"
+    if choice not in ("numpy", "scipy"):
+        raise ValueError(f"GDCORE_BLAS must be 'numpy' or 'scipy', got {choice!r}")
+    library = _numpy_openblas() if choice == "numpy" else None
     if library is not None:
         for ours, theirs in _NUMPY_SYMBOLS.items():
             binding.add_symbol(ours, ctypes.cast(getattr(library, theirs), ctypes.c_void_p).value)
         return "numpy"
     # Compiled (or loaded from the cache) only when needed.
     for dtype, symbol in SYMBOLS.items():
-        callback = cfunc(_cblas_signature(numba.from_dtype(dtype)), cache=True)(_fallback)
-        binding.add_symbol(symbol, callback.address)
+        binding.add_symbol(symbol, fallback_callback(dtype).address)
     return "scipy"
 
 
@@ -122,8 +146,10 @@ def gemm(typingctx, A, B, C, trans_a, trans_b):
     shapes: nothing is checked here.
     """
     if not (isinstance(C, types.Array) and C.dtype in (types.float32, types.float64)
+            and C.mutable
             and all(isinstance(x, types.Array) and x.ndim == 2 and x.layout == "C"
-                    and x.dtype == C.dtype for x in (A, B, C))):
+                    and x.dtype == C.dtype for x in (A, B, C))
+            and all(isinstance(t, (types.Boolean, types.Integer)) for t in (trans_a, trans_b))):
         return None
     sig = types.void(A, B, C, trans_a, trans_b)
     symbol = SYMBOLS[np.dtype(C.dtype.name)]
@@ -137,9 +163,13 @@ def gemm(typingctx, A, B, C, trans_a, trans_b):
         fnty = ir.FunctionType(ir.VoidType(), [i32, i32, i32, i64, i64, i64, scalar, ptr, i64,
                                                ptr, i64, scalar, ptr, i64])
         fn = cgutils.get_or_insert_function(builder.module, fnty, symbol)
-        a_rows, a_cols = cgutils.unpack_tuple(builder, a.shape)
-        b_cols = cgutils.unpack_tuple(builder, b.shape)[1]
-        m, n = cgutils.unpack_tuple(builder, c.shape)
+
+        def as_i64(size):  # array sizes are intp; the interface takes 64-bit integers
+            return context.cast(builder, size, types.intp, types.int64)
+
+        a_rows, a_cols = (as_i64(v) for v in cgutils.unpack_tuple(builder, a.shape))
+        b_cols = as_i64(cgutils.unpack_tuple(builder, b.shape)[1])
+        m, n = (as_i64(v) for v in cgutils.unpack_tuple(builder, c.shape))
         true = ir.Constant(ir.IntType(1), 1)
         ta, tb = (builder.icmp_unsigned("==", context.cast(builder, v, t, types.boolean), true)
                   for v, t in zip(args[3:], signature.args[3:]))

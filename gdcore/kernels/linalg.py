@@ -13,9 +13,11 @@ there.  Everything else goes to BLAS.
 gradient of a 10-input layer on a 32-sample batch) also skips BLAS: a loop
 over blocks of four rows of A does four multiply-adds per load of B.  The
 threshold was set against Numba's ``np.dot`` (0.59-0.84 us against 1.12-1.56
-us at 32x10x32).  Against :func:`.blas.gemm` the loop only ties (0.55 against
-0.52 us in one run of ``bench/bench_gemm_floor.py``), so it stays.  The same
-loop for ``A @ B`` lost to both, so ``matmul`` leaves such products to BLAS.
+us at 32x10x32).  Against :func:`.blas.gemm` the loop was slightly slower in
+one run of ``bench/bench_gemm_floor.py`` (0.55 against 0.52 us), a difference
+within this machine's run-to-run spread, so the threshold is unchanged until
+more runs settle it.  The same loop for ``A @ B`` lost to both, so
+``matmul`` leaves such products to BLAS.
 
 Each function overwrites its output and allocates nothing.
 """
