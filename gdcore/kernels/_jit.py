@@ -13,6 +13,13 @@
   the order of operations: a stable loss such as ``log(sum) - (z - max)``
   becomes ``(log(sum) + max) - z`` under reassociation, which rounds away the
   digits the formula exists to keep.
+* ``inline=True`` for small helpers called once per layer or per step
+  (views of the flat arrays, bias and column sums, the forward pass):
+  Numba then compiles them into their callers.  A call between compiled
+  functions passes every array as its separate fields (pointer, shape,
+  strides, ...), and the 10-32-1 gradient has about twenty such calls; with
+  :mod:`.network`'s helpers inlined it took 8% less time (paired in-process
+  runs of both variants, 40 rounds each, twice: median ratios 0.918 and 0.915).
 * ``parallel=True`` only where a caller asks for threads on a large,
   memory-bound step (:func:`.updates.apply_update_threaded`): Numba's
   threads and multithreaded BLAS must not share a kernel, and tiny steps
@@ -25,16 +32,17 @@ FASTMATH_FLAGS = frozenset({"nsz", "arcp", "contract", "afn", "reassoc"})
 STRICT_FASTMATH_FLAGS = FASTMATH_FLAGS - {"reassoc"}
 
 
-def jit(func=None, *, strict=False, cache=True, parallel=False):
+def jit(func=None, *, strict=False, cache=True, parallel=False, inline=False):
     """Compile ``func`` with gdcore's policy (lazy, cached, NaN-preserving fastmath).
 
-    Use as ``@jit``, ``@jit(strict=True)``, ``@jit(cache=False)`` or
-    ``@jit(parallel=True)`` (a kernel with ``numba.prange`` loops).
+    Use as ``@jit``, ``@jit(strict=True)``, ``@jit(cache=False)``,
+    ``@jit(parallel=True)`` (a kernel with ``numba.prange`` loops) or
+    ``@jit(inline=True)`` (compiled into each caller).
     """
     flags = STRICT_FASTMATH_FLAGS if strict else FASTMATH_FLAGS
 
     def compile_(f):
         return numba.njit(cache=cache, error_model="numpy", fastmath=set(flags),
-                          parallel=parallel)(f)
+                          parallel=parallel, inline="always" if inline else "never")(f)
 
     return compile_ if func is None else compile_(func)

@@ -42,7 +42,7 @@ _UNIT = codes.COL_UNIT_START
 _LOGIT_LOSSES = codes.LOGIT_LOSSES
 
 
-@jit
+@jit(inline=True)
 def split_workspace(work, offsets, n):
     """Views (Zs, As, D0, D1) of the flat workspace for a batch of ``n`` samples.
 
@@ -59,7 +59,7 @@ def split_workspace(work, offsets, n):
     return work[:a], work[a:2 * a], work[2 * a:2 * a + d], work[2 * a + d:2 * a + 2 * d]
 
 
-@jit
+@jit(inline=True)
 def layer_block(buf, offsets, l, n):
     """Layer ``l``'s (n, n_out) block of a per-unit workspace buffer."""
     start = n * offsets[l, _UNIT]
@@ -67,7 +67,7 @@ def layer_block(buf, offsets, l, n):
     return matrix_view(buf[start:start + n * k], n, k)
 
 
-@jit
+@jit(inline=True)
 def weights(params, offsets, l):
     """Layer ``l``'s (n_in, n_out) weight view."""
     w0 = offsets[l, _W]
@@ -76,7 +76,7 @@ def weights(params, offsets, l):
     return matrix_view(params[w0:w0 + nin * nout], nin, nout)
 
 
-@jit
+@jit(inline=True)
 def bias(params, offsets, l):
     """Layer ``l``'s (n_out,) bias view."""
     b0 = offsets[l, _B]
@@ -88,7 +88,7 @@ def bias(params, offsets, l):
 _NARROW = 8
 
 
-@jit
+@jit(inline=True)
 def add_bias(Z, b):
     """``Z += b`` row by row, for Z (n, k) and b (k,)."""
     n, k = Z.shape
@@ -103,7 +103,7 @@ def add_bias(Z, b):
                 Z[i, j] += b[j]
 
 
-@jit
+@jit(inline=True)
 def column_sums(D, out):
     """``out = D.sum(axis=0)`` for D (n, k), out (k,)."""
     n, k = D.shape
@@ -123,7 +123,7 @@ def column_sums(D, out):
         out[:] = 0
 
 
-@jit
+@jit(inline=True)
 def forward(params, offsets, X, Zs, As, activate_output):
     """Run the network on ``X``, filling every layer's Z and A blocks.
 
@@ -151,7 +151,7 @@ def forward(params, offsets, X, Zs, As, activate_output):
         prev = A
 
 
-@jit
+@jit(inline=True)
 def output_block(offsets, loss_code, Zs, As, n):
     """What the loss reads: the output layer's logits or its activations."""
     last = offsets.shape[0] - 1
@@ -160,7 +160,7 @@ def output_block(offsets, loss_code, Zs, As, n):
     return layer_block(As, offsets, last, n)
 
 
-@jit
+@jit(inline=True)
 def l2_penalty(params, offsets):
     """0.5 * sum of squared weights (biases excluded), computed in float64."""
     total = 0.0
@@ -172,7 +172,7 @@ def l2_penalty(params, offsets):
     return 0.5 * total
 
 
-@jit
+@jit(inline=True)
 def forward_loss(params, offsets, X, Y, labels, weights_, loss_code, l2, Zs, As, D0, want_delta):
     """Forward pass, then the mean loss plus L2 penalty.
 
