@@ -19,7 +19,10 @@ within this machine's run-to-run spread, so the threshold is unchanged until
 more runs settle it.  The same loop for ``A @ B`` lost to both, so
 ``matmul`` leaves such products to BLAS.
 
-Each function overwrites its output and allocates nothing.
+Each function overwrites its output and allocates nothing.  The three
+products are compiled into their callers (``jit(inline=True)``): in paired
+in-process runs the 10-32-1 gradient took about 3% less time (median ratios
+1.031 and 1.029).
 """
 
 from ._jit import jit
@@ -31,7 +34,7 @@ TINY = 4
 SMALL_PRODUCT = 12 * 1024
 
 
-@jit
+@jit(inline=True)
 def matmul(A, B, C):
     """``C = A @ B`` for A (m, k), B (k, n), C (m, n)."""
     m, k = A.shape
@@ -52,7 +55,7 @@ def matmul(A, B, C):
         gemm(A, B, C, False, False)
 
 
-@jit
+@jit(inline=True)
 def matmul_tn(A, B, C):
     """``C = A.T @ B`` for A (m, k), B (m, n), C (k, n)."""
     m, k = A.shape
@@ -77,7 +80,7 @@ def matmul_tn(A, B, C):
         gemm(A, B, C, True, False)
 
 
-@jit
+@jit(inline=True)
 def matmul_nt(A, B, C):
     """``C = A @ B.T`` for A (m, k), B (n, k), C (m, n)."""
     m, k = A.shape
