@@ -211,8 +211,8 @@ def test_matches_reference_loop_property(n, batch_size, shuffle, seed, epochs, o
 
 @pytest.mark.parametrize("batch_size", [1, 4, 13])
 def test_shuffled_chunks_match_the_reference_loop(monkeypatch, batch_size):
-    """A budget of a few rows makes chunks of 2-3 batches: chunk boundaries inside
-    the epoch, and a last chunk holding fewer rows than the others."""
+    """A budget of a few rows makes chunks of 2 batches: chunk boundaries inside
+    the epoch, and (batch sizes 4 and 13) a last chunk holding fewer rows."""
     row_bytes = X.itemsize * X.shape[1] + Y.itemsize + SW.itemsize
     monkeypatch.setattr(gd.kernels.gather, "CHUNK_BYTES", int(2.5 * batch_size * row_bytes))
     chunks = []
@@ -230,6 +230,33 @@ def test_shuffled_chunks_match_the_reference_loop(monkeypatch, batch_size):
                                            seed=5, sample_weight=SW)
     assert_rel_close(result.params, p)
     assert_rel_close(result.history["loss"], losses)
+
+
+def _fit_with_chunk_budget(monkeypatch, budget, *args, **kwargs):
+    monkeypatch.setattr(gd.kernels.gather, "CHUNK_BYTES", budget)
+    return gd.fit(*args, **kwargs)
+
+
+@pytest.mark.parametrize("batch_size", [1, 3, 7])
+def test_chunked_epochs_equal_one_batch_per_chunk(monkeypatch, batch_size):
+    """Bitwise the same as gathering batch by batch (a budget of 1 byte): with
+    all-zero batches skipped mid-chunk, with labels, and through a divergence."""
+    rng = np.random.default_rng(batch_size)
+    weights = np.where(rng.random(N) < 0.6, 0.0, rng.uniform(0.5, 2.0, N))
+    cases = [
+        (REG, P_REG, X, Y, dict(optimizer=gd.adam(0.02), sample_weight=weights)),
+        (CE, P_CE, X, LABELS, dict(optimizer=gd.sgd(0.1, momentum=0.9))),
+        (REG, P_REG, X, Y, dict(optimizer=gd.sgd(1e6))),  # diverges
+    ]
+    for model, params, Xc, yc, kwargs in cases:
+        runs = [_fit_with_chunk_budget(monkeypatch, budget, model, params, Xc, yc, epochs=3,
+                                       batch_size=batch_size, seed=2, **kwargs)
+                for budget in (1, 10_000)]
+        assert runs[0].status == runs[1].status
+        assert runs[0].message == runs[1].message
+        np.testing.assert_array_equal(runs[0].params, runs[1].params)
+        np.testing.assert_array_equal(runs[0].history["loss"], runs[1].history["loss"])
+    assert runs[0].status == "diverged"
 
 
 # Determinism and inputs ----------------------------------------------------------------

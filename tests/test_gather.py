@@ -53,3 +53,9 @@ def test_copy_row_refuses_mismatched_arrays():
         copy(np.zeros((2, 3)), np.zeros((2, 3), np.float32))
     with pytest.raises(numba.TypingError):
         copy(np.zeros(3), np.zeros((2, 3)))
+
+
+def test_a_strict_kernel_cannot_be_inlined():
+    from gdcore.kernels._jit import jit
+    with pytest.raises(ValueError, match="strict"):
+        jit(strict=True, inline=True)(lambda x: x)

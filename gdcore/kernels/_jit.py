@@ -42,6 +42,9 @@ def jit(func=None, *, strict=False, cache=True, parallel=False, inline=False):
     ``@jit(parallel=True)`` (a kernel with ``numba.prange`` loops) or
     ``@jit(inline=True)`` (compiled into each caller).
     """
+    if strict and inline:
+        raise ValueError("a strict kernel cannot be inlined: it would take its caller's "
+                         "fastmath flags")
     flags = STRICT_FASTMATH_FLAGS if strict else FASTMATH_FLAGS
 
     def compile_(f):

@@ -82,7 +82,9 @@ def run_epoch(params, spare, offsets, X, Y, labels, weights_, loss_code, l2, ord
         Chunk buffers shaped like X, Y, labels and weights, with a multiple
         of ``batch_size`` rows (:func:`.gather.chunk_rows`); a shuffled
         epoch gathers that many rows at a time.  Empty where the data is
-        empty, or when ``order`` is empty.
+        empty.  Not read when ``order`` is empty (any arrays will do; fit
+        passes the data arrays themselves).  Nothing is checked: the caller
+        guarantees the row counts and widths.
 
     Returns
     -------

@@ -89,11 +89,12 @@ def copy_row(typingctx, dst, r, src, i):
 
 @jit
 def gather_rows(src, order, start, stop, dst):
-    """``dst[:stop - start] = src[order[start:stop]]`` for a 1-D or C-contiguous 2-D ``src``.
+    """``dst[:stop - start] = src[order[start:stop]]`` for a C-contiguous 1-D or 2-D ``src``.
 
     ``dst`` has the same number of dimensions, dtype and row width, and at
-    least ``stop - start`` rows.  An empty ``src`` (data a model does not
-    use) is left alone.
+    least ``stop - start`` rows; none of this is checked (a narrower ``dst``
+    would be overrun).  An empty ``src`` (data a model does not use) is left
+    alone.
     """
     if src.shape[0] == 0:
         return
