@@ -83,16 +83,7 @@ def test_gemm_refuses_a_read_only_output_and_non_flag_transposes():
         product(A, A, np.empty((3, 3)), 0.5, False)
 
 
-def _numpy_has_scipy_openblas64():
-    try:
-        blas_info = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
-    except Exception:  # noqa: BLE001
-        return False
-    return blas_info.get("name") == "scipy-openblas" and "USE64BITINT" in str(
-        blas_info.get("openblas configuration", ""))
-
-
-@pytest.mark.skipif(not _numpy_has_scipy_openblas64(),
+@pytest.mark.skipif(not blas.numpy_carries_scipy_openblas64(),
                     reason="NumPy is not built with scipy-openblas (64-bit integers)")
 @pytest.mark.skipif(os.environ.get("GDCORE_BLAS", "").lower() == "scipy",
                     reason="GDCORE_BLAS=scipy selects the fallback")

@@ -81,14 +81,19 @@ def fallback_callback(dtype):
     return _CALLBACKS[dtype]
 
 
-def _numpy_openblas():
-    """NumPy's bundled scipy-openblas (64-bit integers) as a ctypes library, or None."""
+def numpy_carries_scipy_openblas64():
+    """Whether NumPy says it was built with scipy-openblas with 64-bit integers."""
     try:
         blas = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
     except Exception:  # noqa: BLE001 -- an older or differently built NumPy
-        return None
-    if blas.get("name") != "scipy-openblas" or "USE64BITINT" not in str(
-            blas.get("openblas configuration", "")):
+        return False
+    return blas.get("name") == "scipy-openblas" and "USE64BITINT" in str(
+        blas.get("openblas configuration", ""))
+
+
+def _numpy_openblas():
+    """NumPy's bundled scipy-openblas (64-bit integers) as a ctypes library, or None."""
+    if not numpy_carries_scipy_openblas64():
         return None
     # Where NumPy's own extension resolves the symbols (its loaded dependency),
     # then the library files beside NumPy (Windows: DLLs resolve no symbols

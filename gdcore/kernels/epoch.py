@@ -19,8 +19,7 @@ import math
 from .. import codes
 from ._jit import jit
 from .network import loss_value, output_block, split_workspace, value_and_grad
-from .gather import gather_rows
-from .prefetch import prefetch_rows
+from .gather import gather_chunk
 from .updates import apply_update
 
 _CE = codes.CROSS_ENTROPY
@@ -116,19 +115,7 @@ def run_epoch(params, spare, offsets, X, Y, labels, weights_, loss_code, l2, ord
         if shuffled:
             at = start % chunk  # the batch's first row in the chunk buffers
             if at == 0:
-                end = min(start + chunk, n)
-                gather_rows(X, order, start, end, Xb)
-                gather_rows(Y, order, start, end, Yb)
-                gather_rows(labels, order, start, end, Lb)
-                gather_rows(weights_, order, start, end, Wb)
-                if chunk == batch_size and end < n:
-                    # One batch per chunk (wide rows): start loading the next
-                    # batch's scattered rows while this one trains.
-                    after = min(end + batch_size, n)
-                    for src in (X, Y):
-                        prefetch_rows(src, order, end, after)
-                    prefetch_rows(labels, order, end, after)
-                    prefetch_rows(weights_, order, end, after)
+                gather_chunk(X, Y, labels, weights_, order, start, batch_size, Xb, Yb, Lb, Wb)
             xb, yb, lb, wb = batch_views(Xb, Yb, Lb, Wb, at, at + stop - start)
         else:
             xb, yb, lb, wb = batch_views(X, Y, labels, weights_, start, stop)
