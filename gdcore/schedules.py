@@ -20,16 +20,32 @@ import numpy as np
 from . import _validate
 
 
+# Every evaluation covers at least this many steps (see Schedule.__call__).
+_MIN_EVAL = 2
+
+
 class Schedule:
     """Base class: subclasses define ``_rate(t)`` for a float64 array of steps."""
 
     def __call__(self, step):
-        """Learning rate at ``step`` (int -> float, int array -> float64 array)."""
+        """Learning rate at ``step`` (int -> float, int array -> float64 array).
+
+        A single step and an array of steps go through the same code path, so
+        ``s(np.arange(n))[k] == s(k)`` bitwise on every CPU: the optimizers
+        evaluate one step at a time while :func:`gdcore.fit` evaluates a whole
+        epoch at once, and both must take the same steps.  NumPy computes
+        ``**`` and ``cos`` with SIMD routines for contiguous arrays of two or
+        more elements (SVML's on AVX-512 builds) and with libm otherwise, and
+        the two differ in the last bit; hence every call evaluates a
+        contiguous array of at least two steps.
+        """
         t = np.asarray(step, dtype=np.float64)
         if np.any(t < 0):
             raise ValueError(f"step must be >= 0, got {step!r}")
-        rate = np.asarray(self._rate(t), dtype=np.float64)
-        return float(rate) if rate.ndim == 0 else rate
+        flat = np.zeros(max(t.size, _MIN_EVAL), dtype=np.float64)
+        flat[:t.size] = t.reshape(-1)
+        rate = np.asarray(self._rate(flat), dtype=np.float64)[:t.size].reshape(t.shape)
+        return float(rate[()]) if rate.ndim == 0 else rate
 
     def _rate(self, t):  # pragma: no cover - abstract
         raise NotImplementedError

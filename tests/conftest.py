@@ -29,12 +29,15 @@ def _drop_stale_kernel_cache():
     digest = hashlib.sha256()
     for source in sorted(kernels.glob("*.py")) + [kernels.parent / "codes.py"]:
         digest.update(source.read_bytes())
-    stamp = kernels / "__pycache__" / "sources.sha256"
+    cache = kernels / "__pycache__"
+    if os.environ.get("NUMBA_CACHE_DIR"):  # Numba mirrors the source path below it
+        cache = Path(os.environ["NUMBA_CACHE_DIR"]) / str(kernels).lstrip(os.sep)
+    stamp = cache / "sources.sha256"
     if stamp.exists() and stamp.read_text() == digest.hexdigest():
         return
-    for cached in list(kernels.glob("__pycache__/*.nbi")) + list(kernels.glob("__pycache__/*.nbc")):
+    for cached in list(cache.glob("*.nbi")) + list(cache.glob("*.nbc")):
         cached.unlink()
-    stamp.parent.mkdir(exist_ok=True)
+    cache.mkdir(parents=True, exist_ok=True)
     stamp.write_text(digest.hexdigest())
 
 

@@ -237,6 +237,7 @@ def _fit_with_chunk_budget(monkeypatch, budget, *args, **kwargs):
     return gd.fit(*args, **kwargs)
 
 
+@pytest.mark.bitwise
 @pytest.mark.parametrize("batch_size", [1, 3, 7])
 def test_chunked_epochs_equal_one_batch_per_chunk(monkeypatch, batch_size):
     """Bitwise the same as gathering batch by batch (a budget of 1 byte): with
@@ -260,12 +261,14 @@ def test_chunked_epochs_equal_one_batch_per_chunk(monkeypatch, batch_size):
 
 
 # Determinism and inputs ----------------------------------------------------------------
+@pytest.mark.bitwise
 def test_same_seed_is_bitwise_reproducible():
     kwargs = dict(epochs=3, batch_size=7, seed=11, validation_data=(XV, YV),
                   sample_weight=SW, l2=0.01)
     assert_same_run(fit_reg(**kwargs), fit_reg(**kwargs))
 
 
+@pytest.mark.bitwise
 def test_different_seed_shuffles_differently():
     a = fit_reg(epochs=2, seed=0)
     b = fit_reg(epochs=2, seed=1)

@@ -14,6 +14,9 @@ import scipy.optimize as so
 import gdcore as gd
 from gdcore import objective
 
+# Compiled and Python drivers must take bitwise the same iterates on every CPU.
+pytestmark = pytest.mark.bitwise
+
 
 @numba.njit
 def rosen_fg(x):

@@ -434,11 +434,16 @@ def test_update_does_not_mutate_inputs(name, rng):
     assert new_state.step == state.step + 1 == 4
 
 
+@pytest.mark.bitwise
+@pytest.mark.parametrize("size", [33, 6221])
 @pytest.mark.parametrize("name", sorted(FACTORIES))
-def test_update_inplace_matches_update_bitwise(name, rng):
+def test_update_inplace_matches_update_bitwise(name, size, dtype, rng):
+    """Out of place and in place are two compiled versions of each loop; every
+    element must round the same in both (on AVX-512, Adam with amsgrad once
+    differed in the last bit in about 1% of 6,221 float32 elements)."""
     opt = full_options(name)
-    p0 = rng.normal(size=33)
-    grads = rng.normal(size=(25, 33))
+    p0 = rng.normal(size=size).astype(dtype)
+    grads = rng.normal(size=(25, size)).astype(dtype)
     p, state = p0.copy(), opt.init(p0)
     q, qstate = p0.copy(), opt.init(p0)
     for g in grads:
@@ -827,6 +832,7 @@ needs_two_threads = pytest.mark.skipif(POOL < 2, reason="Numba's thread pool has
 SPANNED = 3 * BLOCK + 77  # three whole blocks and a partial one: spans of unequal length
 
 
+@pytest.mark.bitwise
 @needs_two_threads
 @pytest.mark.parametrize("name", sorted(FACTORIES))
 def test_threaded_steps_equal_serial_steps_bitwise(name, dtype, rng):
@@ -861,6 +867,7 @@ def test_threaded_step_reports_nonfinite_in_any_span(where, rng):
     assert opt.update_inplace(g, state, p, threads=2) is False
 
 
+@pytest.mark.bitwise
 @needs_two_threads
 def test_threaded_step_on_fewer_than_two_blocks_runs_the_serial_kernel(rng, monkeypatch):
     def refuse(*args):
@@ -876,6 +883,7 @@ def test_threaded_step_on_fewer_than_two_blocks_runs_the_serial_kernel(rng, monk
     np.testing.assert_array_equal(p, q)
 
 
+@pytest.mark.bitwise
 @pytest.mark.parametrize("n_chunks", [2, 3, 4, 7])
 @pytest.mark.parametrize("inplace", [True, False])
 def test_threaded_kernel_with_more_spans_than_threads(n_chunks, inplace, rng):

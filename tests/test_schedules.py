@@ -64,6 +64,7 @@ CASES = [
 ]
 
 
+@pytest.mark.bitwise
 @pytest.mark.parametrize("schedule, formula", [c[1:] for c in CASES], ids=[c[0] for c in CASES])
 def test_values_match_formula(schedule, formula):
     want = np.array([formula(int(t)) for t in STEPS])
@@ -73,6 +74,7 @@ def test_values_match_formula(schedule, formula):
     np.testing.assert_array_equal(schedule(STEPS), got)
 
 
+@pytest.mark.bitwise
 @pytest.mark.parametrize("schedule", [c[1] for c in CASES], ids=[c[0] for c in CASES])
 def test_call_types_and_shapes(schedule):
     for t in (0, 5, np.int64(17), np.int32(3)):

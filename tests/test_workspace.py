@@ -3,6 +3,7 @@
 import threading
 
 import numpy as np
+import pytest
 
 import gdcore as gd
 
@@ -29,6 +30,7 @@ def assert_same(got, expected):
         np.testing.assert_array_equal(p1, p2)
 
 
+@pytest.mark.bitwise
 def test_interleaved_shapes_give_identical_results():
     first = results()
     # A large call in between grows (and dirties) the reused buffer.

@@ -13,6 +13,19 @@
   the order of operations: a stable loss such as ``log(sum) - (z - max)``
   becomes ``(log(sum) + max) - z`` under reassociation, which rounds away the
   digits the formula exists to keep.
+* ``exact=True`` drops every fastmath flag, for elementwise kernels whose
+  results must not depend on how the compiler vectorises them (the
+  optimizer steps): with ``contract``, ``afn`` or ``arcp`` the vectorised
+  body of a loop and its scalar remainder may fuse a multiply-add, or
+  replace ``sqrt`` and division by reciprocal estimates, differently from
+  each other and from one CPU to another, so the in-place and out-of-place
+  versions of a step, or a step split into threaded spans, differed in the
+  last bit on AVX-512.  Without those flags every element is a sequence of
+  correctly rounded IEEE operations, the same in vector and scalar code.
+  Elementwise loops still vectorise: only reductions need ``reassoc``.
+* ``nogil=True`` everywhere: kernels take arrays and scalars only, so they
+  release the GIL and Python threads (scikit-learn's threading backend, Dask's
+  threaded workers, a user's thread pool) run them in parallel.
 * ``inline=True`` for small helpers called once per layer or per step
   (views of the flat arrays, bias and column sums, the forward pass):
   Numba then compiles them into their callers.  A call between compiled
@@ -35,20 +48,22 @@ FASTMATH_FLAGS = frozenset({"nsz", "arcp", "contract", "afn", "reassoc"})
 STRICT_FASTMATH_FLAGS = FASTMATH_FLAGS - {"reassoc"}
 
 
-def jit(func=None, *, strict=False, cache=True, parallel=False, inline=False):
-    """Compile ``func`` with gdcore's policy (lazy, cached, NaN-preserving fastmath).
+def jit(func=None, *, strict=False, exact=False, cache=True, parallel=False, inline=False):
+    """Compile ``func`` with gdcore's policy (lazy, cached, NaN-preserving fastmath, no GIL).
 
-    Use as ``@jit``, ``@jit(strict=True)``, ``@jit(cache=False)``,
-    ``@jit(parallel=True)`` (a kernel with ``numba.prange`` loops) or
-    ``@jit(inline=True)`` (compiled into each caller).
+    Use as ``@jit``, ``@jit(strict=True)``, ``@jit(exact=True)`` (no fastmath
+    flag at all), ``@jit(cache=False)``, ``@jit(parallel=True)`` (a kernel
+    with ``numba.prange`` loops) or ``@jit(inline=True)`` (compiled into each
+    caller).
     """
-    if strict and inline:
-        raise ValueError("a strict kernel cannot be inlined: it would take its caller's "
-                         "fastmath flags")
-    flags = STRICT_FASTMATH_FLAGS if strict else FASTMATH_FLAGS
+    if (strict or exact) and inline:
+        raise ValueError("a strict or exact kernel cannot be inlined: it would take its "
+                         "caller's fastmath flags")
+    flags = frozenset() if exact else STRICT_FASTMATH_FLAGS if strict else FASTMATH_FLAGS
 
     def compile_(f):
-        return numba.njit(cache=cache, error_model="numpy", fastmath=set(flags),
-                          parallel=parallel, inline="always" if inline else "never")(f)
+        return numba.njit(cache=cache, error_model="numpy", fastmath=set(flags) or False,
+                          nogil=True, parallel=parallel,
+                          inline="always" if inline else "never")(f)
 
     return compile_ if func is None else compile_(func)

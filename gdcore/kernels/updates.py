@@ -36,6 +36,13 @@ vectorised)
   is bitwise the same (``p * 1``, ``g + 0 * p``); the rest get their own loop;
 * finiteness is tracked with a boolean OR, which vectorises without
   reassociation, unlike a float sum;
+* the loops compile with ``jit(exact=True)``, without fastmath flags: each
+  element is then the same sequence of correctly rounded operations in the
+  vectorised body and in the scalar remainder, in the in-place and the
+  out-of-place version and in every threaded span, on every CPU.  With
+  ``contract``/``afn``/``arcp`` the versions fused multiply-adds or used
+  reciprocal-square-root estimates differently, and on AVX-512 ``update``
+  and ``update_inplace`` differed in the last bit in about 1% of elements;
 * every loop ends with ``if inplace: p[i] = new else: out[i] = new``.  The
   test never changes within a loop, so the compiler splits the loop into one
   vectorised copy per case.  Passing ``out=p`` instead would fail the
@@ -77,24 +84,46 @@ _S_MU_PRODUCT = codes.S_MU_PRODUCT
 
 # Threaded steps split the array into spans of whole blocks of this many elements.
 BLOCK = 2048
+# Running sums of the clip-norm reduction (see gradient_scale).
+SUM_LANES = 8
 
 
-@jit
+@jit(exact=True)
+def clipped_square(gi, clip_value):
+    """``min(max(g, -clip_value), clip_value) ** 2`` in float64."""
+    g = min(max(np.float64(gi), -clip_value), clip_value)
+    return g * g
+
+
+@jit(exact=True)
 def gradient_scale(grad, clip_value, clip_norm):
     """Factor that brings the (value-clipped) gradient's L2 norm down to ``clip_norm``.
 
-    1 when norm clipping is off or the norm is already within bounds; the norm
-    is accumulated in float64.
+    1 when norm clipping is off or the norm is already within bounds.  The
+    squares are summed in float64 in one fixed order (:data:`SUM_LANES`
+    running sums over interleaved elements, then combined pairwise), not in
+    whatever order the compiler's vectorised reduction picks: the serial and
+    threaded steps, and every CPU, get the same factor.
     """
     if not clip_norm > 0:
         return 1.0
     if not clip_value > 0:
         clip_value = np.inf  # value clipping off
-    total = 0.0
-    for i in range(grad.shape[0]):
-        g = min(max(np.float64(grad[i]), -clip_value), clip_value)
-        total += g * g
-    norm = math.sqrt(total)
+    n = grad.shape[0]
+    s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = 0.0
+    whole = n - n % SUM_LANES
+    for i in range(0, whole, SUM_LANES):
+        s0 += clipped_square(grad[i], clip_value)
+        s1 += clipped_square(grad[i + 1], clip_value)
+        s2 += clipped_square(grad[i + 2], clip_value)
+        s3 += clipped_square(grad[i + 3], clip_value)
+        s4 += clipped_square(grad[i + 4], clip_value)
+        s5 += clipped_square(grad[i + 5], clip_value)
+        s6 += clipped_square(grad[i + 6], clip_value)
+        s7 += clipped_square(grad[i + 7], clip_value)
+    for i in range(whole, n):
+        s0 += clipped_square(grad[i], clip_value)
+    norm = math.sqrt(((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7)))
     return clip_norm / norm if norm > clip_norm else 1.0
 
 
@@ -117,37 +146,37 @@ def lerp_base(w):
 # helpers below are inlined by the compiler, so each loop still compiles to
 # one vectorised pass.
 
-@jit(strict=True)
+@jit(exact=True)
 def not_finite(x, zero):
     """NaN/Inf test that vectorises: ``x * 0`` is 0 exactly for finite ``x``."""
     return x * zero != zero
 
 
-@jit(strict=True)
+@jit(exact=True)
 def clipped(gi, cv, scale):
     """A gradient entry clipped to ``[-cv, cv]``, then scaled by the norm clip."""
     return min(max(gi, -cv), cv) * scale
 
 
-@jit(strict=True)
+@jit(exact=True)
 def with_decay(gi, pi, cv, scale, wd):
     """The clipped gradient entry plus coupled weight decay ``wd * p``."""
     return clipped(gi, cv, scale) + wd * pi
 
 
-@jit(strict=True)
+@jit(exact=True)
 def moving_mean(prev, gi, from_prev, c):
     """PyTorch's ``lerp(prev, gi, w)`` in the form given by :func:`lerp_base`."""
     return (prev if from_prev else gi) + c * (gi - prev)
 
 
-@jit(strict=True)
+@jit(exact=True)
 def moving_square(prev, gi, rho, w):
     """``rho * prev + (1 - rho) * gi**2``, rounded as torch's ``mul_().addcmul_()``."""
     return prev * rho + w * gi * gi
 
 
-@jit(strict=True)
+@jit(exact=True)
 def sgd_plain(p, g, out, inplace, lr, wd, cv, scale):
     zero = p.dtype.type(0)
     bad = False
@@ -165,7 +194,7 @@ def sgd_plain(p, g, out, inplace, lr, wd, cv, scale):
     return not bad
 
 
-@jit(strict=True)
+@jit(exact=True)
 def sgd_momentum(p, g, buf, out, inplace, lr, wd, cv, scale, mu, g_coef, buf_coef):
     """Step ``g_coef * g + buf_coef * buf``: (1, mu) is Nesterov, (0, 1) plain momentum."""
     zero = p.dtype.type(0)
@@ -186,10 +215,15 @@ def sgd_momentum(p, g, buf, out, inplace, lr, wd, cv, scale, mu, g_coef, buf_coe
     return not bad
 
 
-@jit(strict=True)
-def adam_loop(p, g, m, v, out, inplace, step_size, bc2_sqrt, b2, w2, eps, lerp_from_m, c1,
+@jit(exact=True)
+def adam_loop(p, g, m, v, out, inplace, step_size, inv_bc2_sqrt, b2, w2, eps, lerp_from_m, c1,
               decay, wd, cv, scale):
-    """Adam (``decay`` 1, coupled ``wd``) or AdamW (``decay`` 1 - lr*wd, ``wd`` 0)."""
+    """Adam (``decay`` 1, coupled ``wd``) or AdamW (``decay`` 1 - lr*wd, ``wd`` 0).
+
+    torch divides ``sqrt(v)`` by ``sqrt(1 - b2**t)``; multiplying by its
+    reciprocal (one rounding apart) keeps one division per element, which
+    the exact (fastmath-free) loop can no longer make of it by itself.
+    """
     zero = p.dtype.type(0)
     bad = False
     for i in range(p.shape[0]):
@@ -202,7 +236,7 @@ def adam_loop(p, g, m, v, out, inplace, step_size, bc2_sqrt, b2, w2, eps, lerp_f
         m[i] = mi
         v[i] = vi
         bad |= not_finite(vi, zero)  # g * g can overflow while g is finite
-        pi = pi - step_size * (mi / (math.sqrt(vi) / bc2_sqrt + eps))
+        pi = pi - step_size * (mi / (math.sqrt(vi) * inv_bc2_sqrt + eps))
         if inplace:
             p[i] = pi
         else:
@@ -211,8 +245,8 @@ def adam_loop(p, g, m, v, out, inplace, step_size, bc2_sqrt, b2, w2, eps, lerp_f
     return not bad
 
 
-@jit(strict=True)
-def adam_amsgrad_loop(p, g, m, v, vmax, out, inplace, step_size, bc2_sqrt, b2, w2, eps, lerp_from_m,
+@jit(exact=True)
+def adam_amsgrad_loop(p, g, m, v, vmax, out, inplace, step_size, inv_bc2_sqrt, b2, w2, eps, lerp_from_m,
                       c1, decay, wd, cv, scale):
     """:func:`adam_loop` with the running maximum of ``v`` in the denominator."""
     zero = p.dtype.type(0)
@@ -229,7 +263,7 @@ def adam_amsgrad_loop(p, g, m, v, vmax, out, inplace, step_size, bc2_sqrt, b2, w
         bad |= not_finite(vi, zero)
         vi = max(vmax[i], vi)
         vmax[i] = vi
-        pi = pi - step_size * (mi / (math.sqrt(vi) / bc2_sqrt + eps))
+        pi = pi - step_size * (mi / (math.sqrt(vi) * inv_bc2_sqrt + eps))
         if inplace:
             p[i] = pi
         else:
@@ -238,7 +272,7 @@ def adam_amsgrad_loop(p, g, m, v, vmax, out, inplace, step_size, bc2_sqrt, b2, w
     return not bad
 
 
-@jit(strict=True)
+@jit(exact=True)
 def rmsprop_loop(p, g, sq, avg_g, buf, out, inplace, lr, rho, w, eps, centered, lerp_from_avg, c,
                  mu, wd, cv, scale):
     """RMSprop; ``avg_g`` / ``buf`` are only touched when centered / mu > 0."""
@@ -271,7 +305,7 @@ def rmsprop_loop(p, g, sq, avg_g, buf, out, inplace, lr, rho, w, eps, centered, 
     return not bad
 
 
-@jit(strict=True)
+@jit(exact=True)
 def adagrad_loop(p, g, total, out, inplace, lr, eps, wd, cv, scale):
     zero = p.dtype.type(0)
     bad = False
@@ -292,7 +326,7 @@ def adagrad_loop(p, g, total, out, inplace, lr, eps, wd, cv, scale):
     return not bad
 
 
-@jit(strict=True)
+@jit(exact=True)
 def adamax_loop(p, g, m, u, out, inplace, clr, b2, eps, lerp_from_m, c1, wd, cv, scale):
     zero = p.dtype.type(0)
     bad = False
@@ -314,9 +348,9 @@ def adamax_loop(p, g, m, u, out, inplace, clr, b2, eps, lerp_from_m, c1, wd, cv,
     return not bad
 
 
-@jit(strict=True)
-def nadam_loop(p, g, m, v, out, inplace, c_grad, c_avg, b2, w2, bc2, eps, lerp_from_m, c1, wd, cv,
-               scale):
+@jit(exact=True)
+def nadam_loop(p, g, m, v, out, inplace, c_grad, c_avg, b2, w2, inv_bc2, eps, lerp_from_m, c1, wd,
+               cv, scale):
     zero = p.dtype.type(0)
     bad = False
     for i in range(p.shape[0]):
@@ -329,7 +363,7 @@ def nadam_loop(p, g, m, v, out, inplace, c_grad, c_avg, b2, w2, bc2, eps, lerp_f
         m[i] = mi
         v[i] = vi
         bad |= not_finite(vi, zero)
-        denom = math.sqrt(vi / bc2) + eps
+        denom = math.sqrt(vi * inv_bc2) + eps
         pi = pi + c_grad * (gi / denom)  # two roundings, as torch's two addcdiv_
         pi = pi + c_avg * (mi / denom)
         if inplace:
@@ -340,7 +374,7 @@ def nadam_loop(p, g, m, v, out, inplace, c_grad, c_avg, b2, w2, bc2, eps, lerp_f
     return not bad
 
 
-@jit(strict=True)
+@jit(exact=True)
 def lion_loop(p, g, m, out, inplace, lr, b1, w1, b2, w2, wd, cv, scale):
     zero = p.dtype.type(0)
     one = p.dtype.type(1)
@@ -399,12 +433,12 @@ def step_rows(code, hyper, lr, step, mu_product, p, g, slots, start, stop, out, 
         decay = dt(1.0 - lr * hyper[_H_WD]) if decoupled else dt(1)
         coupled_wd = dt(0) if decoupled else wd
         step_size = dt(lr / (1.0 - b1 ** step))
-        bc2_sqrt = dt(math.sqrt(1.0 - b2 ** step))
+        inv_bc2_sqrt = dt(1.0 / math.sqrt(1.0 - b2 ** step))
         if hyper[_H_AMSGRAD] != 0:
-            return adam_amsgrad_loop(p, g, s0, s1, s2, out, inplace, step_size, bc2_sqrt, dt(b2),
+            return adam_amsgrad_loop(p, g, s0, s1, s2, out, inplace, step_size, inv_bc2_sqrt, dt(b2),
                                      dt(1.0 - b2), eps, from_m, dt(c1), decay, coupled_wd, cv,
                                      sc)
-        return adam_loop(p, g, s0, s1, out, inplace, step_size, bc2_sqrt, dt(b2), dt(1.0 - b2), eps,
+        return adam_loop(p, g, s0, s1, out, inplace, step_size, inv_bc2_sqrt, dt(b2), dt(1.0 - b2), eps,
                          from_m, dt(c1), decay, coupled_wd, cv, sc)
     if code == _RMSPROP:
         centered = hyper[_H_CENTERED] != 0
@@ -428,7 +462,7 @@ def step_rows(code, hyper, lr, step, mu_product, p, g, slots, start, stop, out, 
         c_avg = -lr * mu_next / (1.0 - mu_product * mu_next)
         from_m, c1 = lerp_base(1.0 - b1)
         return nadam_loop(p, g, s0, s1, out, inplace, dt(c_grad), dt(c_avg), dt(b2), dt(1.0 - b2),
-                          dt(1.0 - b2 ** step), eps, from_m, dt(c1), wd, cv, sc)
+                          dt(1.0 / (1.0 - b2 ** step)), eps, from_m, dt(c1), wd, cv, sc)
     return lion_loop(p, g, s0, out, inplace, dt(lr), dt(b1), dt(1.0 - b1), dt(b2), dt(1.0 - b2), wd,
                      cv, sc)
 
