@@ -24,6 +24,8 @@ applied before weight decay, and a :mod:`gdcore.schedules` schedule in place
 of a float ``learning_rate``.
 """
 
+import threading
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -194,9 +196,10 @@ class Optimizer:
         """
         params = _flat_params(params)
         grad = _validate._as_float_array(grad, "grad", params.dtype)
-        self._check(grad, state, params)
+        self._check(grad, state, params, needs_writeable=False)
         chunks = _chunks(threads, params)
-        new_state = state.copy()
+        with _exclusive(state):  # no torn copy of a state another thread is updating
+            new_state = state.copy()
         out = np.empty_like(params)
         self._apply(grad, new_state, params, out, False, chunks)
         return out, new_state
@@ -229,6 +232,13 @@ class Optimizer:
         -------
         finite : bool
             False when the gradient or the new parameters hold NaN or Inf.
+
+        Raises
+        ------
+        RuntimeError
+            When another thread is updating the same ``state`` at that moment:
+            a state belongs to one thread at a time (the kernels release the
+            GIL, so two unsynchronised steps would tear the parameters).
         """
         if not isinstance(params, np.ndarray) or not isinstance(grad, np.ndarray):
             raise TypeError("update_inplace needs numpy arrays for grad and params")
@@ -241,46 +251,103 @@ class Optimizer:
         if grad.dtype != params.dtype or not grad.flags.c_contiguous:
             raise TypeError(f"grad must be a C-contiguous {params.dtype} array like params, "
                             f"got {grad.dtype}")
-        self._check(grad, state, params)
-        return self._apply(grad, state, params, params, True, _chunks(threads, params))
+        self._check(grad, state, params, needs_writeable=True)
+        chunks = _chunks(threads, params)
+        with _exclusive(state):
+            return self._apply(grad, state, params, params, True, chunks)
 
     def _apply(self, grad, state, params, out, inplace, chunks):
         """One kernel call of the step; True when it stayed finite."""
         slots, scalars = state
         lr = self.learning_rate_at(int(scalars[codes.S_STEP]))
         if chunks > 1:
-            return bool(apply_update_threaded(self.code, self.hyper, lr, params, grad, slots,
-                                              scalars, out, inplace, chunks))
+            with _PARALLEL_REGION:
+                return bool(apply_update_threaded(self.code, self.hyper, lr, params, grad,
+                                                  slots, scalars, out, inplace, chunks))
         return bool(apply_update(self.code, self.hyper, lr, params, grad, slots, scalars, out,
                                  inplace))
 
-    def _check(self, grad, state, params):
-        """Raise unless ``grad`` and ``state`` fit ``params`` (one cheap test first)."""
+    def _check(self, grad, state, params, needs_writeable):
+        """Raise unless ``grad`` and ``state`` fit ``params`` (one cheap test first).
+
+        The kernels index ``slots`` and ``scalars`` without bounds checks, so
+        everything they rely on is tested here: types, shapes, dtypes,
+        contiguity and, for a step in place, writeability.
+        """
         n = params.shape[0]
         if type(state) is OptState:
             slots, scalars = state
-            if (grad.shape == params.shape and slots.shape == (self.n_slots, n)
+            if (type(slots) is np.ndarray and type(scalars) is np.ndarray
+                    and grad.shape == params.shape and slots.shape == (self.n_slots, n)
                     and slots.dtype == params.dtype and scalars.shape == (codes.N_SCALARS,)
-                    and slots.flags.c_contiguous
+                    and scalars.dtype == np.float64
+                    and slots.flags.c_contiguous and scalars.flags.c_contiguous
+                    and (not needs_writeable
+                         or (slots.flags.writeable and scalars.flags.writeable))
                     and scalars[codes.S_OPTIMIZER] == self.code):
                 return
-        self._explain_mismatch(grad, state, params)
+        self._explain_mismatch(grad, state, params, needs_writeable)
 
-    def _explain_mismatch(self, grad, state, params):
+    def _explain_mismatch(self, grad, state, params, needs_writeable):
         n = params.shape[0]
+        remedy = f"make it with {self.name}.init(params)"
         if grad.shape != (n,):
             raise ValueError(f"grad must have shape ({n},) like params, got {grad.shape}")
         if not isinstance(state, OptState):
             raise TypeError(f"state must be the OptState of {self.name}.init(params), "
                             f"got {type(state).__name__}")
-        if state.scalars.shape == (codes.N_SCALARS,) and \
-                state.scalars[codes.S_OPTIMIZER] != self.code:
-            made_by = codes.OPTIMIZER_NAMES.get(int(state.scalars[codes.S_OPTIMIZER]), "?")
+        slots, scalars = state
+        for name, arr in (("slots", slots), ("scalars", scalars)):
+            if type(arr) is not np.ndarray:  # subclasses too: the kernels take plain arrays
+                raise TypeError(f"state.{name} must be a numpy.ndarray, got "
+                                f"{type(arr).__name__}; {remedy}")
+        if scalars.shape != (codes.N_SCALARS,) or scalars.dtype != np.float64:
+            raise ValueError(f"state.scalars must be a float64 array of shape "
+                             f"({codes.N_SCALARS},), got {scalars.dtype} of shape "
+                             f"{scalars.shape}; {remedy}")
+        if scalars[codes.S_OPTIMIZER] != self.code:
+            made_by = codes.OPTIMIZER_NAMES.get(int(scalars[codes.S_OPTIMIZER]), "?")
             raise ValueError(f"state was made by {made_by}.init, not {self.name}.init")
-        raise ValueError(
-            f"state does not belong to {self.name} on these params: expected slots of "
-            f"shape ({self.n_slots}, {n}) and dtype {params.dtype}, got "
-            f"{state.slots.shape} {state.slots.dtype}; make it with {self.name}.init(params)")
+        if slots.shape != (self.n_slots, n) or slots.dtype != params.dtype:
+            raise ValueError(
+                f"state does not belong to {self.name} on these params: expected slots of "
+                f"shape ({self.n_slots}, {n}) and dtype {params.dtype}, got "
+                f"{slots.shape} {slots.dtype}; {remedy}")
+        for name, arr in (("slots", slots), ("scalars", scalars)):
+            if not arr.flags.c_contiguous:
+                raise ValueError(f"state.{name} must be C-contiguous; {remedy}, or use "
+                                 f"np.ascontiguousarray")
+            if needs_writeable and not arr.flags.writeable:
+                raise ValueError(f"state.{name} is read-only, so update_inplace cannot "
+                                 f"update it; pass a writeable copy (state.copy()) or use "
+                                 f"update, which returns a new state")
+        raise AssertionError("unreachable: _check refused a state _explain_mismatch accepts")
+
+
+# One threaded step at a time in the process: Numba's workqueue threading layer (used
+# where neither OpenMP nor TBB is available) aborts on concurrent parallel regions, and
+# on any layer two of them at once only oversubscribe the cores.
+_PARALLEL_REGION = threading.Lock()
+
+# States being stepped right now, by id(state.scalars): dict.setdefault is one atomic
+# operation under the GIL, so of two threads that step one state at once, one sees
+# the other's token.  Costs about 0.2 us per step.
+_IN_USE = {}
+
+
+@contextmanager
+def _exclusive(state):
+    """Hold ``state`` for one step; raise RuntimeError if another thread holds it."""
+    key, token = id(state.scalars), object()
+    if _IN_USE.setdefault(key, token) is not token:
+        raise RuntimeError(
+            "this optimizer state is being updated by another thread: a state belongs "
+            "to one thread at a time (give each thread its own opt.init(params), or "
+            "serialise the steps with a lock)")
+    try:
+        yield
+    finally:
+        del _IN_USE[key]
 
 
 def _chunks(threads, params):

@@ -31,6 +31,7 @@ from hypothesis import assume, event, given, note, settings
 from hypothesis import strategies as st
 
 import gdcore as gd
+from gdcore.optim import OptState
 from gdcore.kernels.updates import BLOCK, apply_update, apply_update_threaded
 from optim_reference import DEFAULTS, ReferenceOptimizer
 
@@ -621,6 +622,50 @@ def test_state_not_an_optstate(method):
             getattr(opt, method)(np.zeros(5), bad, p)
 
 
+def _read_only(a):
+    a = a.copy()
+    a.flags.writeable = False
+    return a
+
+
+# Broken states the kernels must never see: (how the state is broken, the exception,
+# what the message must say, whether `update` may accept it).
+BROKEN_STATES = [
+    ("int64-scalars", lambda s: OptState(s.slots, s.scalars.astype(np.int64)), ValueError,
+     r"state.scalars must be a float64 array of shape \(3,\), got int64", False),
+    ("short-scalars", lambda s: OptState(s.slots, s.scalars[:2].copy()), ValueError,
+     r"shape \(3,\), got float64 of shape \(2,\)", False),
+    ("long-scalars", lambda s: OptState(s.slots, np.append(s.scalars, 0.0)), ValueError,
+     r"shape \(3,\), got float64 of shape \(4,\)", False),
+    ("list-scalars", lambda s: OptState(s.slots, list(s.scalars)), TypeError,
+     "state.scalars must be a numpy.ndarray, got list", False),
+    ("strided-slots", lambda s: OptState(np.repeat(s.slots, 2, axis=1)[:, ::2], s.scalars),
+     ValueError, "state.slots must be C-contiguous", False),
+    ("read-only-slots", lambda s: OptState(_read_only(s.slots), s.scalars), ValueError,
+     "state.slots is read-only", True),
+    ("read-only-scalars", lambda s: OptState(s.slots, _read_only(s.scalars)), ValueError,
+     "state.scalars is read-only", True),
+]
+
+
+@pytest.mark.parametrize("method", ["update", "update_inplace"])
+@pytest.mark.parametrize("case, breaks, exc, match, update_ok", BROKEN_STATES,
+                         ids=[c[0] for c in BROKEN_STATES])
+def test_broken_state_is_refused_by_name(case, breaks, exc, match, update_ok, method):
+    """An int64 ``scalars`` once made NAdam silently wrong, a read-only state raised a
+    Numba TypingError, and a wrong-length ``scalars`` got a message about ``slots``."""
+    opt = gd.nadam(1e-2)
+    p = np.linspace(-1.0, 1.0, 50)
+    state = breaks(opt.init(p))
+    if method == "update" and update_ok:  # update copies the state: read-only is fine
+        new_p, new_state = opt.update(np.ones(50), state, p)
+        assert new_state.step == 1 and new_state.slots.flags.writeable
+        return
+    with pytest.raises(exc, match=match):
+        getattr(opt, method)(np.ones(50), state, p)
+    np.testing.assert_array_equal(p, np.linspace(-1.0, 1.0, 50))
+
+
 def test_update_inplace_type_errors():
     opt = gd.adam()
     p = np.zeros(5)
@@ -895,7 +940,8 @@ def test_threaded_kernel_with_more_spans_than_threads(n_chunks, inplace, rng):
     serial, split = p0.copy(), p0.copy()
     s_serial, s_split = opt.init(serial), opt.init(split)
     lr = opt.learning_rate_at(0)
-    out_serial, out_split = np.empty(n), np.empty(n)
+    # NaN-filled outputs: an element a span leaves unwritten cannot pass unseen.
+    out_serial, out_split = np.full(n, np.nan), np.full(n, np.nan)
     assert apply_update(opt.code, opt.hyper, lr, serial, g, s_serial.slots, s_serial.scalars,
                         serial if inplace else out_serial, inplace)
     assert apply_update_threaded(opt.code, opt.hyper, lr, split, g, s_split.slots,

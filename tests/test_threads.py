@@ -1,0 +1,126 @@
+"""Threads: kernels release the GIL, an optimizer state refuses a second thread.
+
+The kernels take arrays and scalars only and compile with ``nogil=True``, so
+Python threads run them in parallel; an optimizer state belongs to one thread
+at a time, and a second thread that steps it at the same moment gets a
+RuntimeError instead of torn parameters.
+"""
+
+import importlib
+import inspect
+import pkgutil
+import threading
+
+import numba
+import numpy as np
+import pytest
+from numba.core.registry import CPUDispatcher
+
+import gdcore as gd
+from gdcore import kernels
+from gdcore.optim import _exclusive
+
+
+def _kernel_dispatchers():
+    for info in pkgutil.iter_modules(kernels.__path__):
+        module = importlib.import_module(f"{kernels.__name__}.{info.name}")
+        for attr, value in vars(module).items():
+            if isinstance(value, CPUDispatcher) and inspect.getmodule(value.py_func) is module:
+                yield f"{info.name}.{attr}", value
+
+
+DISPATCHERS = sorted(_kernel_dispatchers())
+
+
+def test_there_are_kernels_to_check():
+    assert len(DISPATCHERS) > 30
+
+
+@pytest.mark.parametrize("name, dispatcher", DISPATCHERS, ids=[d[0] for d in DISPATCHERS])
+def test_every_kernel_releases_the_gil(name, dispatcher):
+    assert dispatcher.targetoptions.get("nogil") is True, name
+
+
+def test_a_held_state_refuses_a_second_step(rng):
+    opt = gd.adam(1e-3)
+    p = rng.normal(size=50)
+    state = opt.init(p)
+    before = p.copy(), state.slots.copy(), state.scalars.copy()
+    with _exclusive(state):  # as while another thread is inside the kernel
+        with pytest.raises(RuntimeError, match="another thread"):
+            opt.update_inplace(np.ones_like(p), state, p)
+        with pytest.raises(RuntimeError, match="another thread"):
+            opt.update(np.ones_like(p), state, p)
+    for a, b in zip(before, (p, state.slots, state.scalars)):
+        np.testing.assert_array_equal(a, b)
+    # Released again: the next step goes through, also after a refusal.
+    assert opt.update_inplace(np.ones_like(p), state, p) is True
+    assert state.step == 1
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_shared_state_is_never_torn(threads):
+    """Four threads step one shared state: each step is whole or refused."""
+    if threads > numba.config.NUMBA_NUM_THREADS:
+        pytest.skip("Numba's pool has one thread")
+    opt = gd.sgd(1.0)
+    p = np.zeros(400_000)
+    state = opt.init(p)
+    g = np.ones_like(p)
+    done, refused = [], []
+
+    def work():
+        for _ in range(25):
+            try:
+                assert opt.update_inplace(g, state, p, threads=threads)
+                done.append(1)
+            except RuntimeError:
+                refused.append(1)
+
+    workers = [threading.Thread(target=work) for _ in range(4)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    assert len(done) + len(refused) == 100
+    assert state.step == len(done)
+    # Every step subtracted exactly 1 from every element: no step tore another.
+    np.testing.assert_array_equal(p, np.full_like(p, -float(len(done))))
+
+
+def test_independent_states_step_in_parallel_threads(rng):
+    """Threaded steps from several Python threads at once (one parallel region at a
+    time inside) give what one thread gives."""
+    opt = gd.adam(1e-2)
+    n = 3 * gd.kernels.updates.BLOCK + 5
+    grads = rng.normal(size=(6, n))
+    want = np.zeros(n)
+    want_state = opt.init(want)
+    for g in grads:
+        opt.update_inplace(g, want_state, want)
+    results = [np.zeros(n) for _ in range(4)]
+    threads = min(2, numba.config.NUMBA_NUM_THREADS)
+
+    def work(p):
+        state = opt.init(p)
+        for g in grads:
+            opt.update_inplace(g, state, p, threads=threads)
+
+    workers = [threading.Thread(target=work, args=(p,)) for p in results]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    for got in results:
+        np.testing.assert_array_equal(got, want)
+
+
+def test_update_of_a_state_does_not_hold_it():
+    opt = gd.adam(1e-3)
+    p = np.ones(10)
+    state = opt.init(p)
+    opt.update(np.ones(10), state, p)
+    assert id(state.scalars) not in gd.optim._IN_USE
+    with pytest.raises(ValueError):
+        opt.update_inplace(np.ones(11), state, p)
+    assert id(state.scalars) not in gd.optim._IN_USE
