@@ -39,6 +39,7 @@ foreign or hostile file is refused before any large allocation.
 sees either the old file or the new one, never a torn file.
 """
 
+import contextlib
 import errno
 import hashlib
 import io
@@ -452,21 +453,15 @@ def _not_a_model(path, reason):
            f"gdcore.persist.save): {reason}"
 
 
-class _reading:
-    """Turns what zipfile and numpy raise for a damaged file into a ValueError
+@contextlib.contextmanager
+def _reading(path):
+    """Turn what zipfile and numpy raise for a damaged file into a ValueError
     naming ``path``."""
-
-    def __init__(self, path):
-        self.path = path
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, kind, exc, traceback):
-        if exc is not None and isinstance(exc, _READ_ERRORS):
-            raise ValueError(_not_a_model(self.path, f"it could not be read ({exc})")) \
-                from exc
-        return False
+    try:
+        yield
+    except _READ_ERRORS as exc:
+        detail = str(exc) or type(exc).__name__  # EOFError often says nothing
+        raise ValueError(_not_a_model(path, f"it could not be read ({detail})")) from exc
 
 
 class _Members:
@@ -479,7 +474,7 @@ class _Members:
 
     def __init__(self, archive, path, file_size):
         self.archive, self.path, self.file_size = archive, path, file_size
-        names = archive.namelist()
+        names = set(archive.namelist())
         self.infos = {}
         for name in _MEMBERS:  # the exact name first, as np.load looks them up
             for member in (name, name + ".npy"):
@@ -532,7 +527,10 @@ class _Members:
         if start[:6] != _NPY_MAGIC:
             raise self.refuse(f"member {name!r} is not a .npy array (it does not start "
                               f"with the .npy magic string)")
-        version = (start[6], start[7]) if len(start) == 8 else None
+        if len(start) < 8:
+            raise self.refuse(f"it could not be read (member {name!r} ends after "
+                              f"{len(start)} bytes, inside its .npy header)")
+        version = (start[6], start[7])
         length_format = _NPY_LENGTH_FORMATS.get(version)
         if length_format is None:
             raise self.refuse(f"member {name!r} is a .npy of version {version}; gdcore "
