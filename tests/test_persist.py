@@ -1,10 +1,16 @@
 """Saving and loading a model with its parameters (gdcore.persist)."""
 
+import io
 import json
 import os
 import pathlib
 import stat
 import struct
+import subprocess
+import sys
+import tracemalloc
+import types
+import zlib
 
 import numpy as np
 import pytest
@@ -12,8 +18,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import gdcore as gd
-from gdcore import codes
+from gdcore import codes, persist
 from gdcore.persist import load, save
+
+try:
+    import fcntl
+except ImportError:  # Windows
+    fcntl = None
 
 HIDDEN = sorted(name for name in codes.ACTIVATIONS if name != "softmax")
 LOSS_OUTPUTS = {
@@ -236,10 +247,205 @@ def test_saving_onto_a_directory_fails_cleanly(tmp_path, model, params):
     assert listing(tmp_path) == ["sub"] and listing(tmp_path / "sub") == []
 
 
-def test_missing_directory_raises(tmp_path, model, params):
-    with pytest.raises(FileNotFoundError):
-        save(tmp_path / "nowhere" / "m.npz", model, params)
+# Permissions and symbolic links --------------------------------------------------------
+posix = pytest.mark.skipif(os.name != "posix" or not hasattr(os, "fchmod"),
+                           reason="POSIX permission bits and symbolic links")
+
+
+def mode_of(path):
+    return stat.S_IMODE(os.stat(path).st_mode)
+
+
+@posix
+@pytest.mark.parametrize("mode", [0o600, 0o640, 0o664, 0o444])
+def test_replacing_a_file_keeps_its_permissions(tmp_path, monkeypatch, model, params, mode):
+    path = tmp_path / "m.npz"
+    path.write_bytes(b"old")
+    os.chmod(path, mode)
+    savez, seen = np.savez, []
+
+    def recording(file, **arrays):  # what anyone could read while the data is written
+        seen.append(stat.S_IMODE(os.fstat(file.fileno()).st_mode))
+        savez(file, **arrays)
+
+    monkeypatch.setattr(np, "savez", recording)
+    old = os.umask(0o022)
+    try:
+        save(path, model, params)
+    finally:
+        os.umask(old)
+    assert mode_of(path) == mode
+    assert seen == [mode]  # the temporary was never more readable than the file
+    assert load(path)[0] == model
+
+
+@posix
+@pytest.mark.parametrize("kind", ["absolute", "relative", "chain", "dangling"])
+def test_saving_through_a_symbolic_link_replaces_its_target(tmp_path, model, params, kind):
+    store = tmp_path / "store"
+    store.mkdir()
+    target = store / "m.npz"
+    if kind != "dangling":
+        old = gd.mlp([3, 1])
+        save(target, old, gd.init(old))
+        os.chmod(target, 0o600)
+    link = tmp_path / "link.npz"
+    if kind == "relative":
+        link.symlink_to(os.path.join("store", "m.npz"))
+    elif kind == "chain":
+        (tmp_path / "hop.npz").symlink_to(target)
+        link.symlink_to(tmp_path / "hop.npz")
+    else:
+        link.symlink_to(target)
+    pointing = os.readlink(link)
+    save(link, model, params)
+    assert link.is_symlink() and os.readlink(link) == pointing
+    assert load(target)[0] == model and same_bits(load(link)[1], params)
+    assert listing(store) == ["m.npz"]  # the temporary was beside the target, and is gone
+    assert not [name for name in listing(tmp_path) if name.startswith(".")]
+    if kind != "dangling":
+        assert mode_of(target) == 0o600
+
+
+@posix
+def test_a_symbolic_link_loop_is_refused(tmp_path, model, params):
+    (tmp_path / "a").symlink_to(tmp_path / "b")
+    (tmp_path / "b").symlink_to(tmp_path / "a")
+    with pytest.raises(OSError, match="symbolic links") as info:
+        save(tmp_path / "a", model, params)
+    assert info.value.filename == str(tmp_path / "a")
+    assert listing(tmp_path) == ["a", "b"] and (tmp_path / "a").is_symlink()
+
+
+def test_a_long_multibyte_name(tmp_path, model, params):
+    name = "\N{GRINNING FACE}" * 60 + ".npz"  # 244 bytes: the name fits, so must its temporary
+    save(tmp_path / name, model, params)
+    assert listing(tmp_path) == [name]
+    assert load(tmp_path / name)[0] == model
+
+
+def test_missing_directory_names_the_path(tmp_path, model, params):
+    target = tmp_path / "nowhere" / "m.npz"
+    with pytest.raises(FileNotFoundError) as info:
+        save(target, model, params)
+    message = str(info.value)
+    assert info.value.filename == str(target)
+    assert repr(str(target)) in message, message
+    assert repr(os.path.realpath(tmp_path / "nowhere")) in message and "does not exist" in message
+    assert "tmp'" not in message  # no temporary's name
     assert listing(tmp_path) == []
+
+
+def test_a_file_in_the_path_is_not_a_directory(tmp_path, model, params):
+    (tmp_path / "notes").write_text("x")
+    target = tmp_path / "notes" / "m.npz"
+    with pytest.raises(NotADirectoryError) as info:
+        save(target, model, params)
+    assert info.value.filename == str(target)
+    assert "is not a directory" in str(info.value) and "tmp'" not in str(info.value)
+    assert listing(tmp_path) == ["notes"]
+
+
+# Temporaries left by a killed save -----------------------------------------------------
+locks = pytest.mark.skipif(fcntl is None, reason="stale temporaries are found by flock")
+
+
+def temporaries(directory, name="m.npz"):
+    return [entry for entry in listing(directory) if entry.startswith(f".{name}.")]
+
+
+WRITER = """
+import sys, time
+import numpy as np
+import gdcore as gd
+
+def stalled(file, **arrays):  # a save that is slow to write, then killed
+    file.write(b"PK\\x03\\x04" + bytes(1 << 16))
+    file.flush()
+    print("writing", flush=True)
+    time.sleep(600)
+
+np.savez = stalled
+model = gd.mlp([3, 1])
+gd.save(sys.argv[1], model, np.zeros(model.n_params))
+"""
+
+
+@locks
+def test_the_next_save_removes_what_a_killed_save_left(tmp_path):
+    model = MODELS["relu-softmax-ce"]
+    params = gd.init(model, seed=7)
+    path = tmp_path / "m.npz"
+    (tmp_path / "notes.txt").write_text("keep")
+    writer = subprocess.Popen([sys.executable, "-c", WRITER, str(path)],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert writer.stdout.readline() == "writing\n"
+        live = temporaries(tmp_path)
+        assert len(live) == 1
+        save(path, model, params)  # the other save is alive: its temporary stays
+        assert temporaries(tmp_path) == live
+    finally:
+        writer.kill()  # SIGKILL: no cleanup runs in the writer
+        writer.wait()
+        writer.stdout.close()
+    assert temporaries(tmp_path) == live and load(path)[0] == model
+    save(path, model, params)
+    assert listing(tmp_path) == ["m.npz", "notes.txt"]
+
+
+@locks
+def test_only_stale_temporaries_of_the_target_are_removed(tmp_path, model, params):
+    stale = ".m.npz.0123456789ab.gdcore-tmp"
+    live = ".m.npz.fedcba987654.gdcore-tmp"
+    others = [".m.npz.0123456789ab.tmp", ".m.npz.0123456789AB.gdcore-tmp",
+              ".m.npz.0123456789abc.gdcore-tmp", ".n.npz.0123456789ab.gdcore-tmp",
+              "m.npz.0123456789ab.gdcore-tmp", ".m.npz.0123456789ab.gdcore-tmp.bak",
+              "..m.npz.0123456789ab.gdcore-tmp", "notes.txt"]
+    for name in [stale, live, *others]:
+        (tmp_path / name).write_bytes(b"PK\x03\x04")
+    (tmp_path / ".m.npz.aaaaaaaaaaaa.gdcore-tmp").symlink_to(tmp_path / "notes.txt")
+    (tmp_path / ".m.npz.bbbbbbbbbbbb.gdcore-tmp").mkdir()
+    others += [".m.npz.aaaaaaaaaaaa.gdcore-tmp", ".m.npz.bbbbbbbbbbbb.gdcore-tmp"]
+    with open(tmp_path / live, "rb") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)  # as a save in progress holds its temporary
+        save(tmp_path / "m.npz", model, params)
+    assert listing(tmp_path) == sorted(["m.npz", live, *others])
+    assert (tmp_path / "notes.txt").read_bytes() == b"PK\x03\x04"
+
+
+@locks
+def test_stale_temporaries_of_a_long_name_are_removed(tmp_path, model, params):
+    name = "w" * 200 + ".npz"
+    stem = persist._temp_stem(name)
+    assert len(stem) < 100
+    (tmp_path / f".{stem}.0123456789ab.gdcore-tmp").write_bytes(b"")
+    save(tmp_path / name, model, params)
+    assert listing(tmp_path) == [name]
+
+
+@locks
+@pytest.mark.parametrize("locking", ["flock", "per-process"])
+def test_a_save_during_a_save_keeps_the_live_temporary(tmp_path, monkeypatch, model, params,
+                                                       locking):
+    if locking == "per-process":  # as flock over NFS: no conflict within one process
+        monkeypatch.setattr(persist, "fcntl", types.SimpleNamespace(
+            LOCK_EX=fcntl.LOCK_EX, LOCK_NB=fcntl.LOCK_NB, flock=lambda fd, operation: None))
+    path = tmp_path / "m.npz"
+    savez, seen = np.savez, []
+    inner = gd.mlp([3, 1])
+
+    def outer(file, **arrays):
+        savez(file, **arrays)
+        if not seen:  # the outer save: another save to the same path, mid-write
+            seen.append(temporaries(tmp_path))
+            save(path, inner, gd.init(inner))
+            seen.append(temporaries(tmp_path))
+
+    monkeypatch.setattr(np, "savez", outer)
+    save(path, model, params)
+    assert len(seen[0]) == 1 and seen[1] == seen[0]
+    assert listing(tmp_path) == ["m.npz"] and load(path)[0] == model
 
 
 # Inputs are left alone -----------------------------------------------------------------
@@ -476,6 +682,231 @@ def test_refuses_unexpected_compression(tmp_path, model, params, method):
             at = data.find(signature, at + 4)
     path.write_bytes(bytes(data))
     refused(path, "could not be read")
+
+
+# Hostile files -------------------------------------------------------------------------
+# Archives assembled byte by byte, so that a member's declared sizes, CRC and
+# content can disagree the way a crafted file makes them disagree.
+STORED, DEFLATED = 0, 8
+
+
+def npy(shape, descr="<f8", data=b""):
+    """A .npy member: a version 1.0 header claiming ``shape``, then ``data``."""
+    out = io.BytesIO()
+    np.lib.format.write_array_header_1_0(
+        out, {"descr": descr, "fortran_order": False, "shape": shape})
+    return out.getvalue() + data
+
+
+def npy_of(array):
+    out = io.BytesIO()
+    np.save(out, array, allow_pickle=False)
+    return out.getvalue()
+
+
+def zeros_stream(n):
+    """``n`` zero bytes, yielded a megabyte at a time (the test never holds them)."""
+    while n > 0:
+        yield bytes(min(n, 1 << 20))
+        n -= 1 << 20
+
+
+def zip_bytes(entries):
+    """A zip archive of ``(name, pieces, method, declared_size)`` entries.
+
+    ``pieces`` is an iterable of bytes (the member's content, compressed here
+    if ``method`` is DEFLATED); ``declared_size`` (None: the true size) goes
+    into the headers as the uncompressed size, through a zip64 field when it
+    does not fit in 32 bits.  The CRC is that of the true content.
+    """
+    out, central = bytearray(), bytearray()
+    for name, pieces, method, declared in entries:
+        if isinstance(pieces, bytes):
+            pieces = [pieces]
+        deflate = zlib.compressobj(9, zlib.DEFLATED, -15)
+        body, crc, size = bytearray(), 0, 0
+        for piece in pieces:
+            crc, size = zlib.crc32(piece, crc), size + len(piece)
+            body += deflate.compress(piece) if method == DEFLATED else piece
+        if method == DEFLATED:
+            body += deflate.flush()
+        size = size if declared is None else declared
+        zip64 = size >= 0xFFFFFFFF
+        extra = struct.pack("<HHQQ", 1, 16, size, len(body)) if zip64 else b""
+        size32, body32 = (0xFFFFFFFF, 0xFFFFFFFF) if zip64 else (size, len(body))
+        version, raw, offset = (45 if zip64 else 20), name.encode(), len(out)
+        out += struct.pack("<4s5H3L2H", b"PK\x03\x04", version, 0, method, 0, 0x21, crc,
+                           body32, size32, len(raw), len(extra)) + raw + extra + body
+        central += struct.pack("<4s6H3L5H2L", b"PK\x01\x02", version, version, 0, method, 0,
+                               0x21, crc, body32, size32, len(raw), len(extra), 0, 0, 0, 0,
+                               offset) + raw + extra
+    n = len(entries)
+    return bytes(out + central + struct.pack("<4s4H2LH", b"PK\x05\x06", 0, 0, n, n,
+                                              len(central), len(out), 0))
+
+
+def valid_entries(model, params, replace=()):
+    """The entries of a valid file, with those of ``replace`` (a dict from
+    member name to entry) in place of the valid ones."""
+    entries = {name: (name + ".npy", npy_of(array), STORED, None)
+               for name, array in members(model, params).items()}
+    entries.update(replace)
+    return list(entries.values())
+
+
+def test_the_assembled_archive_is_valid(tmp_path, model, params):
+    # The helpers above make files gdcore reads: the refusals below are the
+    # hostile parts' doing, not the assembly's.
+    for method in (STORED, DEFLATED):
+        entries = [(name, pieces, method, size)
+                   for name, pieces, _, size in valid_entries(model, params)]
+        (tmp_path / "m.npz").write_bytes(zip_bytes(entries))
+        got_model, got_params = load(tmp_path / "m.npz")
+        assert got_model == model and same_bits(got_params, params)
+
+
+@pytest.mark.parametrize("raw", [("gdcore_format", "format_version", "model", "params"),
+                                 ("params",), ("model",)], ids=["all", "params", "model"])
+def test_refuses_members_that_are_not_npy(tmp_path, model, params, raw):
+    # Members named like gdcore's but holding raw bytes: np.load hands them
+    # back as bytes, which once gave an AttributeError.
+    content = {"gdcore_format": b"gdcore-model", "format_version": b"1",
+               "model": json.dumps(model.to_spec()).encode(), "params": params.tobytes()}
+    replace = {name: (name, content[name], STORED, None) for name in raw}
+    (tmp_path / "m.npz").write_bytes(zip_bytes(valid_entries(model, params, replace)))
+    refused(tmp_path / "m.npz", f"member {raw[0]!r} is not a .npy array")
+
+
+def test_refuses_a_header_claiming_more_than_the_model(tmp_path, model, params):
+    # 1.6 KB that once made np.load allocate 10**13 float64 (MemoryError).
+    huge = ("params.npy", npy((10**13,)), STORED, None)
+    path = tmp_path / "m.npz"
+    path.write_bytes(zip_bytes(valid_entries(model, params, {"params": huge})))
+    assert path.stat().st_size < 2000
+    refused(path, f"params must have shape ({model.n_params},)", "(10000000000000,)")
+
+
+@pytest.mark.parametrize("method", [STORED, DEFLATED], ids=["stored", "deflated"])
+def test_refuses_sizes_the_file_cannot_hold(tmp_path, method):
+    # The spec, the header and the zip directory all agree on 10**13 params:
+    # only the file's size shows the claim is false.
+    model = gd.Model([gd.Dense(10**7, 10**6)])
+    header = npy((model.n_params,))
+    lie = ("params.npy", header, method, len(header) + 8 * model.n_params)
+    path = tmp_path / "m.npz"
+    path.write_bytes(zip_bytes(valid_entries(model, np.zeros(3), {"params": lie})))
+    refused(path, "member 'params'", "compressed bytes")
+
+
+@pytest.mark.parametrize("change", [-8, 8, 2**40], ids=["smaller", "larger", "huge"])
+@pytest.mark.parametrize("method", [STORED, DEFLATED], ids=["stored", "deflated"])
+def test_refuses_a_declared_size_that_disagrees_with_the_header(tmp_path, model, params,
+                                                                 change, method):
+    content = npy_of(params)
+    wrong = ("params.npy", content, method, len(content) + change)
+    (tmp_path / "m.npz").write_bytes(zip_bytes(valid_entries(model, params, {"params": wrong})))
+    if change < 0:  # zipfile reads a small member whole, and its CRC shows the cut
+        refused(tmp_path / "m.npz", "could not be read")
+    else:
+        refused(tmp_path / "m.npz", "member 'params' is", "bytes in the zip directory",
+                f"header describes {len(content)} bytes")
+
+
+def peak_memory_of(function):
+    """The peak of Python and NumPy allocations while ``function()`` runs."""
+    tracemalloc.start()
+    try:
+        function()
+    except ValueError as exc:
+        error = exc
+    else:
+        error = None
+    finally:
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    return peak, error
+
+
+BOMB = 40 * 2**20  # bytes of zeros behind about 40 KB of deflate
+
+
+@pytest.mark.parametrize("bomb", ["params-shape", "model-size", "params-crc"])
+def test_a_deflate_bomb_is_refused_without_inflating_it(tmp_path, model, params, bomb):
+    n = BOMB // 8
+    if bomb == "params-shape":  # a consistent member of the wrong shape
+        replace = {"params": ("params.npy", [npy((n,))] + list(zeros_stream(BOMB)), DEFLATED,
+                              None)}
+        phrases = [f"params must have shape ({model.n_params},)"]
+    elif bomb == "model-size":  # a 10-million-character spec (40 MB)
+        replace = {"model": ("model.npy", [npy((), "<U%d" % (BOMB // 4))]
+                             + list(zeros_stream(BOMB)), DEFLATED, None)}
+        phrases = ["member 'model' holds 41943040 bytes of data"]
+    else:  # a params member that fits the model, then keeps inflating
+        header, right = npy((model.n_params,)), model.n_params * 8
+        replace = {"params": ("params.npy", [header] + list(zeros_stream(BOMB)), DEFLATED,
+                              len(header) + right)}
+        phrases = ["could not be read"]
+    path = tmp_path / "m.npz"
+    path.write_bytes(zip_bytes(valid_entries(model, params, replace)))
+    assert path.stat().st_size < 100_000
+    peak, error = peak_memory_of(lambda: load(path))
+    assert isinstance(error, ValueError)
+    assert repr(str(path)) in str(error)
+    for phrase in phrases:
+        assert phrase in str(error)
+    assert peak < 4 * 2**20, f"load held {peak / 2**20:.1f} MiB to refuse a {BOMB >> 20} MiB bomb"
+
+
+def test_load_reads_a_large_member_in_bounded_chunks(tmp_path):
+    # A valid file of 5 million zero params (deflated): what load holds beside
+    # the result stays small.
+    model = gd.Model([gd.Dense(5000, 999)])
+    n = model.n_params
+    entries = valid_entries(model, np.zeros(3), {"params": (
+        "params.npy", [npy((n,))] + list(zeros_stream(8 * n)), DEFLATED, None)})
+    (tmp_path / "m.npz").write_bytes(zip_bytes(entries))
+    holder = []
+    peak, error = peak_memory_of(lambda: holder.append(load(tmp_path / "m.npz")))
+    assert error is None
+    got_model, got_params = holder[0]
+    assert got_model == model and got_params.shape == (n,) and not got_params.any()
+    assert peak < 8 * n + 4 * 2**20
+
+
+@pytest.mark.parametrize("name, descr, shape", [
+    ("gdcore_format", "<U2000", ()),
+    ("format_version", "<i8", (1000,)),
+    ("model", "<U%d" % (2**22 + 1), ()),
+], ids=["tag", "version", "model"])
+def test_small_members_are_capped(tmp_path, model, params, name, descr, shape):
+    big = np.zeros(shape, descr)
+    entries = valid_entries(model, params, {name: (name + ".npy", npy_of(big), DEFLATED, None)})
+    (tmp_path / "m.npz").write_bytes(zip_bytes(entries))
+    refused(tmp_path / "m.npz", f"member {name!r} holds {big.nbytes} bytes of data")
+
+
+def test_save_refuses_a_spec_that_load_would_refuse(tmp_path, monkeypatch, model, params):
+    monkeypatch.setattr(persist, "_MAX_SPEC_CHARS", 100)
+    with pytest.raises(ValueError, match="more than a gdcore file holds"):
+        save(tmp_path / "m.npz", model, params)
+    assert listing(tmp_path) == []
+
+
+@pytest.mark.parametrize("version", [(3, 0), (9, 9)])
+def test_refuses_unknown_npy_versions(tmp_path, model, params, version):
+    content = bytearray(npy_of(params))
+    content[6:8] = bytes(version)
+    entries = valid_entries(model, params, {"params": ("params.npy", bytes(content), STORED,
+                                                       None)})
+    (tmp_path / "m.npz").write_bytes(zip_bytes(entries))
+    refused(tmp_path / "m.npz", f"member 'params' is a .npy of version {version}")
+
+
+def test_refuses_a_huge_header_length(tmp_path, model, params):
+    content = b"\x93NUMPY\x02\x00" + struct.pack("<I", 2**31)  # version 2.0: 4-byte length
+    entries = valid_entries(model, params, {"params": ("params.npy", content, STORED, None)})
+    (tmp_path / "m.npz").write_bytes(zip_bytes(entries))
+    refused(tmp_path / "m.npz", "member 'params' has a .npy header of 2147483648 bytes")
 
 
 # Files from other tools --------------------------------------------------------------
