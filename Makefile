@@ -33,6 +33,7 @@ bench: $(STAMP)-bench
 	$(PY) bench/bench_value_and_grad.py
 	$(PY) bench/bench_training.py
 	$(PY) bench/bench_minimize.py
+	$(PY) bench/bench_threads.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis

@@ -529,6 +529,24 @@ def first_call_in_subprocess(code, cache_dir, timeout=300):
 
 
 # Reporting ---------------------------------------------------------------------------
+def cpu_model():
+    """The CPU's model name (``/proc/cpuinfo``), else ``platform.processor()``."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def print_machine():
+    """Print the CPU model, core count and OPENBLAS_CORETYPE (every bench run names them)."""
+    print(f"CPU: {cpu_model()}, {os.cpu_count()} cores; OPENBLAS_CORETYPE="
+          f"{os.environ.get('OPENBLAS_CORETYPE') or 'not set'}")
+
+
 def environment():
     """Versions and machine facts worth storing beside every result."""
     import numpy
@@ -538,6 +556,7 @@ def environment():
         "platform": platform.platform(),
         "machine": platform.machine(),
         "cpu_count": os.cpu_count(),
+        "cpu_model": cpu_model(),
         "OPENBLAS_CORETYPE": os.environ.get("OPENBLAS_CORETYPE"),
     }
     for mod in ("numba", "scipy", "torch", "gdcore"):

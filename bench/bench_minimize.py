@@ -568,6 +568,7 @@ def main():
     t_start = time.perf_counter()
     print(f"gdcore minimize benchmark (float64; scipy {scipy.__version__}, numba "
           f"{numba.__version__})")
+    harness.print_machine()
     idle = harness.print_background(MAX_BACKGROUND, "rounds")
     blas = harness.blas_report()
     harness.print_blas(blas, "SciPy's L-BFGS-B and BFGS use these BLAS libraries; gd.lbfgs' "

@@ -875,6 +875,7 @@ def main():
     import scipy.linalg.cython_blas  # noqa: F401  (so threadpoolctl sees SciPy's BLAS too)
     t_start = time.perf_counter()
     print("gdcore training benchmark (float32)")
+    harness.print_machine()
     idle = harness.print_background(MAX_BACKGROUND)
     blas = harness.blas_report()
     harness.print_blas(blas, f"gdcore's products call the '{BOUND_TO}' entry's BLAS "

@@ -616,6 +616,7 @@ def main():
     # Import SciPy's BLAS now so threadpoolctl sees it too (Numba's np.dot calls it).
     import scipy.linalg.cython_blas  # noqa: F401
     print("gdcore value_and_grad benchmark (float32)")
+    harness.print_machine()
     idle = harness.print_background(MAX_BACKGROUND)
     blas = harness.blas_report()
     harness.print_blas(blas, f"gdcore's products call the '{BOUND_TO}' entry's BLAS "

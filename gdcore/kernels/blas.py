@@ -116,6 +116,24 @@ def _numpy_openblas():
     return None
 
 
+# NumPy's OpenBLAS thread count, as ctypes functions; None under the fallback binding,
+# whose BLAS (SciPy's) gdcore does not steer.
+get_blas_threads = set_blas_threads = None
+
+
+def _bind_thread_control(library):
+    """Bind :data:`get_blas_threads` and :data:`set_blas_threads` to ``library``'s."""
+    global get_blas_threads, set_blas_threads
+    try:
+        get_ = library.scipy_openblas_get_num_threads64_
+        set_ = library.scipy_openblas_set_num_threads64_
+    except AttributeError:  # pragma: no cover - every scipy-openblas64 has both
+        return
+    get_.argtypes, get_.restype = [], ctypes.c_int
+    set_.argtypes, set_.restype = [ctypes.c_int], None
+    get_blas_threads, set_blas_threads = get_, set_
+
+
 def _bind():
     """Bind gdcore's product symbols; return what they were bound to.
 
@@ -132,6 +150,7 @@ def _bind():
     if library is not None:
         for ours, theirs in _NUMPY_SYMBOLS.items():
             binding.add_symbol(ours, ctypes.cast(getattr(library, theirs), ctypes.c_void_p).value)
+        _bind_thread_control(library)
         return "numpy"
     # Compiled (or loaded from the cache) only when needed.
     for dtype, symbol in SYMBOLS.items():

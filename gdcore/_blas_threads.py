@@ -1,0 +1,122 @@
+"""How many threads the BLAS behind gdcore's matrix products may use, call by call.
+
+:func:`gdcore.fit`, :func:`gdcore.value_and_grad`, :func:`gdcore.loss` and
+:func:`gdcore.predict` take ``threads``:
+
+* ``"auto"`` (the default): one BLAS thread when the largest product of a
+  step is small (:data:`AUTO_SINGLE_BELOW` multiply-adds), else the BLAS's
+  own setting.  The choice depends on the problem's shapes only, never on
+  the machine's load, so the same call gives the same bits every time.
+* an int ``k >= 1``: ``k`` BLAS threads for the duration of the call;
+* ``None``: leave the BLAS alone (its own setting, e.g. from threadpoolctl or
+  ``OPENBLAS_NUM_THREADS``).
+
+Why: a multithreaded product is as slow as its slowest thread.  When another
+process keeps a core busy, OpenBLAS's second thread waits for a time slice
+on every product, and a full-batch digits fit (products of 1347 x 64 x 128)
+took 8.06 s with two BLAS threads against 0.164 s with one; on a quiet
+machine two threads gained nothing at that size.  OpenBLAS itself runs
+products of at most 262,144 multiply-adds on one thread, so the small steps
+of small networks never reach this module's switch.
+
+The count is NumPy's OpenBLAS's, which is process-wide: while a call holds a
+count, concurrent gdcore calls in other threads run with it too (they do not
+change it under each other's feet), and so does any other NumPy product.
+Under the fallback binding (``GDCORE_BLAS=scipy``, or a NumPy without
+scipy-openblas) gdcore cannot steer SciPy's BLAS and ``threads`` has no
+effect.
+"""
+
+import threading
+from contextlib import contextmanager
+
+import numpy as np
+
+from .kernels import blas
+
+# Products below this many multiply-adds (m * n * k) run on one BLAS thread under
+# threads="auto".  Set from bench/bench_training.py's busy-machine case and the
+# two-thread GEMM speed-ups measured beside it (see the README).
+AUTO_SINGLE_BELOW = 1 << 24
+
+# OpenBLAS runs products of at most this many multiply-adds on one thread by itself
+# (SMP_THRESHOLD_MIN * GEMM_MULTITHREAD_THRESHOLD in its interface/gemm.c).
+OPENBLAS_SINGLE_UP_TO = 65536 * 4
+
+_lock = threading.Lock()
+_holders = 0  # calls inside blas_threads() with a count set
+_restore = None  # the count to restore when the last one leaves
+
+
+def check_threads(threads):
+    """Validate a ``threads`` argument.
+
+    Returns
+    -------
+    "auto", None or int
+
+    Raises
+    ------
+    ValueError
+        Naming ``threads``, unless it is "auto", None or an int >= 1.
+    """
+    if threads is None or (isinstance(threads, str) and threads == "auto"):
+        return threads
+    if (isinstance(threads, (bool, np.bool_)) or not isinstance(threads, (int, np.integer))
+            or threads < 1):
+        raise ValueError(f"threads must be 'auto', None or an int >= 1 (BLAS threads of "
+                         f"the matrix products), got {threads!r}")
+    return int(threads)
+
+
+def count_for(threads, largest_product):
+    """The BLAS thread count a call should hold, or None for "leave it".
+
+    Parameters
+    ----------
+    threads : "auto", None or int
+        As validated by :func:`check_threads`.
+    largest_product : int
+        m * n * k of the call's largest matrix product.
+    """
+    if threads == "auto":
+        if largest_product <= OPENBLAS_SINGLE_UP_TO or largest_product >= AUTO_SINGLE_BELOW:
+            return None  # one thread anyway, or large enough for the BLAS's own choice
+        return 1
+    return threads
+
+
+def largest_product(model, rows):
+    """m * n * k of the largest product of a forward or backward pass over ``rows`` rows."""
+    return rows * max(layer.n_in * layer.n_out for layer in model.layers)
+
+
+@contextmanager
+def blas_threads(count):
+    """Hold the BLAS at ``count`` threads (None: no change) for the ``with`` block.
+
+    The first of concurrent holders sets the count and the last one restores
+    the count found before; holders in between run with the count that is
+    set (see the module docstring).
+    """
+    global _holders, _restore
+    if count is None or blas.set_blas_threads is None:
+        yield
+        return
+    with _lock:
+        if _holders == 0:
+            found = blas.get_blas_threads()
+            if found != count:
+                blas.set_blas_threads(count)
+                _restore = found
+            else:
+                _restore = None
+        _holders += 1
+    try:
+        yield
+    finally:
+        with _lock:
+            _holders -= 1
+            if _holders == 0 and _restore is not None:
+                blas.set_blas_threads(_restore)
+                _restore = None
