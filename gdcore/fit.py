@@ -59,6 +59,7 @@ _EVAL_CHUNK = 4096
 # Epochs shorter than this run in one call; math.inf runs every epoch in one
 # call.
 _SLICE_SECONDS = 0.25
+_GUESSED_FLOPS = 1e9  # per second, before the first call has been timed
 
 
 @dataclass(repr=False)
@@ -170,7 +171,7 @@ class _Data:
 
 
 def _split(model, params, train, validation_data, validation_fraction, split_rng):
-    """Training and validation sets (validation may be None)."""
+    """Training and validation sets (validation may be None); ``split_rng()`` makes the generator."""
     if validation_data is not None and validation_fraction:
         raise ValueError("give validation_data or validation_fraction, not both")
     if validation_data is not None:
@@ -186,32 +187,37 @@ def _split(model, params, train, validation_data, validation_fraction, split_rng
         raise ValueError(f"validation_fraction={validation_fraction} leaves {n_val} of "
                          f"{train.n} samples for validation; need at least 1 and at most "
                          f"{train.n - 1}")
-    rows = split_rng.permutation(train.n)
+    rows = split_rng().permutation(train.n)
     return train.subset(np.sort(rows[n_val:])), train.subset(np.sort(rows[:n_val]))
 
 
 def _random_sources(seed):
-    """The generators of the validation split and of the per-epoch shuffles.
+    """Makers of the generators of the validation split and of the per-epoch shuffles.
 
     An int or SeedSequence seeds two independent streams, so the split does
-    not depend on the shuffles (an int ``s`` gives ``default_rng([s, 1])``
-    and ``default_rng(s)``, and ``SeedSequence(s)`` the same).  A Generator,
+    not depend on the shuffles: an int ``s`` gives ``default_rng([s, 1])``
+    and ``default_rng(s)``, and ``SeedSequence(s)`` the same.  A Generator,
     BitGenerator or None gives one generator, used (and so advanced) for the
-    split first, then for the shuffles.
+    split first, then for the shuffles.  The makers are called only for what
+    a fit uses.
     """
     if seed is None or isinstance(seed, (np.random.Generator, np.random.BitGenerator)):
         rng = np.random.default_rng(seed)
-        return rng, rng
+        return (lambda: rng), (lambda: rng)
     if isinstance(seed, numbers.Integral) and not isinstance(seed, (bool, np.bool_)):
-        seed = np.random.SeedSequence(_validate.nonnegative_int(seed, "seed"))
+        seed = _validate.nonnegative_int(seed, "seed")
+        return (lambda: np.random.default_rng([seed, 1])), lambda: np.random.default_rng(seed)
     if not isinstance(seed, np.random.SeedSequence):
         raise TypeError(f"seed must be None, an integer >= 0, a numpy SeedSequence, "
                         f"Generator or BitGenerator, got {seed!r}")
-    entropy = seed.entropy
-    entropy = list(entropy) if isinstance(entropy, (list, tuple, np.ndarray)) else [entropy]
-    split = np.random.SeedSequence(entropy + [1], spawn_key=seed.spawn_key,
-                                   pool_size=seed.pool_size)
-    return np.random.default_rng(split), np.random.default_rng(seed)
+
+    def split():
+        entropy = seed.entropy
+        entropy = list(entropy) if isinstance(entropy, (list, tuple, np.ndarray)) else [entropy]
+        return np.random.default_rng(np.random.SeedSequence(
+            entropy + [1], spawn_key=seed.spawn_key, pool_size=seed.pool_size))
+
+    return split, (lambda: np.random.default_rng(seed))
 
 
 def _optimizer_named(name):
@@ -307,10 +313,10 @@ def fit(model, params, X, y, optimizer=adam(), epochs=10, batch_size=32, shuffle
     seed : None, int, SeedSequence, Generator or BitGenerator, default 0
         What ``np.random.default_rng`` accepts; it draws the shuffles and
         the ``validation_fraction`` split.  An int or SeedSequence gives
-        bitwise reproducible results.  A Generator (or BitGenerator) is used
-        as it is, not copied: fit advances it, as :func:`gdcore.init` does,
-        so results repeat only from the same generator state.  None draws
-        fresh entropy.
+        bitwise reproducible results.  A Generator (or BitGenerator) is drawn
+        from in place, not copied: fit advances it, as :func:`gdcore.init`
+        does, so results repeat only from the same generator state.  None
+        draws fresh entropy.
     l2 : float, default 0
         ``0.5 * l2 * sum(W**2)`` added to every batch loss.
     sample_weight : array-like of shape (n_samples,), optional
@@ -393,8 +399,10 @@ def fit(model, params, X, y, optimizer=adam(), epochs=10, batch_size=32, shuffle
             raise ValueError(f"sample_weight is zero for all of {what}"
                              + (" left by validation_fraction" if validation_fraction else ""))
     batch_size = min(batch_size, train.n)
-    trainer = _Trainer(model, params, train, val, optimizer, batch_size, shuffle, shuffle_rng,
-                       l2)
+    # Full batches see every sample each step: their order changes nothing.
+    shuffle = shuffle and batch_size < train.n
+    trainer = _Trainer(model, params, train, val, optimizer, batch_size, shuffle,
+                       shuffle_rng() if shuffle else None, l2)
     return trainer.run(epochs, early_stopping, callbacks, _progress_bar(progress, epochs),
                        lr_plateau)
 
@@ -404,27 +412,40 @@ class _CtrlC:
 
     A KeyboardInterrupt lands at whichever Python line runs when the signal
     arrives, possibly halfway through the driver's bookkeeping; a flag is
-    read only where the state is whole.  Installed only in the main thread
-    over Python's default handler (another handler is the caller's choice);
-    :meth:`default` puts that handler back while callbacks run, so a
-    callback is interrupted as it would be outside fit.
+    read only where the state is whole.  :meth:`arm` installs the flag
+    handler in the main thread, over Python's default handler only (another
+    handler is the caller's choice); :meth:`default` puts that handler back
+    while callbacks run, so a callback is interrupted as it would be outside
+    fit; leaving the ``with`` block restores it.
     """
 
     def __init__(self):
         self.requested = False
+        self.armed = False
         self.previous = None
 
     def _request(self, signum, frame):
         self.requested = True
 
     def __enter__(self):
+        return self
+
+    def arm(self):
+        """Install the flag handler (once).
+
+        fit arms before its second compiled call, so a fit of one call never
+        pays for the two system calls (about 45 us on a busy machine, 4% of
+        a 100-step fit of the 10-32-1 network); a Ctrl-C before then raises
+        KeyboardInterrupt, which returns the last completed epoch.
+        """
+        self.armed = True
         if (threading.current_thread() is threading.main_thread()
                 and signal.getsignal(signal.SIGINT) is signal.default_int_handler):
+            self.previous = signal.default_int_handler  # restored even if interrupted here
             try:
-                self.previous = signal.signal(signal.SIGINT, self._request)
+                signal.signal(signal.SIGINT, self._request)
             except ValueError:  # the main thread of another interpreter
-                pass
-        return self
+                self.previous = None
 
     def __exit__(self, *exc_info):
         if self.previous is not None:
@@ -445,6 +466,8 @@ class _CtrlC:
 
 
 _INTERRUPTED = -1  # epoch(): Ctrl-C between two slices of the epoch
+_NO_CTRL_C = _CtrlC()  # never requested, never armed: epochs outside fit's loop
+_NO_CTRL_C.armed = True
 
 
 def _best_epoch(values):
@@ -467,9 +490,8 @@ class _Trainer:
         self.model, self.train, self.val = model, train, val
         self.optimizer, self.batch_size, self.l2 = optimizer, batch_size, l2
         self.schedule = as_schedule(optimizer.learning_rate)
-        # Full batches see every sample each step: their order changes nothing.
         self.shuffle = shuffle and batch_size < train.n
-        self.rng = rng
+        self.rng = rng  # the shuffles' Generator (None without shuffles)
         self.no_order = np.zeros(0, dtype=np.int64)
         self.params = params.copy()  # the caller's array is never touched
         self.spare = np.empty_like(self.params)
@@ -489,10 +511,14 @@ class _Trainer:
         self.Lb = buffer(train.labels, (rows,))
         self.Wb = buffer(train.weights, (rows,))
         self.n_batches = -(-train.n // batch_size)
-        # Batches per compiled call (see resize): one until the step time has
-        # been measured.  Calls end on chunk boundaries where they can.
+        # Batches per compiled call (see resize; calls end on chunk boundaries
+        # where they can).  Until a call has been timed: a guess from the
+        # step's arithmetic (about 6 flops per parameter and sample) at a
+        # rate of a slow, busy machine, which puts the epochs of small
+        # networks in one call from the start.
         self.chunk_batches = rows // batch_size if rows else 1
-        self.slice = 1 if _SLICE_SECONDS < np.inf else self.n_batches
+        guess = _SLICE_SECONDS * _GUESSED_FLOPS / (6 * model.n_params * batch_size)
+        self.slice = int(max(1, min(guess, self.n_batches)))
         if val is not None:
             chunk = min(val.n, _EVAL_CHUNK)
             self.eval_chunk = chunk
@@ -504,30 +530,17 @@ class _Trainer:
                 self.history["val_accuracy"] = []
 
     # Compiled calls --------------------------------------------------------------------
-    def steps(self, order, first, last, lrs, updates, loss_sum, weight_sum):
-        """Batches ``first:last`` of an epoch (:func:`run_epoch`); params swap to the current."""
-        opt, t, m = self.optimizer, self.train, self.model
-        status, batch, updates, loss_sum, weight_sum, in_spare = run_epoch(
-            self.params, self.spare, m.offsets, t.X, t.Y, t.labels, t.weights, m.loss_code,
-            self.l2, order, self.batch_size, first, last, opt.code, opt.hyper, lrs, updates,
-            self.state.slots, self.state.scalars, self.work, self.grad, self.Xb, self.Yb,
-            self.Lb, self.Wb, loss_sum, weight_sum)
-        if in_spare:
-            self.params, self.spare = self.spare, self.params
-        return status, batch, updates, loss_sum, weight_sum
-
     def validate(self):
         v, m = self.val, self.model
         return evaluate(self.params, m.offsets, v.X, v.Y, v.labels, v.weights, m.loss_code,
                         self.eval_chunk, self.eval_work)
 
     def warm_up(self):
-        """Compile (or load from the cache) the kernels, on empty ranges.
+        """Compile (or load from the cache) the validation kernel, on no rows.
 
-        This happens before Ctrl-C becomes a flag: compiling can take many
-        seconds, and a flag would wait for it to finish.
+        This happens before Ctrl-C becomes a flag (as the first epoch call
+        does): compiling can take seconds, and a flag would wait for it.
         """
-        self.steps(self.no_order, 0, 0, np.zeros(1), 0, 0.0, 0.0)
         if self.val is not None:
             v, m = self.val, self.model
             evaluate(self.params, m.offsets, v.X[:0], v.Y[:0], v.labels[:0], v.weights[:0],
@@ -540,14 +553,20 @@ class _Trainer:
         the epoch; growing at most 10-fold per call, so that one fast
         measurement cannot make a call long.
         """
-        if batches == 0 or _SLICE_SECONDS == np.inf:
+        if _SLICE_SECONDS == np.inf:
             return
         want = _SLICE_SECONDS * batches / seconds if seconds > 0 else np.inf
         self.slice = max(1, int(min(want, 10 * self.slice, self.n_batches)))
 
     # One epoch -------------------------------------------------------------------------
-    def epoch(self, lr_scale, ctrl_c):
+    def epoch(self, lr_scale, ctrl_c=None):
         """Run one epoch, in calls of ``self.slice`` batches, until done, failed or Ctrl-C.
+
+        Parameters
+        ----------
+        lr_scale : float
+        ctrl_c : _CtrlC, optional
+            Checked between calls; None for none.
 
         Returns
         -------
@@ -556,39 +575,49 @@ class _Trainer:
             between two calls.
         batch : int
             Batches visited; on failure, the failing batch.
-        updates : int
-            Steps taken in this epoch.
         lrs : ndarray
-            Rates of the steps taken (and, on failure, of the failing step last).
+            Rates of the steps taken (and, on failure, of the failing step
+            last): one per step taken, plus the failing one.
         loss : float
             Mean loss of the epoch's batches.
         """
+        ctrl_c = ctrl_c or _NO_CTRL_C
         order = self.rng.permutation(self.train.n) if self.shuffle else self.no_order
         step0 = self.state.step
         lrs = np.ascontiguousarray(
             self.schedule(np.arange(step0, step0 + self.n_batches)) * lr_scale, dtype=np.float64)
+        opt, t, m, n_batches = self.optimizer, self.train, self.model, self.n_batches
         first, updates, loss_sum, weight_sum = 0, 0, 0.0, 0.0
         while True:
             last = first + self.slice
-            if last >= self.n_batches:
-                last = self.n_batches
+            if last >= n_batches:
+                last = n_batches
             elif last % self.chunk_batches < last - first:
                 # The call spans a chunk boundary: it ends there, and the next
                 # call starts on a chunk it does not have to gather again.
                 last -= last % self.chunk_batches
             t0 = time.perf_counter()
-            status, batch, updates, loss_sum, weight_sum = self.steps(
-                order, first, last, lrs, updates, loss_sum, weight_sum)
-            self.resize(time.perf_counter() - t0, last - first)
-            if status != OK or last == self.n_batches:
+            status, batch, updates, loss_sum, weight_sum, in_spare = run_epoch(
+                self.params, self.spare, m.offsets, t.X, t.Y, t.labels, t.weights, m.loss_code,
+                self.l2, order, self.batch_size, first, last, opt.code, opt.hyper, lrs,
+                updates, self.state.slots, self.state.scalars, self.work, self.grad, self.Xb,
+                self.Yb, self.Lb, self.Wb, loss_sum, weight_sum)
+            seconds = time.perf_counter() - t0
+            if in_spare:
+                self.params, self.spare = self.spare, self.params
+            if seconds > _SLICE_SECONDS or self.slice < n_batches:
+                self.resize(seconds, last - first)
+            if status != OK or last == n_batches:
                 break
             first = last
+            if not ctrl_c.armed:
+                ctrl_c.arm()
             if ctrl_c.requested:
                 status = _INTERRUPTED
                 break
         mean = loss_sum / weight_sum if weight_sum > 0 else float("nan")
         failed = status not in (OK, _INTERRUPTED)
-        return status, batch, updates, lrs[:updates + failed], mean
+        return status, batch, lrs[:updates + failed], mean
 
     # The loop --------------------------------------------------------------------------
     def run(self, epochs, early_stopping, callbacks, bar, plateau):
@@ -607,10 +636,13 @@ class _Trainer:
             self.warm_up()
             with _CtrlC() as ctrl_c:
                 for epoch in range(epochs):
+                    if epoch and not ctrl_c.armed:
+                        ctrl_c.arm()  # before the second compiled call
                     if ctrl_c.requested:
                         break
                     t0 = time.perf_counter()
-                    code, batch, updates, lrs, loss = self.epoch(lr_scale, ctrl_c)
+                    code, batch, lrs, loss = self.epoch(lr_scale, ctrl_c)
+                    updates = len(lrs) - (code not in (OK, _INTERRUPTED))  # steps taken
                     if code == _INTERRUPTED:
                         status = "interrupted"
                         message = (f"interrupted in epoch {epoch} after {batch} of "
