@@ -363,11 +363,13 @@ def fit(model, params, X, y, optimizer=adam(), epochs=10, batch_size=32, shuffle
           an unfinished epoch: ``n_epochs`` and ``history`` count completed
           epochs, and the message says how many batches of the next one
           ran.  This holds when fit runs in the main thread and SIGINT has
-          Python's default handler (as in a terminal or Jupyter); fit then
-          turns Ctrl-C into a request that it checks between compiled
-          calls, and restores the handler before it returns.  Otherwise a
-          ``KeyboardInterrupt`` (also one raised by a callback) returns the
-          state after the last completed epoch.
+          Python's default handler (as in a terminal or Jupyter): from its
+          second compiled call on, fit turns Ctrl-C into a request that it
+          checks between calls, and it restores the handler before it
+          returns.  Otherwise (and during the first call, which may include
+          compiling the kernels) Ctrl-C raises ``KeyboardInterrupt`` as
+          usual; fit catches it, as one raised by a callback, and returns
+          the state after the last completed epoch.
         - ``"diverged"``: a NaN or Inf loss, gradient or new parameter
           stops training.  Returned is the state at the end of the last
           completed epoch whose parameters then took at least one finite

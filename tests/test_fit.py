@@ -552,10 +552,22 @@ def test_ctrl_c_during_a_long_epoch_returns_the_steps_taken():
     assert not np.array_equal(result.params, p0)
 
 
-@pytest.mark.parametrize("slicing", ["chunks", "odd"])
+def test_fit_in_another_thread_leaves_the_signal_handlers_alone(monkeypatch):
+    monkeypatch.setattr(FIT, "_SLICE_SECONDS", 0.0)  # many calls: the handler would be armed
+    previous = signal.getsignal(signal.SIGINT)
+    results = []
+    thread = threading.Thread(target=lambda: results.append(fit_reg(epochs=3)))
+    thread.start()
+    thread.join()
+    assert signal.getsignal(signal.SIGINT) is previous
+    assert_same_run(results[0], fit_reg(epochs=3))
+
+
+@pytest.mark.parametrize("slicing", ["one batch", "three batches"])
 def test_sliced_epochs_equal_one_call_epochs_bitwise(monkeypatch, slicing):
-    """Epochs run in calls of one chunk (2 batches), or of 3 batches (calls that
-    start inside a chunk), give bitwise the results of one call per epoch: with
+    """Epochs run in calls of one batch (every other call starts inside a chunk
+    of 2 batches and gathers it again), or of up to 3 batches (cut back to a
+    chunk boundary), give bitwise the results of one call per epoch: with
     all-zero batches skipped, labels, validation, and through a divergence."""
     calls = []
 
@@ -566,7 +578,7 @@ def test_sliced_epochs_equal_one_call_epochs_bitwise(monkeypatch, slicing):
     monkeypatch.setattr(FIT, "run_epoch", counted)
     row_bytes = X.itemsize * X.shape[1] + Y.itemsize + SW.itemsize
     monkeypatch.setattr(gd.kernels.gather, "CHUNK_BYTES", int(2.5 * 4 * row_bytes))
-    if slicing == "odd":
+    if slicing == "three batches":
         def three(self, seconds, batches):
             if FIT._SLICE_SECONDS < math.inf:
                 self.slice = 3
