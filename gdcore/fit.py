@@ -3,8 +3,9 @@
 :func:`fit` validates everything once, allocates every buffer once, and then
 runs each epoch in compiled calls (:func:`gdcore.kernels.epoch.run_epoch`):
 one call per epoch when an epoch takes less than ``_SLICE_SECONDS``, else
-slices of whole gather chunks sized from the measured step time, so that
-Ctrl-C takes effect within about that time.  Python only runs between these
+slices of it sized from the measured step time (ending on gather-chunk
+boundaries where they can), so that Ctrl-C takes effect within about that
+time.  Python only runs between these
 calls (validation loss, history, callbacks, progress bar, schedules).
 
 Nothing is lost.  Whatever happens, :func:`fit` returns a :class:`FitResult`
@@ -15,9 +16,10 @@ whose ``status`` says how training ended:
                         epoch's parameters and optimizer state (the last
                         epoch's when no monitored loss was finite);
 ``"callback_stopped"``  a callback raised ``StopIteration``;
-``"interrupted"``       Ctrl-C, or ``KeyboardInterrupt`` from a callback:
-                        the parameters and optimizer state after the last
-                        completed step (see :func:`fit`);
+``"interrupted"``       Ctrl-C: the parameters and optimizer state after
+                        the last completed step; a ``KeyboardInterrupt``
+                        (from a callback, say): after the last completed
+                        epoch (see :func:`fit`);
 ``"diverged"``          a loss, gradient or step turned NaN/Inf: the state at
                         the end of the last completed epoch whose parameters
                         then took a finite step, and a message naming the
@@ -55,7 +57,7 @@ from .schedules import as_schedule
 _EVAL_CHUNK = 4096
 
 # A compiled call of the epoch kernel lasts about this long at most (unless
-# one chunk of batches takes longer): Ctrl-C waits for the call to return.
+# one step takes longer): Ctrl-C waits for the call to return.
 # Epochs shorter than this run in one call; math.inf runs every epoch in one
 # call.
 _SLICE_SECONDS = 0.25
@@ -561,14 +563,14 @@ class _Trainer:
         self.slice = max(1, int(min(want, 10 * self.slice, self.n_batches)))
 
     # One epoch -------------------------------------------------------------------------
-    def epoch(self, lr_scale, ctrl_c=None):
+    def epoch(self, lr_scale, ctrl_c=_NO_CTRL_C):
         """Run one epoch, in calls of ``self.slice`` batches, until done, failed or Ctrl-C.
 
         Parameters
         ----------
         lr_scale : float
         ctrl_c : _CtrlC, optional
-            Checked between calls; None for none.
+            Checked between calls; by default none is.
 
         Returns
         -------
@@ -583,7 +585,6 @@ class _Trainer:
         loss : float
             Mean loss of the epoch's batches.
         """
-        ctrl_c = ctrl_c or _NO_CTRL_C
         order = self.rng.permutation(self.train.n) if self.shuffle else self.no_order
         step0 = self.state.step
         lrs = np.ascontiguousarray(
@@ -607,7 +608,7 @@ class _Trainer:
             seconds = time.perf_counter() - t0
             if in_spare:
                 self.params, self.spare = self.spare, self.params
-            if seconds > _SLICE_SECONDS or self.slice < n_batches:
+            if self.slice < n_batches or seconds > _SLICE_SECONDS:
                 self.resize(seconds, last - first)
             if status != OK or last == n_batches:
                 break
@@ -618,7 +619,7 @@ class _Trainer:
                 status = _INTERRUPTED
                 break
         mean = loss_sum / weight_sum if weight_sum > 0 else float("nan")
-        failed = status not in (OK, _INTERRUPTED)
+        failed = status != OK and status != _INTERRUPTED
         return status, batch, lrs[:updates + failed], mean
 
     # The loop --------------------------------------------------------------------------
@@ -644,19 +645,17 @@ class _Trainer:
                         break
                     t0 = time.perf_counter()
                     code, batch, lrs, loss = self.epoch(lr_scale, ctrl_c)
-                    updates = len(lrs) - (code not in (OK, _INTERRUPTED))  # steps taken
                     if code == _INTERRUPTED:
                         status = "interrupted"
                         message = (f"interrupted in epoch {epoch} after {batch} of "
-                                   f"{self.n_batches} batches ({updates} steps); returning "
+                                   f"{self.n_batches} batches ({len(lrs)} steps); returning "
                                    f"the parameters and optimizer state after that step "
                                    f"({epoch} epochs completed)")
                         keep = (epoch, self.params.copy(), self.state.copy())
                         break
                     if code != OK:
                         status = "diverged"
-                        keep, message = self.diverged(code, epoch, batch, updates, lrs,
-                                                      done, before)
+                        keep, message = self.diverged(code, epoch, batch, lrs, done, before)
                         self.truncate(keep[0])
                         best_epoch = _best_epoch(self.history[monitor])
                         break
@@ -726,12 +725,15 @@ class _Trainer:
         for values in self.history.values():
             del values[n_epochs:]
 
-    def diverged(self, code, epoch, batch, updates, lrs, done, before):
-        """The state a divergence returns, and its message (see :func:`fit`)."""
+    def diverged(self, code, epoch, batch, lrs, done, before):
+        """The state a divergence returns, and its message (see :func:`fit`).
+
+        ``lrs`` holds the rates of the epoch's finite steps and of the failing one.
+        """
         what = "loss" if code == LOSS_NOT_FINITE else "gradient or update"
         message = (f"the {what} became NaN or Inf in epoch {epoch}, step {batch} (batch "
                    f"{batch + 1} of {self.n_batches}, learning rate {lrs[-1]:.6g}); ")
-        if updates or epoch == 0:
+        if len(lrs) > 1 or epoch == 0:  # a finite step was taken in this epoch
             return done, message + "returning " + _state_name(done[0])
         return before, message + (f"that was the first step from the parameters of epoch "
                                   f"{epoch - 1}, so returning {_state_name(before[0])} "
