@@ -17,8 +17,14 @@ the models below are free; the file uses float64 throughout and float32 in a
 few tests only.
 """
 
+import copy
+import math
+import os
 import re
+import signal
 import sys
+import threading
+import time
 
 import numpy as np
 import pytest
@@ -28,6 +34,7 @@ from hypothesis import strategies as st
 import gdcore as gd
 
 REL = 1e-12  # float64 agreement of fit with the reference loop
+FIT = sys.modules["gdcore.fit"]
 
 # Models (architectures cost no compilation) -------------------------------------------
 REG = gd.mlp([3, 5, 1], activation="tanh")  # mse
@@ -386,6 +393,25 @@ def test_early_stopping_returns_the_best_epoch():
     np.testing.assert_array_equal(result.params, short.params)
     assert short.history["val_loss"][-1] == val_loss[best]
     np.testing.assert_allclose(gd.loss(LIN, result.params, *val), val_loss[best], rtol=REL)
+    # ... with the optimizer state of that epoch.
+    assert result.opt_state.step == short.opt_state.step
+    np.testing.assert_array_equal(result.opt_state.slots, short.opt_state.slots)
+
+
+def test_early_stopping_with_a_nonfinite_monitored_loss_returns_the_last_epoch():
+    """Finite training, but the validation loss overflows to Inf every epoch: no
+    epoch is best, and early stopping returns the last epoch's parameters."""
+    model = gd.mlp([3, 1], activation="identity")
+    kwargs = dict(model=model, params=P_LIN, X=X, y=Y, optimizer=gd.sgd(0.01), batch_size=8)
+    result = gd.fit(validation_data=(X * 1e200, Y), early_stopping=2, epochs=10, **kwargs)
+    assert result.status == "early_stopped"
+    assert result.history["val_loss"] == [np.inf, np.inf]
+    assert result.best_epoch is None
+    assert result.n_epochs == 2
+    assert "NaN or Inf" in result.message and "epoch 1" in result.message
+    assert "None" not in result.message
+    assert result.params is not None
+    assert_same_as_shorter_run(result, validation_data=(X * 1e200, Y), **kwargs)
 
 
 def test_early_stopping_not_triggered_completes():
@@ -440,13 +466,175 @@ def test_keyboard_interrupt_from_callback():
     np.testing.assert_array_equal(result.history["val_loss"], three.history["val_loss"])
 
 
+def test_callback_exception_propagates_with_the_result_attached():
+    def fail_at_2(epoch, logs):
+        if epoch == 2:
+            raise RuntimeError("disk full")
+
+    previous = signal.getsignal(signal.SIGINT)
+    with pytest.raises(RuntimeError, match="disk full") as info:
+        fit_reg(epochs=6, callbacks=[fail_at_2], validation_data=(XV, YV))
+    assert signal.getsignal(signal.SIGINT) is previous
+    result = info.value.fit_result
+    assert result.status == "callback_failed"
+    assert result.n_epochs == 3
+    assert "RuntimeError" in result.message and "epoch 2" in result.message
+    assert_history_lengths(result)
+    three = fit_reg(epochs=3, validation_data=(XV, YV))
+    np.testing.assert_array_equal(result.params, three.params)
+    np.testing.assert_array_equal(result.opt_state.slots, three.opt_state.slots)
+    assert result.opt_state.step == three.opt_state.step
+    assert result.history == three.history
+    if sys.version_info >= (3, 11):
+        assert any("fit_result" in note for note in info.value.__notes__)
+
+
+# Ctrl-C --------------------------------------------------------------------------------
+@pytest.mark.parametrize("shuffle", [False, True], ids=["ordered", "shuffled"])
+def test_ctrl_c_between_two_calls_returns_the_last_completed_step(monkeypatch, shuffle):
+    """A real SIGINT after the 6th compiled call (epoch 1, after 2 of its 4 batches,
+    one batch per call): the parameters and optimizer state after step 6, the
+    history of epoch 0, and the SIGINT handler restored."""
+    monkeypatch.setattr(FIT, "_SLICE_SECONDS", 0.0)  # one chunk per call
+    monkeypatch.setattr(gd.kernels.gather, "CHUNK_BYTES", 1)  # one batch per chunk
+    calls = []
+    resize = FIT._Trainer.resize
+
+    def resize_and_interrupt(self, seconds, batches):
+        calls.append(batches)
+        if len(calls) == 6:
+            os.kill(os.getpid(), signal.SIGINT)
+        resize(self, seconds, batches)
+
+    monkeypatch.setattr(FIT._Trainer, "resize", resize_and_interrupt)
+    previous = signal.getsignal(signal.SIGINT)
+    opt = gd.adam(0.01)
+    result = fit_reg(epochs=5, batch_size=13, shuffle=shuffle, optimizer=opt, seed=3)
+    assert signal.getsignal(signal.SIGINT) is previous
+    assert calls == [1] * 6
+    assert result.status == "interrupted"
+    assert "in epoch 1 after 2 of 4 batches" in result.message, result.message
+    assert result.n_epochs == 1
+    assert_history_lengths(result)
+    assert result.opt_state.step == 6
+    p, state, losses, _, stop = reference_fit(REG, P_REG, X, Y, opt, 5, 13, shuffle, seed=3,
+                                              max_steps=6)
+    assert stop == (1, 2)
+    assert_rel_close(result.params, p)
+    assert_rel_close(result.opt_state.slots, state.slots)
+    assert_rel_close(result.history["loss"], losses)
+
+
+def test_ctrl_c_during_a_long_epoch_returns_the_steps_taken():
+    """A SIGINT from another thread 1 s into an epoch of several seconds: fit
+    stops inside the epoch (it returns within a call of about 0.25 s) with the
+    steps taken so far, not the initial parameters."""
+    rng = np.random.default_rng(0)
+    model = gd.mlp([20, 512, 512, 1], activation="tanh")
+    Xl, yl = rng.normal(size=(100_000, 20)), rng.normal(size=100_000)
+    p0 = gd.init(model, seed=0)
+    gd.fit(model, p0, Xl[:64], yl[:64], epochs=1)  # compiled before the timer starts
+    previous = signal.getsignal(signal.SIGINT)
+    timer = threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGINT))
+    t0 = time.perf_counter()
+    timer.start()
+    try:
+        result = gd.fit(model, p0, Xl, yl, epochs=1, batch_size=32)
+    finally:
+        timer.cancel()
+    elapsed = time.perf_counter() - t0
+    assert signal.getsignal(signal.SIGINT) is previous
+    assert result.status == "interrupted", result.message
+    found = re.search(r"in epoch 0 after (\d+) of (\d+) batches", result.message)
+    assert found, result.message
+    done, total = int(found[1]), int(found[2])
+    assert 0 < done < total, (done, total, elapsed)
+    assert result.n_epochs == 0 and result.history["loss"] == []
+    assert result.opt_state.step == done
+    assert np.all(np.isfinite(result.params))
+    assert not np.array_equal(result.params, p0)
+
+
+def test_fit_in_another_thread_leaves_the_signal_handlers_alone(monkeypatch):
+    monkeypatch.setattr(FIT, "_SLICE_SECONDS", 0.0)  # many calls: the handler would be armed
+    previous = signal.getsignal(signal.SIGINT)
+    results = []
+    thread = threading.Thread(target=lambda: results.append(fit_reg(epochs=3)))
+    thread.start()
+    thread.join()
+    assert signal.getsignal(signal.SIGINT) is previous
+    assert_same_run(results[0], fit_reg(epochs=3))
+
+
+@pytest.mark.parametrize("slicing", ["one batch", "three batches"])
+def test_sliced_epochs_equal_one_call_epochs_bitwise(monkeypatch, slicing):
+    """Epochs run in calls of one batch (every other call starts inside a chunk
+    of 2 batches and gathers it again), or of up to 3 batches (cut back to a
+    chunk boundary), give bitwise the results of one call per epoch: with
+    all-zero batches skipped, labels, validation, and through a divergence."""
+    calls = []
+
+    def counted(*args):
+        calls.append(args[11:13])  # first, last
+        return gd.kernels.epoch.run_epoch(*args)
+
+    monkeypatch.setattr(FIT, "run_epoch", counted)
+    row_bytes = X.itemsize * X.shape[1] + Y.itemsize + SW.itemsize
+    monkeypatch.setattr(gd.kernels.gather, "CHUNK_BYTES", int(2.5 * 4 * row_bytes))
+    if slicing == "three batches":
+        def three(self, seconds, batches):
+            if FIT._SLICE_SECONDS < math.inf:
+                self.slice = 3
+        monkeypatch.setattr(FIT._Trainer, "resize", three)
+    rng = np.random.default_rng(4)
+    weights = np.where(rng.random(N) < 0.5, 0.0, rng.uniform(0.5, 2.0, N))
+    cases = [
+        (REG, P_REG, X, Y, dict(optimizer=gd.adam(0.02), sample_weight=weights,
+                                validation_data=(XV, YV))),
+        (CE, P_CE, X, LABELS, dict(optimizer=gd.sgd(0.1, momentum=0.9), shuffle=False)),
+        (REG, P_REG, X, Y, dict(optimizer=gd.sgd(1e6))),  # diverges
+    ]
+    for model, params, Xc, yc, kwargs in cases:
+        runs = []
+        for seconds in (math.inf, 0.0):
+            monkeypatch.setattr(FIT, "_SLICE_SECONDS", seconds)
+            calls.clear()
+            runs.append(gd.fit(model, params, Xc, yc, epochs=3, batch_size=4, seed=2,
+                               **kwargs))
+            spans = {last - first for first, last in calls if last > first}
+            # 13 batches an epoch: whole epochs, or at most 3 batches per call.
+            assert spans == {13} if seconds == math.inf else max(spans) <= 3
+        assert_same_run(runs[0], runs[1])
+        assert runs[0].message == runs[1].message
+    assert runs[0].status == "diverged"
+
+
 def _diverging_regression():
     rng = np.random.default_rng(5)
     Xd = 3 * rng.normal(size=(40, 3))
     return Xd, 10 * rng.normal(size=40)
 
 
-def test_diverged_full_batch_returns_the_last_finite_epoch():
+def assert_same_as_shorter_run(result, **kwargs):
+    """``result`` holds exactly the state of a completed fit of ``result.n_epochs`` epochs."""
+    shorter = gd.fit(epochs=max(result.n_epochs, 1), **kwargs)
+    if result.n_epochs == 0:
+        np.testing.assert_array_equal(result.params, kwargs["params"])
+        assert result.opt_state.step == 0
+        np.testing.assert_array_equal(result.opt_state.slots, 0)
+        assert all(values == [] for values in result.history.values())
+        return
+    assert shorter.status == "completed"
+    np.testing.assert_array_equal(result.params, shorter.params)
+    np.testing.assert_array_equal(result.opt_state.slots, shorter.opt_state.slots)
+    np.testing.assert_array_equal(result.opt_state.scalars, shorter.opt_state.scalars)
+    assert result.history == shorter.history
+
+
+def test_diverged_full_batch_goes_back_to_parameters_that_took_a_finite_step():
+    """With full batches, a failing epoch fails at its only step, from the
+    parameters of the epoch before: those are already bad, so fit returns the
+    state one epoch further back."""
     Xd, yd = _diverging_regression()
     opt = gd.sgd(1e3)
     result = gd.fit(LIN, P_LIN, Xd, yd, optimizer=opt, epochs=200, batch_size=None)
@@ -454,50 +642,67 @@ def test_diverged_full_batch_returns_the_last_finite_epoch():
     e = result.n_epochs
     assert 0 < e < 200
     assert_history_lengths(result)
-    assert re.search(rf"\bepoch {e}\b", result.message), result.message
+    failed = e + 1  # the failing epoch
+    assert re.search(rf"\bepoch {failed}\b", result.message), result.message
     assert re.search(r"\bstep 0\b", result.message), result.message
+    assert f"end of epoch {e - 1}" in result.message
     assert "learning rate 1000" in result.message
     assert np.all(np.isfinite(result.params))
-    assert not np.array_equal(result.params, P_LIN)
-    # The parameters before the failing step are those after e full epochs.
-    before = gd.fit(LIN, P_LIN, Xd, yd, optimizer=opt, epochs=e, batch_size=None)
-    assert before.status == "completed"
-    np.testing.assert_array_equal(result.params, before.params)
-    assert result.opt_state.step == before.opt_state.step == e
-    # ... and the independent loop diverges at the same step.
-    p, _, _, _, stop = reference_fit(LIN, P_LIN, Xd, yd, opt, 200, None)
-    assert stop == (e, 0)
-    assert_rel_close(result.params, p)
+    assert np.isfinite(gd.loss(LIN, result.params, Xd, yd))
+    assert result.opt_state.step == e
+    assert_same_as_shorter_run(result, model=LIN, params=P_LIN, X=Xd, y=yd, optimizer=opt,
+                               batch_size=None)
+    # ... and the independent loop fails at the same step.
+    _, _, _, _, stop = reference_fit(LIN, P_LIN, Xd, yd, opt, 200, None)
+    assert stop == (failed, 0)
 
 
-@pytest.mark.parametrize("shuffle", [False, True], ids=["ordered", "shuffled"])
-def test_diverged_mini_batch_returns_the_params_before_the_failing_step(shuffle):
+def test_diverged_after_a_finite_blow_up_returns_parameters_with_a_finite_loss():
+    """The learning rate grows 1e8-fold per step: the parameters stay finite
+    while the loss overflows.  The parameters of the last completed epoch are
+    the ones whose loss is Inf; fit returns those before them, whose loss is
+    finite, with the matching n_epochs, history and optimizer state."""
+    opt = gd.sgd(gd.exponential_decay(1e-3, 1e8))
+    result = gd.fit(LIN, P_LIN, X, Y, optimizer=opt, epochs=30, batch_size=None)
+    assert result.status == "diverged"
+    assert "loss became NaN or Inf" in result.message
+    assert np.isfinite(gd.loss(LIN, result.params, X, Y))
+    assert_history_lengths(result)
+    assert result.opt_state.step == result.n_epochs
+    assert_same_as_shorter_run(result, model=LIN, params=P_LIN, X=X, y=Y, optimizer=opt,
+                               batch_size=None)
+
+
+@pytest.mark.parametrize("batch_size, shuffle", [(16, False), (16, True), (8, True)])
+def test_diverged_mini_batch_returns_the_end_of_an_epoch(batch_size, shuffle):
+    """A failure inside an epoch returns the state at the end of the epoch before
+    (two before when the failing epoch's first step failed: (16, False) fails at
+    step 0), matching n_epochs, history and opt_state, not the last finite step."""
     Xd, yd = _diverging_regression()
     opt = gd.sgd(1e3)
-    result = gd.fit(LIN, P_LIN, Xd, yd, optimizer=opt, epochs=200, batch_size=16,
+    result = gd.fit(LIN, P_LIN, Xd, yd, optimizer=opt, epochs=200, batch_size=batch_size,
                     shuffle=shuffle, seed=9)
     assert result.status == "diverged"
-    p, state, losses, _, stop = reference_fit(LIN, P_LIN, Xd, yd, opt, 200, 16, shuffle,
-                                              seed=9)
+    _, _, _, _, stop = reference_fit(LIN, P_LIN, Xd, yd, opt, 200, batch_size, shuffle,
+                                     seed=9)
     assert stop is not None
     epoch, step = stop
-    assert result.n_epochs == epoch == len(losses)
+    assert result.n_epochs == (epoch if step > 0 else epoch - 1)
     assert_history_lengths(result)
     assert re.search(rf"\bepoch {epoch}\b", result.message), result.message
     assert re.search(rf"\bstep {step}\b", result.message), result.message
+    assert f"end of epoch {result.n_epochs - 1}" in result.message
     assert "learning rate 1000" in result.message
     assert np.all(np.isfinite(result.params))
-    assert_rel_close(result.params, p)
-    assert_rel_close(result.history["loss"], losses)
-    assert result.opt_state.step == state.step
+    assert_same_as_shorter_run(result, model=LIN, params=P_LIN, X=Xd, y=yd, optimizer=opt,
+                               batch_size=batch_size, shuffle=shuffle, seed=9)
 
 
-def test_diverged_in_the_update_returns_no_optimizer_state():
-    # The failing step has already moved the moments, so no state matches the
-    # returned (last finite) parameters: fit returns opt_state=None.
+def test_diverged_in_the_update_returns_the_state_before_the_epoch():
     # Sample 0 has zero residual at W = b = 0 (a finite no-op step); sample 1's
     # gradient is -2e200 on W, so the step W += 1e200 * 2e200 overflows while
-    # the loss (1.0) is finite: the failure is detected in the update.
+    # the loss (1.0) is finite: the failure is detected in the update, in
+    # epoch 0, so fit returns the initial parameters and optimizer state.
     X1 = np.array([[1.0], [1e200], [1.0]])
     y1 = np.array([0.0, 1.0, 0.0])
     model = gd.mlp([1, 1])
@@ -506,11 +711,13 @@ def test_diverged_in_the_update_returns_no_optimizer_state():
                     shuffle=False)
     assert result.status == "diverged"
     assert "step 1" in result.message and "gradient or update" in result.message
-    np.testing.assert_array_equal(result.params, np.zeros(2))
-    p, state, _, _, stop = reference_fit(model, np.zeros(2), X1, y1, opt, 2, 1, False)
+    assert "initial parameters" in result.message
+    _, _, _, _, stop = reference_fit(model, np.zeros(2), X1, y1, opt, 2, 1, False)
     assert stop == (0, 1)
-    np.testing.assert_array_equal(result.params, p)
-    assert result.opt_state is None
+    assert result.n_epochs == 0
+    np.testing.assert_array_equal(result.params, np.zeros(2))
+    assert result.opt_state.step == 0
+    np.testing.assert_array_equal(result.opt_state.slots, 0)
 
 
 # Callbacks -----------------------------------------------------------------------------
@@ -691,13 +898,50 @@ def test_lr_plateau_must_be_a_reduce_on_plateau():
         fit_reg(lr_plateau={"factor": 0.5})
 
 
+# Optimizer names, seeds, repr ----------------------------------------------------------
+@pytest.mark.parametrize("name", ["adam", "RMSprop"])
+def test_optimizer_by_name_is_the_factory_default(name):
+    by_name = fit_reg(optimizer=name, epochs=2)
+    by_object = fit_reg(optimizer=getattr(gd, name.lower())(), epochs=2)
+    assert_same_run(by_name, by_object)
+
+
+def test_seed_accepts_what_numpy_seeding_accepts():
+    kwargs = dict(epochs=2, validation_fraction=0.2)
+    # An int and the SeedSequence of that int: the same shuffles and split.
+    assert_same_run(fit_reg(seed=np.random.SeedSequence(3), **kwargs),
+                    fit_reg(seed=3, **kwargs))
+    # A Generator is used, and advanced, in place (not copied).
+    rng = np.random.default_rng(0)
+    state = copy.deepcopy(rng.bit_generator.state)
+    a = fit_reg(seed=rng, **kwargs)
+    assert rng.bit_generator.state != state
+    assert_same_run(a, fit_reg(seed=np.random.default_rng(0), **kwargs))
+    assert_same_run(a, fit_reg(seed=np.random.PCG64(0), **kwargs))
+    assert not np.array_equal(a.params, fit_reg(seed=rng, **kwargs).params)
+    assert fit_reg(seed=None, **kwargs).status == "completed"
+
+
+def test_repr_summarises_the_parameters():
+    result = fit_reg(epochs=2, validation_data=(XV, YV))
+    text = repr(result)
+    assert "array(" not in text
+    assert "shape=(26,)" in text and "float64" in text
+    assert "status='completed'" in text and "n_epochs=2" in text
+    assert repr(float(f"{result.history['val_loss'][-1]:.6g}")) in text
+    assert len(text) < 300
+
+
 # Bad inputs ----------------------------------------------------------------------------
 @pytest.mark.parametrize("kwargs, exc, pattern", [
     (dict(epochs=0), ValueError, "epochs"),
     (dict(epochs=2.5), TypeError, "epochs"),
     (dict(batch_size=0), ValueError, "batch_size"),
     (dict(batch_size=-3), ValueError, "batch_size"),
-    (dict(optimizer="adam"), TypeError, "optimizer"),
+    (dict(optimizer="adamm"), ValueError, "optimizer 'adamm'.*adam, adamax"),
+    (dict(optimizer="lbfgs"), ValueError, "optimizer 'lbfgs'"),
+    (dict(optimizer="sgd"), ValueError, r"optimizer='sgd'.*gd\.sgd\(learning_rate\)"),
+    (dict(optimizer=3), TypeError, "optimizer"),
     (dict(optimizer=gd.adam), TypeError, "optimizer"),
     (dict(early_stopping=0), ValueError, "early_stopping"),
     (dict(callbacks=[print, 3]), TypeError, r"callbacks\[1\]"),
@@ -707,6 +951,9 @@ def test_lr_plateau_must_be_a_reduce_on_plateau():
     (dict(validation_fraction=0.001), ValueError, "validation_fraction"),  # 0 samples
     (dict(shuffle="yes"), TypeError, "shuffle"),
     (dict(seed=-1), ValueError, "seed"),
+    (dict(seed=True), TypeError, "seed"),
+    (dict(seed=1.5), TypeError, "seed"),
+    (dict(seed="0"), TypeError, "seed"),
     (dict(l2=-0.1), ValueError, "l2"),
     (dict(progress="yes"), TypeError, "progress"),
     (dict(validation_data=XV), TypeError, "validation_data"),

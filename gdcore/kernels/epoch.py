@@ -1,16 +1,19 @@
-"""One training epoch in one compiled call: batches, gradients, updates, loss.
+"""Training steps in one compiled call: batches, gradients, updates, loss.
 
-:func:`run_epoch` walks the training set in mini-batches (in a given
+:func:`run_epoch` walks a range of an epoch's mini-batches (in a given
 shuffled order, gathered a chunk of batches at a time by :mod:`.gather`, or
-in storage order), and for each batch computes the loss
-and gradient (:func:`.network.value_and_grad`) and applies one optimizer step
+in storage order), and for each batch computes the loss and gradient
+(:func:`.network.value_and_grad`) and applies one optimizer step
 (:func:`.updates.apply_update`).  The Python driver (:mod:`gdcore.fit`) calls
-it once per epoch with every buffer preallocated, so no Python runs and
-nothing is allocated per step.
+it for a whole epoch when the epoch is short, else for slices of it, with
+every buffer preallocated, so no Python runs and nothing is allocated per
+step.  The running step count and loss sums go in and come out, so an epoch
+run in slices takes exactly the steps, in the same buffers, and sums exactly
+the losses of one run in a single call.
 
 Nothing is lost on divergence: the step writes the new parameters into a
 second buffer, and the two buffers swap only when the step was finite.  When
-a loss, gradient or new parameter is NaN or Inf, the epoch stops and the
+a loss, gradient or new parameter is NaN or Inf, the call stops and the
 buffer holding the last finite parameters is reported.
 """
 
@@ -52,9 +55,9 @@ def batch_weight(weights, m):
 
 @jit
 def run_epoch(params, spare, offsets, X, Y, labels, weights_, loss_code, l2, order,
-              batch_size, opt_code, hyper, lrs, slots, scalars, work, grad, Xb, Yb, Lb,
-              Wb):
-    """Train for one pass over ``X`` in mini-batches of ``batch_size``.
+              batch_size, first, last, opt_code, hyper, lrs, updates, slots, scalars, work,
+              grad, Xb, Yb, Lb, Wb, loss_sum, weight_sum):
+    """Train on batches ``first`` to ``last - 1`` of one pass over ``X`` in mini-batches.
 
     Parameters
     ----------
@@ -70,11 +73,18 @@ def run_epoch(params, spare, offsets, X, Y, labels, weights_, loss_code, l2, ord
         Sample order of this epoch; empty for storage order (then the
         batches are views of ``X`` and nothing is gathered).
     batch_size : int
-        The last batch holds the remainder, if any.
+        The last batch of the epoch holds the remainder, if any.
+    first, last : int
+        The batches to run, ``0 <= first <= last <= n_batches``.  A first
+        batch inside a chunk gathers that whole chunk again, so any range
+        gives the same steps; ranges of whole chunks gather nothing twice.
     opt_code, hyper, slots, scalars :
         Optimizer code, hyperparameters and state (:func:`.updates.apply_update`).
     lrs : ndarray of shape (n_batches,), float64
         Learning rate of each optimizer step of this epoch, in order.
+    updates : int
+        Optimizer steps already taken in this epoch (by earlier ranges): the
+        next step uses ``lrs[updates]``.
     work : ndarray of shape (>= batch_size * Model.workspace_units,)
     grad : ndarray of shape (n_params,)
     Xb, Yb, Lb, Wb : ndarray
@@ -83,39 +93,39 @@ def run_epoch(params, spare, offsets, X, Y, labels, weights_, loss_code, l2, ord
         epoch gathers that many rows at a time.  Empty where the data is
         empty.  Not read when ``order`` is empty (any arrays will do; fit
         passes the data arrays themselves).  Nothing is checked: the caller
-        guarantees the row counts and widths.
+        guarantees the row counts, widths and batch range.
+    loss_sum, weight_sum : float
+        The sums (below) over the epoch's earlier ranges; 0 for the first.
 
     Returns
     -------
     status : int
         ``OK``, ``LOSS_NOT_FINITE`` or ``STEP_NOT_FINITE``.
     batch : int
-        Batches visited; on failure, the index of the failing batch.
+        ``last``; on failure, the index of the failing batch.
     updates : int
-        Optimizer steps completed (batches whose weights are all zero are
-        skipped without a step); step ``k`` used ``lrs[k]``.
+        Optimizer steps of the epoch completed so far (batches whose weights
+        are all zero are skipped without a step); step ``k`` used ``lrs[k]``.
     loss_sum, weight_sum : float
         Sum of batch losses times batch weights, and of the batch weights,
-        over the completed steps (the epoch's mean loss is their ratio).
+        over the epoch's completed steps (the epoch's mean loss is their
+        ratio), accumulated in step order.
     in_spare : bool
         True when the current (last finite) parameters are in ``spare``.
     """
     n = X.shape[0]
-    n_batches = (n + batch_size - 1) // batch_size
     shuffled = order.shape[0] > 0
     cur, nxt = params, spare
     in_spare = False
-    updates = 0
-    loss_sum = 0.0
-    weight_sum = 0.0
     chunk = Xb.shape[0]
-    for s in range(n_batches):
+    for s in range(first, last):
         start = s * batch_size
         stop = min(start + batch_size, n)
         if shuffled:
             at = start % chunk  # the batch's first row in the chunk buffers
-            if at == 0:
-                gather_chunk(X, Y, labels, weights_, order, start, batch_size, Xb, Yb, Lb, Wb)
+            if at == 0 or s == first:
+                gather_chunk(X, Y, labels, weights_, order, start - at, batch_size, Xb, Yb,
+                             Lb, Wb)
             xb, yb, lb, wb = batch_views(Xb, Yb, Lb, Wb, at, at + stop - start)
         else:
             xb, yb, lb, wb = batch_views(X, Y, labels, weights_, start, stop)
@@ -133,7 +143,7 @@ def run_epoch(params, spare, offsets, X, Y, labels, weights_, loss_code, l2, ord
         updates += 1
         loss_sum += loss * bw
         weight_sum += bw
-    return OK, n_batches, updates, loss_sum, weight_sum, in_spare
+    return OK, last, updates, loss_sum, weight_sum, in_spare
 
 
 @jit
