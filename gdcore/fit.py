@@ -43,7 +43,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import _validate, codes, optim
+from . import _blas_threads, _validate, codes, optim
 from .functional import prepare_batch
 from .kernels import checks
 from .kernels.epoch import LOSS_NOT_FINITE, OK, evaluate, run_epoch
@@ -290,7 +290,7 @@ def _check_options(epochs, batch_size, n, shuffle, early_stopping, callbacks, pr
 
 def fit(model, params, X, y, optimizer=adam(), epochs=10, batch_size=32, shuffle=True, seed=0,
         l2=0.0, sample_weight=None, validation_data=None, validation_fraction=0.0,
-        early_stopping=None, callbacks=(), progress=None, lr_plateau=None):
+        early_stopping=None, callbacks=(), progress=None, lr_plateau=None, threads="auto"):
     """Train ``model`` by (mini-batch, stochastic or full-batch) gradient descent.
 
     Parameters
@@ -348,6 +348,13 @@ def fit(model, params, X, y, optimizer=adam(), epochs=10, batch_size=32, shuffle
         shows it only when stderr is a terminal and tqdm is installed.
     lr_plateau : ReduceOnPlateau, optional
         Scale the learning rate down when the monitored loss stalls.
+    threads : "auto", int or None, default "auto"
+        BLAS threads of the matrix products while fit runs (see
+        :mod:`gdcore._blas_threads`): ``"auto"`` runs products of fewer than
+        2**24 multiply-adds (batch rows x the largest layer's weights) on one
+        thread, the others as the BLAS is set; an int sets that many; None
+        leaves the BLAS as it is.  Results are bitwise reproducible for the
+        same seed, data and thread count.
 
     Returns
     -------
@@ -391,6 +398,7 @@ def fit(model, params, X, y, optimizer=adam(), epochs=10, batch_size=32, shuffle
     if message:
         raise ValueError(message)
     l2 = _validate.nonnegative_float(l2, "l2")
+    threads = _blas_threads.check_threads(threads)
     validation_fraction = _validate.real_in(validation_fraction, "validation_fraction",
                                             0.0, 1.0, high_open=True)
     optimizer, epochs, batch_size, shuffle, early_stopping, callbacks, progress = \
@@ -405,10 +413,13 @@ def fit(model, params, X, y, optimizer=adam(), epochs=10, batch_size=32, shuffle
     batch_size = min(batch_size, train.n)
     # Full batches see every sample each step: their order changes nothing.
     shuffle = shuffle and batch_size < train.n
+    rows = max(batch_size, min(val.n, _EVAL_CHUNK) if val is not None else 0)
+    blas_count = _blas_threads.count_for(threads, _blas_threads.largest_product(model, rows))
     trainer = _Trainer(model, params, train, val, optimizer, batch_size, shuffle,
                        shuffle_rng() if shuffle else None, l2)
-    return trainer.run(epochs, early_stopping, callbacks, _progress_bar(progress, epochs),
-                       lr_plateau)
+    with _blas_threads.blas_threads(blas_count):
+        return trainer.run(epochs, early_stopping, callbacks, _progress_bar(progress, epochs),
+                           lr_plateau)
 
 
 class _CtrlC:

@@ -124,3 +124,69 @@ def test_update_of_a_state_does_not_hold_it():
     with pytest.raises(ValueError):
         opt.update_inplace(np.ones(11), state, p)
     assert id(state.scalars) not in gd.optim._IN_USE
+
+
+# BLAS threads of a call ------------------------------------------------------------------
+needs_thread_control = pytest.mark.skipif(
+    gd.kernels.blas.set_blas_threads is None,
+    reason="gdcore steers only NumPy's scipy-openblas (this NumPy has none, or GDCORE_BLAS=scipy)")
+
+
+@needs_thread_control
+@pytest.mark.parametrize("threads, rows, expected", [
+    ("auto", 1347, 1),  # 1347 x 64 x 128: mid-sized, one thread (the busy-machine cliff)
+    ("auto", 32, None),  # 32 x 64 x 128 = 262,144: OpenBLAS's own single-thread range
+    ("auto", 4096, None),  # 4096 x 64 x 128 = 2**25: the BLAS's own setting
+    (None, 1347, None), (1, 32, 1), (3, 1347, 3)])
+def test_fit_holds_the_blas_threads_it_chose(threads, rows, expected):
+    from gdcore.kernels.blas import get_blas_threads, set_blas_threads
+    model = gd.mlp([64, 128, 10], loss="cross_entropy")
+    rng = np.random.default_rng(0)
+    X, y = rng.random((rows, 64)), rng.integers(0, 10, rows)
+    before = get_blas_threads()
+    set_blas_threads(2)  # a known setting to tell "left alone" from "set"
+    try:
+        seen = []
+        gd.fit(model, gd.init(model), X, y, epochs=2, batch_size=None, threads=threads,
+               progress=False, callbacks=lambda epoch, logs: seen.append(get_blas_threads()))
+        assert seen == [2 if expected is None else expected] * 2
+        assert get_blas_threads() == 2  # restored
+    finally:
+        set_blas_threads(before)
+
+
+@pytest.mark.parametrize("threads", [0, -1, 1.5, "2", True, "all"])
+def test_fit_refuses_bad_threads(threads):
+    model = gd.mlp([3, 1])
+    with pytest.raises(ValueError, match="threads"):
+        gd.fit(model, gd.init(model), np.zeros((4, 3)), np.zeros(4), threads=threads)
+
+
+@needs_thread_control
+def test_concurrent_holders_keep_the_first_count_until_the_last_leaves():
+    from gdcore._blas_threads import blas_threads
+    from gdcore.kernels.blas import get_blas_threads, set_blas_threads
+    before = get_blas_threads()
+    set_blas_threads(2)
+    try:
+        inside, release = threading.Event(), threading.Event()
+        seen = []
+
+        def holder():
+            with blas_threads(1):
+                inside.set()
+                release.wait(10)
+                seen.append(get_blas_threads())
+
+        worker = threading.Thread(target=holder)
+        worker.start()
+        inside.wait(10)
+        with blas_threads(3):  # joins the holder's count instead of changing it
+            seen.append(get_blas_threads())
+        assert get_blas_threads() == 1  # the worker still holds it
+        release.set()
+        worker.join()
+        assert seen == [1, 1]
+        assert get_blas_threads() == 2
+    finally:
+        set_blas_threads(before)
