@@ -490,6 +490,7 @@ def test_callback_exception_propagates_with_the_result_attached():
 
 
 # Ctrl-C --------------------------------------------------------------------------------
+@pytest.mark.bitwise
 @pytest.mark.parametrize("shuffle", [False, True], ids=["ordered", "shuffled"])
 def test_ctrl_c_between_two_calls_returns_the_last_completed_step(monkeypatch, shuffle):
     """A real SIGINT after the 6th compiled call (epoch 1, after 2 of its 4 batches,
@@ -566,6 +567,7 @@ def test_fit_in_another_thread_leaves_the_signal_handlers_alone(monkeypatch):
     assert_same_run(results[0], fit_reg(epochs=3))
 
 
+@pytest.mark.bitwise
 @pytest.mark.parametrize("slicing", ["one batch", "three batches"])
 def test_sliced_epochs_equal_one_call_epochs_bitwise(monkeypatch, slicing):
     """Epochs run in calls of one batch (every other call starts inside a chunk
