@@ -354,6 +354,10 @@ def require_model(model):
     """Raise TypeError unless ``model`` is a :class:`Model`."""
     if not isinstance(model, Model):
         raise TypeError(f"model must be a gdcore Model, got {type(model).__name__}")
+    if type(model.__dict__.get("_layout")) is not _Layout:
+        # e.g. object.__new__(Model), or a pickle that skipped the constructor
+        raise TypeError("model must be a gdcore Model built by its constructor; this one "
+                        "has no offset table")
 
 
 def mlp(sizes, activation="relu", output=None, loss="mse"):
