@@ -122,10 +122,13 @@ def check_objective_grad(fun, x0, jac=None, args=(), *, step=1e-4, rtol=None, at
     GradCheckReport
         ``per_layer`` is empty and ``n_skipped`` 0 (nothing is known about kinks).
     """
-    x = np.asarray(x0)
-    if x.ndim != 1 or x.dtype.kind not in "biuf":
-        raise ValueError(f"x0 must be a 1-D array of real numbers, got shape {x.shape} "
-                         f"and dtype {x.dtype}")
+    try:
+        x = np.asarray(x0)
+    except (TypeError, ValueError) as exc:  # ragged lists and the like
+        raise TypeError(f"x0 must be a 1-D array of real numbers: {exc}") from None
+    if x.ndim != 1 or x.dtype.kind not in "biuf" or x.shape[0] == 0:
+        raise ValueError(f"x0 must be a non-empty 1-D array of real numbers, got shape "
+                         f"{x.shape} and dtype {x.dtype}")
     dtype = x.dtype if x.dtype in _validate.FLOAT_DTYPES else np.dtype(np.float64)
     x = x.astype(dtype)
     if not isinstance(args, tuple):

@@ -19,6 +19,8 @@ from . import _validate, codes
 
 # Activations whose layers get He initialisation; the rest get Glorot.
 _HE_ACTIVATIONS = frozenset({"relu", "leaky_relu", "elu", "gelu", "silu"})
+# The int64 offset table must address every parameter.
+_MAX_PARAMS = 2**62
 
 
 class _Layout(NamedTuple):
@@ -130,7 +132,8 @@ class Model:
     loss: str = "mse"
 
     def __post_init__(self):
-        if isinstance(self.layers, Dense) or not hasattr(self.layers, "__iter__"):
+        if isinstance(self.layers, Dense) or not hasattr(self.layers, "__iter__") or \
+                (isinstance(self.layers, np.ndarray) and self.layers.ndim == 0):
             raise TypeError(f"layers must be a sequence of Dense, got {self.layers!r}")
         layers = tuple(self.layers)
         if not layers:
@@ -181,8 +184,9 @@ class Model:
                 "binary_cross_entropy for a single logit"
             )
         n_params = sum(layer.n_params for layer in layers)
-        if n_params >= 2**62:  # the int64 offset table must address every parameter
-            raise ValueError(f"the model has {n_params} parameters, more than can be addressed")
+        if n_params >= _MAX_PARAMS:
+            raise ValueError(f"layers describe {n_params} parameters, more than can be "
+                             f"addressed ({_MAX_PARAMS})")
         object.__setattr__(self, "layers", layers)
         object.__setattr__(self, "loss", loss)
         object.__setattr__(self, "_layout", _build_layout(layers, loss_code))
@@ -379,7 +383,8 @@ def mlp(sizes, activation="relu", output=None, loss="mse"):
     -------
     Model
     """
-    if isinstance(sizes, (str, bytes)) or not hasattr(sizes, "__iter__"):
+    if isinstance(sizes, (str, bytes)) or not hasattr(sizes, "__iter__") or \
+            (isinstance(sizes, np.ndarray) and sizes.ndim == 0):
         raise TypeError(f"sizes must be a sequence of layer widths, got {sizes!r}")
     sizes = list(sizes)
     if len(sizes) < 2:
@@ -387,6 +392,10 @@ def mlp(sizes, activation="relu", output=None, loss="mse"):
             f"sizes must list at least the input and output widths, got {sizes!r}"
         )
     sizes = [_validate.positive_int(s, f"sizes[{i}]") for i, s in enumerate(sizes)]
+    n_params = sum((a + 1) * b for a, b in zip(sizes, sizes[1:]))
+    if n_params >= _MAX_PARAMS:
+        raise ValueError(f"sizes {sizes} give {n_params} parameters, more than can be "
+                         f"addressed ({_MAX_PARAMS})")
     activation = _validate.activation_name(activation)
     if activation == "softmax" and len(sizes) > 2:
         raise ValueError("softmax cannot be a hidden activation; use it as output of a "
