@@ -390,3 +390,29 @@ def test_every_public_function_is_driven():
         obj = getattr(gd, public)
         if callable(obj) and not inspect.isclass(obj) or public in ("Dense", "Model"):
             assert obj in driven or public in _SHARED, public
+
+
+# What the compiled loops index: one learning rate per step ------------------------------
+class _ShapelessRate(gd.Schedule):
+    """A user schedule whose rate ignores the shape of the steps it is asked for."""
+
+    def _rate(self, t):
+        return np.full(1, 0.01)
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "Schedule.__call__ returns whatever shape _rate gives; fit._Trainer.epoch and "
+    "minimize.first_order_compiled hand it to run_epoch / first_order_loop, which read one "
+    "rate per step past the end of a 1-element table (garbage rates, spurious divergence)"))
+def test_a_schedule_must_give_one_rate_per_step():
+    model = MODELS["mse1"]
+    params = gd.init(model)
+    X = np.random.default_rng(0).normal(size=(64, N_IN))
+    try:
+        result = gd.fit(model, params, X, X[:, 0].copy(), optimizer=gd.sgd(_ShapelessRate()),
+                        epochs=1, batch_size=4, progress=False)
+    except (TypeError, ValueError) as exc:
+        assert "rate" in str(exc) or "schedule" in str(exc)
+    else:
+        assert result.status == "completed", result.message
+        assert result.history["lr"] == [0.01]  # the last step's rate, not what lies beyond
