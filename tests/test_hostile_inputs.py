@@ -24,14 +24,7 @@ from scipy.optimize import OptimizeResult
 
 import gdcore as gd
 
-N, N_IN = 5, 3
-
-MODELS = {
-    "mse1": gd.mlp([N_IN, 4, 1], "tanh"),
-    "mse2": gd.mlp([N_IN, 4, 2], "relu", loss="mae"),
-    "bce": gd.mlp([N_IN, 2], loss="binary_cross_entropy"),
-    "ce": gd.mlp([N_IN, 4, 3], "tanh", loss="cross_entropy"),
-}
+from test_validation import MODELS, N, N_IN, valid_batch
 
 
 def _read_only(a):
@@ -87,19 +80,8 @@ HOSTILE_NAMES = sorted(HOSTILE)
 
 
 def _fresh_problem(kind, dtype):
-    model = MODELS[kind]
-    rng = np.random.default_rng(0)
-    params = gd.init(model, seed=1, dtype=dtype)
-    X = rng.normal(size=(N, N_IN))
-    if kind == "ce":
-        y = np.array([0, 2, 1, 2, 0])
-    elif kind == "bce":
-        y = rng.integers(0, 2, (N, 2)).astype(float)
-    else:
-        y = rng.normal(size=(N, model.n_outputs))
-        if model.n_outputs == 1:
-            y = y[:, 0]
-    return model, params, X, y
+    model, params, X, y = valid_batch(kind)
+    return model, params.astype(dtype), X, y
 
 
 def _finite(x):
