@@ -203,6 +203,11 @@ NO_LABELS = np.zeros(0, dtype=np.int64)
 def targets(model, y, n_samples, dtype):
     """Validate ``y`` against the model's loss and output width.
 
+    The one check of targets that every loss-computing entry point (functional,
+    gradcheck, fit and its validation data) goes through: ``None`` is refused
+    here, as are class-probability rows that do not sum to 1.  Values (NaN,
+    label range, targets outside [0, 1]) are left to the compiled scan.
+
     Returns
     -------
     Y : ndarray of shape (n_samples, n_outputs) or (0, n_outputs)

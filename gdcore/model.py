@@ -126,6 +126,15 @@ class Model:
         ``[w_start, b_start, n_in, n_out, activation_code, unit_start]``
         (``unit_start``: the layer's first column in the per-sample
         activation workspace, i.e. the number of units in earlier layers).
+        Computed once by the constructor; neither it nor the memory it views
+        can be made writeable.
+
+    Notes
+    -----
+    Pickling and copying (``copy.copy``, ``copy.deepcopy``) rebuild the model
+    from ``layers`` and ``loss`` through the constructor: a copy is validated
+    and laid out like a new model, and a table carried by a pickle is never
+    used.
     """
 
     layers: tuple
