@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.differentiate import derivative
 
-from . import _validate
+from . import _validate, codes
 from .functional import prepare_batch, value_and_grad
 from .kernels import kinks, network
 from .model import Model
@@ -217,7 +217,10 @@ def check_model_grad(model, params, X, y, l2=0.0, sample_weight=None, *, step=1e
     offsets = model.offsets
     n = X64.shape[0]
     work = np.empty(n * model.forward_units, dtype=np.float64)  # loss and kinks only
-    n_pattern = n * (sum(layer.n_out for layer in model.layers) + model.n_outputs)
+    # Sized from the offset table the kernel walks (not from model.layers, which
+    # object.__setattr__ could have swapped): kink_pattern writes n * units of it.
+    units = int(offsets[:, codes.COL_N_OUT].sum())
+    n_pattern = n * (units + model.n_outputs)
 
     def pattern_at(point):
         pat = np.empty(n_pattern, dtype=np.int8)

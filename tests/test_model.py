@@ -382,9 +382,12 @@ def test_layers_changed_behind_the_constructor_are_checked_again():
     # A model's table comes from its validated layers only: swapping its layers
     # afterwards does not reach what the kernels index.
     model = gd.mlp([3, 2])
-    object.__setattr__(model, "layers", (gd.Dense(3, 10**6),))
+    object.__setattr__(model, "layers", (gd.Dense(3, 10**13),))
     assert model.offsets[0, 3] == 2 and model.n_params == 8
     assert len(model.unpack(np.zeros(8))) == 1
+    X, y = np.ones((2, 3)), np.zeros((2, 2))
+    assert gd.check_grad(model, np.full(8, 0.1), X, y).ok  # sized its buffers by the table
+    np.testing.assert_array_equal(gd.predict(model, np.full(8, 0.1), X), np.full((2, 2), 0.4))
 
 
 def _payload(cls, state):
