@@ -56,6 +56,9 @@ def _build_layout(layers, loss_code):
     # table nor its base can be made writeable again (a read-only array that owns
     # its memory can be, with setflags(write=True)).
     offsets = np.frombuffer(table.tobytes(), dtype=np.int64).reshape(table.shape)
+    if not offsets.flags.aligned:  # pragma: no cover - CPython aligns bytes to 8
+        table.setflags(write=False)  # the kernels are compiled for aligned tables
+        offsets = table[...]
     widest = max(layer.n_out for layer in layers)
     return _Layout(offsets=offsets, n_params=start, n_inputs=layers[0].n_in,
                    n_outputs=layers[-1].n_out, loss_code=loss_code,
