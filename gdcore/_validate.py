@@ -275,13 +275,16 @@ def targets(model, y, n_samples, dtype):
 def _check_probability_rows(Y, y_dtype):
     """Raise unless each row of class probabilities ``Y`` sums to 1.
 
-    The tolerance is the square root of the machine epsilon of the coarser of
-    ``y_dtype`` (the targets as given) and ``Y.dtype`` (as computed), so rows
-    rounded to either dtype pass, and a missing class (0.9) or an empty row
-    does not.  NaN/Inf and values outside [0, 1] are left to the data scan,
-    which names them as such: while ``Y`` holds any, this check defers to it.
+    The tolerance is the square root of the machine epsilon of the coarsest of
+    float32, ``y_dtype`` (the targets as given) and ``Y.dtype`` (as computed):
+    3.5e-4, or 0.031 for float16 targets.  Probabilities are routinely made in
+    float32 (another framework's softmax) and stored in float64, so their rows
+    sum to 1 only to float32 precision, about n_outputs float32 ulps; a missing
+    class (0.9) or an empty row is far outside.  NaN/Inf and values outside
+    [0, 1] are left to the data scan, which names them as such: while ``Y``
+    holds any, this check defers to it.
     """
-    eps = np.finfo(Y.dtype).eps
+    eps = max(np.finfo(np.float32).eps, np.finfo(Y.dtype).eps)
     if y_dtype.kind == "f":
         eps = max(eps, np.finfo(y_dtype).eps)
     with np.errstate(invalid="ignore", over="ignore"):

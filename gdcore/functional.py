@@ -97,8 +97,9 @@ def value_and_grad(model, params, X, y, l2=0.0, sample_weight=None):
         ``(n_samples, n_outputs)``; for ``binary_cross_entropy`` targets in
         [0, 1]; for ``cross_entropy`` integer labels ``(n_samples,)`` or class
         probabilities ``(n_samples, n_outputs)`` in [0, 1] whose rows sum to 1
-        (within the square root of the epsilon of the coarser of ``y``'s and
-        the params' dtype).  Required: ``None`` raises TypeError.
+        (within 3.5e-4, the square root of float32's epsilon, which passes
+        probabilities made in float32; 0.031 for float16 targets).  Required:
+        ``None`` raises TypeError.
     l2 : float, default 0
         Adds ``0.5 * l2 * sum(W**2)`` over the weight matrices (not biases).
     sample_weight : array-like of shape (n_samples,), optional

@@ -436,6 +436,11 @@ def test_probabilities_rounded_to_either_dtype_are_accepted(dtype, y_dtype):
     y[0] = [0.1, 0.2, 0.7]  # 0.1 + 0.2 + 0.7 != 1 in binary floating point
     loss, grad = gd.value_and_grad(model, params, X, y)
     assert np.isfinite(loss) and grad.dtype == dtype
+    # Made in float32 (another framework's softmax), stored in float64.
+    wide = gd.mlp([N_IN, 50], loss="cross_entropy")
+    z = np.random.default_rng(4).normal(size=(N, 50)).astype(np.float32) * 3
+    soft = np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
+    assert gd.loss(wide, gd.init(wide, dtype=dtype), X, soft.astype(np.float64)) > 0
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
