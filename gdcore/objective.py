@@ -97,9 +97,15 @@ class Objective:
         else:
             f = self.value(x)
             grad = self._finite_differences(np.asarray(x, dtype=np.float64), f)
-        grad = np.asarray(grad)
+        try:
+            grad = np.asarray(grad)
+        except (TypeError, ValueError):  # ragged sequences and the like
+            raise TypeError(f"the gradient (jac) must be an array of real numbers, got "
+                            f"{type(grad).__name__}") from None
         if grad.shape != g.shape:
             raise ValueError(f"the gradient has shape {grad.shape}, expected {g.shape} like x")
+        if grad.dtype.kind not in "biuf":  # complex would lose its imaginary part silently
+            raise TypeError(f"the gradient (jac) must hold real numbers, got dtype {grad.dtype}")
         g[:] = grad
         return f
 

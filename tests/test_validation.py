@@ -461,3 +461,45 @@ def test_label_hint_only_for_integer_targets():
     assert "cross_entropy" not in str(info.value)
     raises_untouched(ValueError, r"loss='binary_cross_entropy'.*|cross_entropy", gd.loss,
                      MODELS["bce"], gd.init(MODELS["bce"]), X, np.array([0, 1, 1, 0]))
+
+
+@pytest.mark.parametrize("method", ["lbfgs", "adam"])
+@pytest.mark.parametrize("bad, exc, match", [
+    (lambda x: (x + 0j), TypeError, r"gradient \(jac\) must hold real numbers"),
+    (lambda x: [x[0], [1.0, 2.0]], TypeError, r"gradient \(jac\) must be an array"),
+    (lambda x: np.array([None] * x.shape[0]), TypeError, r"gradient \(jac\) must hold real"),
+], ids=["complex", "ragged", "objects"])
+def test_minimize_refuses_a_gradient_that_is_not_real(method, bad, exc, match):
+    """Regression: a complex jac lost its imaginary part with only a ComplexWarning."""
+    with pytest.raises(exc, match=match):
+        gd.minimize(lambda x: float(x @ x), np.ones(2), method=method, jac=bad,
+                    options={"maxiter": 3})
+
+
+@pytest.mark.parametrize("jac", [np.zeros(2), np.zeros((3, 0))], ids=["array", "empty"])
+def test_minimize_refuses_an_array_as_jac(jac):
+    """Regression: an array jac hit `jac in FD_METHODS` (NumPy's ambiguous truth value)."""
+    with pytest.raises(ValueError, match=r"jac must be True, a callable"):
+        gd.minimize(lambda x: float(x @ x), np.ones(2), jac=jac)
+
+
+def test_minimize_explains_f_g_without_jac_true():
+    with pytest.raises(TypeError, match=r"fun must return a real scalar.*jac=True"):
+        gd.minimize(lambda x: (float(x @ x), 2 * x), np.ones(2), jac=None)
+
+
+@pytest.mark.parametrize("x0", [[], np.zeros(0)])
+def test_check_grad_refuses_an_empty_x0(x0):
+    """Regression: an empty x0 reached np.max of an empty array."""
+    with pytest.raises(ValueError, match=r"x0 must be a non-empty 1-D array"):
+        gd.check_grad(lambda x: (float(x @ x), 2 * x), x0)
+
+
+@pytest.mark.parametrize("build, match", [
+    (lambda: gd.mlp(np.array(3)), r"sizes must be a sequence"),
+    (lambda: gd.Model(np.array(3)), r"layers must be a sequence"),
+    (lambda: gd.mlp([3, 2**31, 2**31, 1]), r"sizes \[3, .*\] give \d+ parameters"),
+], ids=["mlp-0d", "Model-0d", "mlp-too-large"])
+def test_model_specs_name_the_argument(build, match):
+    with pytest.raises((TypeError, ValueError), match=match):
+        build()
