@@ -203,6 +203,11 @@ NO_LABELS = np.zeros(0, dtype=np.int64)
 def targets(model, y, n_samples, dtype):
     """Validate ``y`` against the model's loss and output width.
 
+    The one check of targets that every loss-computing entry point (functional,
+    gradcheck, fit and its validation data) goes through: ``None`` is refused
+    here, as are class-probability rows that do not sum to 1.  Values (NaN,
+    label range, targets outside [0, 1]) are left to the compiled scan.
+
     Returns
     -------
     Y : ndarray of shape (n_samples, n_outputs) or (0, n_outputs)
@@ -215,9 +220,15 @@ def targets(model, y, n_samples, dtype):
     if type(y) is np.ndarray and y.dtype == dtype and _kernel_layout(y):
         # Fast paths: dense targets already in kernel form.
         if y.shape == (n_samples, k):
+            if loss == codes.CROSS_ENTROPY:
+                _check_probability_rows(y, y.dtype)
             return y, NO_LABELS
         if k == 1 and y.shape == (n_samples,) and loss != codes.CROSS_ENTROPY:
             return y.reshape(n_samples, 1), NO_LABELS
+    if y is None:
+        # Every loss reads n_samples targets: without them the kernels would
+        # read past the end of an empty array.
+        raise TypeError(f"y must be the targets of the {n_samples} samples, got None")
     if loss == codes.CROSS_ENTROPY:
         y_arr = _as_array(y, "y")
         if y_arr.dtype.kind not in "iuf":
@@ -243,14 +254,48 @@ def targets(model, y, n_samples, dtype):
                 f"y for cross_entropy must be integer labels of shape ({n_samples},) or class "
                 f"probabilities of shape ({n_samples}, {k}), got shape {y_arr.shape}"
             )
-        return _as_float_array(y_arr, "y", dtype), NO_LABELS
+        Y = _as_float_array(y_arr, "y", dtype)
+        _check_probability_rows(Y, y_arr.dtype)
+        return Y, NO_LABELS
     arr = _as_float_array(y, "y", dtype)
     if k == 1 and arr.ndim == 1:
         arr = arr.reshape(-1, 1)
     if arr.ndim != 2 or arr.shape != (n_samples, k):
         expected = f"({n_samples},) or ({n_samples}, 1)" if k == 1 else f"({n_samples}, {k})"
-        raise ValueError(f"y must have shape {expected} for this model, got {np.shape(y)}")
+        hint = ""
+        if arr.ndim == 1 and k > 1 and _as_array(y, "y").dtype.kind in "iu":
+            hint = (f"; 1-D integer targets look like class labels: a classifier needs "
+                    f"loss=\"cross_entropy\" (e.g. gd.mlp(sizes, loss=\"cross_entropy\")), "
+                    f"this model has loss={model.loss!r}")
+        raise ValueError(f"y must have shape {expected} for this model, got "
+                         f"{np.shape(y)}{hint}")
     return arr, NO_LABELS
+
+
+def _check_probability_rows(Y, y_dtype):
+    """Raise unless each row of class probabilities ``Y`` sums to 1.
+
+    The tolerance is the square root of the machine epsilon of the coarsest of
+    float32, ``y_dtype`` (the targets as given) and ``Y.dtype`` (as computed):
+    3.5e-4, or 0.031 for float16 targets.  Probabilities are routinely made in
+    float32 (another framework's softmax) and stored in float64, so their rows
+    sum to 1 only to float32 precision, about n_outputs float32 ulps; a missing
+    class (0.9) or an empty row is far outside.  NaN/Inf and values outside
+    [0, 1] are left to the data scan, which names them as such: while ``Y``
+    holds any, this check defers to it.
+    """
+    eps = max(np.finfo(np.float32).eps, np.finfo(Y.dtype).eps)
+    if y_dtype.kind == "f":
+        eps = max(eps, np.finfo(y_dtype).eps)
+    with np.errstate(invalid="ignore", over="ignore"):
+        sums = Y.sum(axis=1, dtype=np.float64)
+        bad = np.abs(sums - 1.0) > np.sqrt(eps)  # False for NaN sums
+    if bad.any() and ((Y >= 0) & (Y <= 1)).all():  # False for NaN too
+        i = int(np.argmax(bad))
+        raise ValueError(
+            f"y holds class probabilities whose rows must sum to 1, but row {i} sums to "
+            f"{sums[i]:.6g} ({Y[i].tolist()}); for class labels pass integers of shape "
+            f"({Y.shape[0]},)")
 
 
 _EMPTY = {}

@@ -49,10 +49,11 @@ def workspace(n_samples, units, dtype):
     return buf
 
 
-def prepare_batch(model, params, X, y=None, sample_weight=None):
+def prepare_batch(model, params, X, y, sample_weight=None):
     """Check the arguments' types and shapes and convert them for the kernels.
 
-    ``y=None`` (for predictions) gives empty targets.
+    ``y`` is required (``None`` is refused: every loss reads one target per
+    sample); :func:`prepare_features` serves the calls that need no targets.
 
     The data scan (NaN/Inf, label range, target range) is not done here: the
     compiled entry points of :mod:`gdcore.kernels.entry` do it.
@@ -62,22 +63,24 @@ def prepare_batch(model, params, X, y=None, sample_weight=None):
     params : ndarray of shape (n_params,)
     X : ndarray of shape (n_samples, n_inputs)
     Y : ndarray of shape (n_samples, n_outputs) or (0, n_outputs)
+        Empty when ``labels`` holds the targets.
     labels : ndarray of shape (n_samples,) or (0,), int64
     weights : ndarray of shape (n_samples,) or (0,)
         All C-contiguous and writeable, in the params dtype (labels int64);
         each is the caller's own array when it already qualifies.
     """
+    params, X = prepare_features(model, params, X)
+    n = X.shape[0]
+    Y, labels = _validate.targets(model, y, n, params.dtype)
+    weights = _validate.sample_weights(sample_weight, n, params.dtype)
+    return params, X, Y, labels, weights
+
+
+def prepare_features(model, params, X):
+    """:func:`prepare_batch` without targets or weights: returns ``(params, X)``."""
     require_model(model)
     params = _validate.params_array(model, params)
-    dtype = params.dtype
-    X = _validate.features(model, X, dtype)
-    n = X.shape[0]
-    if y is None:
-        Y, labels = _validate.no_targets(model, dtype), _validate.NO_LABELS
-    else:
-        Y, labels = _validate.targets(model, y, n, dtype)
-    weights = _validate.sample_weights(sample_weight, n, dtype)
-    return params, X, Y, labels, weights
+    return params, _validate.features(model, X, params.dtype)
 
 
 def value_and_grad(model, params, X, y, l2=0.0, sample_weight=None):
@@ -93,7 +96,10 @@ def value_and_grad(model, params, X, y, l2=0.0, sample_weight=None):
         Regression targets ``(n_samples,)`` (one output) or
         ``(n_samples, n_outputs)``; for ``binary_cross_entropy`` targets in
         [0, 1]; for ``cross_entropy`` integer labels ``(n_samples,)`` or class
-        probabilities ``(n_samples, n_outputs)``.
+        probabilities ``(n_samples, n_outputs)`` in [0, 1] whose rows sum to 1
+        (within 3.5e-4, the square root of float32's epsilon, which passes
+        probabilities made in float32; 0.031 for float16 targets).  Required:
+        ``None`` raises TypeError.
     l2 : float, default 0
         Adds ``0.5 * l2 * sum(W**2)`` over the weight matrices (not biases).
     sample_weight : array-like of shape (n_samples,), optional
@@ -155,8 +161,11 @@ def predict(model, params, X):
     out : ndarray of shape (n_samples, n_outputs)
         In the params dtype.
     """
-    params, X, Y, labels, weights = prepare_batch(model, params, X)
+    params, X = prepare_features(model, params, X)
     dtype = params.dtype
+    # Empty targets and weights: the scan then checks params and X only.
+    Y, labels, weights = _validate.no_targets(model, dtype), _validate.NO_LABELS, \
+        _validate.no_weights(dtype)
     work = workspace(X.shape[0], model.forward_units, dtype)
     out = np.empty((X.shape[0], model.n_outputs), dtype=dtype)
     status, index = entry.checked_predict(params, model.offsets, X, Y, labels, weights,

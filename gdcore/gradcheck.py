@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.differentiate import derivative
 
-from . import _validate
+from . import _validate, codes
 from .functional import prepare_batch, value_and_grad
 from .kernels import kinks, network
 from .model import Model
@@ -122,10 +122,13 @@ def check_objective_grad(fun, x0, jac=None, args=(), *, step=1e-4, rtol=None, at
     GradCheckReport
         ``per_layer`` is empty and ``n_skipped`` 0 (nothing is known about kinks).
     """
-    x = np.asarray(x0)
-    if x.ndim != 1 or x.dtype.kind not in "biuf":
-        raise ValueError(f"x0 must be a 1-D array of real numbers, got shape {x.shape} "
-                         f"and dtype {x.dtype}")
+    try:
+        x = np.asarray(x0)
+    except (TypeError, ValueError) as exc:  # ragged lists and the like
+        raise TypeError(f"x0 must be a 1-D array of real numbers: {exc}") from None
+    if x.ndim != 1 or x.dtype.kind not in "biuf" or x.shape[0] == 0:
+        raise ValueError(f"x0 must be a non-empty 1-D array of real numbers, got shape "
+                         f"{x.shape} and dtype {x.dtype}")
     dtype = x.dtype if x.dtype in _validate.FLOAT_DTYPES else np.dtype(np.float64)
     x = x.astype(dtype)
     if not isinstance(args, tuple):
@@ -214,7 +217,10 @@ def check_model_grad(model, params, X, y, l2=0.0, sample_weight=None, *, step=1e
     offsets = model.offsets
     n = X64.shape[0]
     work = np.empty(n * model.forward_units, dtype=np.float64)  # loss and kinks only
-    n_pattern = n * (sum(layer.n_out for layer in model.layers) + model.n_outputs)
+    # Sized from the offset table the kernel walks (not from model.layers, which
+    # object.__setattr__ could have swapped): kink_pattern writes n * units of it.
+    units = int(offsets[:, codes.COL_N_OUT].sum())
+    n_pattern = n * (units + model.n_outputs)
 
     def pattern_at(point):
         pat = np.empty(n_pattern, dtype=np.int8)

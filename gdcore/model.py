@@ -11,7 +11,7 @@ values.
 """
 
 from dataclasses import dataclass
-from functools import cached_property
+from typing import NamedTuple
 
 import numpy as np
 
@@ -19,6 +19,50 @@ from . import _validate, codes
 
 # Activations whose layers get He initialisation; the rest get Glorot.
 _HE_ACTIVATIONS = frozenset({"relu", "leaky_relu", "elu", "gelu", "silu"})
+# The int64 offset table must address every parameter.
+_MAX_PARAMS = 2**62
+
+
+class _Layout(NamedTuple):
+    """What the kernels index, derived once from a model's validated layers.
+
+    A NamedTuple: its fields cannot be rebound, not even through
+    ``object.__setattr__``.
+    """
+
+    offsets: np.ndarray  # (n_layers, codes.N_COLS) int64, read-only for good
+    n_params: int
+    n_inputs: int
+    n_outputs: int
+    loss_code: int
+    workspace_units: int  # per-sample scratch of the gradient kernels (kernels.network)
+    forward_units: int  # per-sample scratch of forward-only kernels (loss, predict): Z and A
+
+
+def _build_layout(layers, loss_code):
+    table = np.zeros((len(layers), codes.N_COLS), dtype=np.int64)
+    start = 0
+    units = 0
+    for l, layer in enumerate(layers):
+        table[l, codes.COL_W_START] = start
+        table[l, codes.COL_B_START] = start + layer.n_in * layer.n_out
+        table[l, codes.COL_N_IN] = layer.n_in
+        table[l, codes.COL_N_OUT] = layer.n_out
+        table[l, codes.COL_ACTIVATION] = codes.ACTIVATIONS[layer.activation]
+        table[l, codes.COL_UNIT_START] = units
+        start += layer.n_params
+        units += layer.n_out
+    # The table's memory belongs to an immutable bytes object, so neither the
+    # table nor its base can be made writeable again (a read-only array that owns
+    # its memory can be, with setflags(write=True)).
+    offsets = np.frombuffer(table.tobytes(), dtype=np.int64).reshape(table.shape)
+    if not offsets.flags.aligned:  # pragma: no cover - CPython aligns bytes to 8
+        table.setflags(write=False)  # the kernels are compiled for aligned tables
+        offsets = table[...]
+    widest = max(layer.n_out for layer in layers)
+    return _Layout(offsets=offsets, n_params=start, n_inputs=layers[0].n_in,
+                   n_outputs=layers[-1].n_out, loss_code=loss_code,
+                   workspace_units=2 * units + 2 * widest, forward_units=2 * units)
 
 
 @dataclass(frozen=True)
@@ -43,6 +87,18 @@ class Dense:
         object.__setattr__(self, "n_in", _validate.positive_int(self.n_in, "n_in"))
         object.__setattr__(self, "n_out", _validate.positive_int(self.n_out, "n_out"))
         object.__setattr__(self, "activation", _validate.activation_name(self.activation))
+
+    def __reduce__(self):
+        # Pickles and copies go through the constructor, which validates.
+        return type(self), (self.n_in, self.n_out, self.activation)
+
+    def __setstate__(self, state):
+        # Pickles that carry instance state (crafted ones): validate it as new.
+        if not isinstance(state, dict):
+            raise TypeError("a pickled Dense must carry n_in, n_out and activation")
+        for name in ("n_in", "n_out", "activation"):
+            object.__setattr__(self, name, state.get(name, "identity"))
+        self.__post_init__()
 
     @property
     def n_params(self):
@@ -73,13 +129,23 @@ class Model:
         ``[w_start, b_start, n_in, n_out, activation_code, unit_start]``
         (``unit_start``: the layer's first column in the per-sample
         activation workspace, i.e. the number of units in earlier layers).
+        Computed once by the constructor; neither it nor the memory it views
+        can be made writeable.
+
+    Notes
+    -----
+    Pickling and copying (``copy.copy``, ``copy.deepcopy``) rebuild the model
+    from ``layers`` and ``loss`` through the constructor: a copy is validated
+    and laid out like a new model, and a table carried by a pickle is never
+    used.
     """
 
     layers: tuple
     loss: str = "mse"
 
     def __post_init__(self):
-        if isinstance(self.layers, Dense) or not hasattr(self.layers, "__iter__"):
+        if isinstance(self.layers, Dense) or not hasattr(self.layers, "__iter__") or \
+                (isinstance(self.layers, np.ndarray) and self.layers.ndim == 0):
             raise TypeError(f"layers must be a sequence of Dense, got {self.layers!r}")
         layers = tuple(self.layers)
         if not layers:
@@ -87,6 +153,15 @@ class Model:
         for i, layer in enumerate(layers):
             if not isinstance(layer, Dense):
                 raise TypeError(f"layers[{i}] must be a Dense, got {layer!r}")
+        # Each layer is checked again (a Dense changed through object.__setattr__
+        # after its construction would otherwise reach the offset table).
+        checked = []
+        for i, layer in enumerate(layers):
+            try:
+                checked.append(Dense(layer.n_in, layer.n_out, layer.activation))
+            except (TypeError, ValueError) as exc:
+                raise type(exc)(f"layers[{i}]: {exc}") from None
+        layers = tuple(checked)
         for i in range(1, len(layers)):
             if layers[i].n_in != layers[i - 1].n_out:
                 raise ValueError(
@@ -121,61 +196,53 @@ class Model:
                 "binary_cross_entropy for a single logit"
             )
         n_params = sum(layer.n_params for layer in layers)
-        if n_params >= 2**62:  # the int64 offset table must address every parameter
-            raise ValueError(f"the model has {n_params} parameters, more than can be addressed")
+        if n_params >= _MAX_PARAMS:
+            raise ValueError(f"layers describe {n_params} parameters, more than can be "
+                             f"addressed ({_MAX_PARAMS})")
         object.__setattr__(self, "layers", layers)
         object.__setattr__(self, "loss", loss)
+        object.__setattr__(self, "_layout", _build_layout(layers, loss_code))
 
     # Derived layout ------------------------------------------------------------
-    @cached_property
-    def offsets(self):
-        table = np.zeros((len(self.layers), codes.N_COLS), dtype=np.int64)
-        start = 0
-        units = 0
-        for l, layer in enumerate(self.layers):
-            table[l, codes.COL_W_START] = start
-            table[l, codes.COL_B_START] = start + layer.n_in * layer.n_out
-            table[l, codes.COL_N_IN] = layer.n_in
-            table[l, codes.COL_N_OUT] = layer.n_out
-            table[l, codes.COL_ACTIVATION] = codes.ACTIVATIONS[layer.activation]
-            table[l, codes.COL_UNIT_START] = units
-            start += layer.n_params
-            units += layer.n_out
-        table.setflags(write=False)
-        # A view of a read-only owner cannot be made writeable again, so the
-        # frozen model's layout cannot be edited through this attribute.
-        return table[...]
+    # Read-only properties over the one layout built by __post_init__: being data
+    # descriptors, they cannot be replaced even through object.__setattr__, so what
+    # the kernels index always comes from the validated layers.
+    offsets = property(lambda self: self._layout.offsets, doc="The layer offset table.")
+    n_params = property(lambda self: self._layout.n_params)
+    n_inputs = property(lambda self: self._layout.n_inputs)
+    n_outputs = property(lambda self: self._layout.n_outputs)
+    loss_code = property(lambda self: self._layout.loss_code)
+    workspace_units = property(
+        lambda self: self._layout.workspace_units,
+        doc="Per-sample length of the gradient kernels' scratch buffer (see kernels.network).")
+    forward_units = property(
+        lambda self: self._layout.forward_units,
+        doc="Per-sample scratch length of forward-only kernels (loss, predict): Z and A.")
 
-    @cached_property
-    def workspace_units(self):
-        """Per-sample length of the gradient kernels' scratch buffer (see kernels.network)."""
-        return self.forward_units + 2 * max(layer.n_out for layer in self.layers)
+    # Pickling and copying rebuild through the constructor, so a copy is validated
+    # and its layout recomputed (read-only) like a new model's: a pickled table,
+    # edited or not, is never trusted.
+    def __reduce__(self):
+        return type(self), (self.layers, self.loss)
 
-    @cached_property
-    def forward_units(self):
-        """Per-sample scratch length of forward-only kernels (loss, predict): Z and A."""
-        return 2 * sum(layer.n_out for layer in self.layers)
-
-    @cached_property
-    def n_params(self):
-        return sum(layer.n_params for layer in self.layers)
-
-    @cached_property
-    def n_inputs(self):
-        return self.layers[0].n_in
-
-    @cached_property
-    def n_outputs(self):
-        return self.layers[-1].n_out
-
-    @cached_property
-    def loss_code(self):
-        return codes.LOSSES[self.loss]
+    def __setstate__(self, state):
+        # Reached only by pickles that carry instance state (older gdcore versions,
+        # or crafted ones): keep the spec, validate it, recompute the rest.
+        if not isinstance(state, dict) or "layers" not in state:
+            raise TypeError("a pickled Model must carry its layers and loss")
+        object.__setattr__(self, "layers", state["layers"])
+        object.__setattr__(self, "loss", state.get("loss", "mse"))
+        self.__post_init__()
 
     @property
     def output(self):
         """The output layer's activation name."""
         return self.layers[-1].activation
+
+    def _blocks(self):
+        """``(w_start, b_start, n_in, n_out)`` of each layer, from the offset table."""
+        cols = [codes.COL_W_START, codes.COL_B_START, codes.COL_N_IN, codes.COL_N_OUT]
+        return [tuple(int(v) for v in row) for row in self.offsets[:, cols]]
 
     def unpack(self, params):
         """Split a flat parameter array into per-layer views.
@@ -202,33 +269,30 @@ class Model:
                 f"writeable {params.flags.writeable}"
             )
         out = []
-        for row, layer in zip(self.offsets, self.layers):
-            w0, b0 = int(row[codes.COL_W_START]), int(row[codes.COL_B_START])
-            W = params[w0:b0].reshape(layer.n_in, layer.n_out)
-            b = params[b0:b0 + layer.n_out]
-            out.append((W, b))
+        for w0, b0, n_in, n_out in self._blocks():
+            out.append((params[w0:b0].reshape(n_in, n_out), params[b0:b0 + n_out]))
         return out
 
     def pack(self, arrays, dtype=np.float64):
         """Inverse of :meth:`unpack`: a new flat array from ``[(W, b), ...]``."""
         arrays = list(arrays)
-        if len(arrays) != len(self.layers):
-            raise ValueError(f"arrays must hold {len(self.layers)} (W, b) pairs, got {len(arrays)}")
+        n_layers = self.offsets.shape[0]
+        if len(arrays) != n_layers:
+            raise ValueError(f"arrays must hold {n_layers} (W, b) pairs, got {len(arrays)}")
         dtype = _validate.float_dtype(dtype)
         flat = np.empty(self.n_params, dtype=dtype)
-        for l, ((W, b), row, layer) in enumerate(zip(arrays, self.offsets, self.layers)):
+        for l, ((W, b), (w0, b0, n_in, n_out)) in enumerate(zip(arrays, self._blocks())):
             W, b = np.asarray(W), np.asarray(b)
             if W.dtype.kind not in "biuf" or b.dtype.kind not in "biuf":
                 raise TypeError(f"arrays[{l}] must hold real numbers, got dtypes "
                                 f"{W.dtype} and {b.dtype}")
-            if W.shape != (layer.n_in, layer.n_out) or b.shape != (layer.n_out,):
+            if W.shape != (n_in, n_out) or b.shape != (n_out,):
                 raise ValueError(
-                    f"layer {l} expects W {(layer.n_in, layer.n_out)} and b {(layer.n_out,)}, "
+                    f"layer {l} expects W {(n_in, n_out)} and b {(n_out,)}, "
                     f"got W {W.shape} and b {b.shape}"
                 )
-            w0, b0 = int(row[codes.COL_W_START]), int(row[codes.COL_B_START])
             flat[w0:b0] = W.reshape(-1)
-            flat[b0:b0 + layer.n_out] = b
+            flat[b0:b0 + n_out] = b
         return flat
 
     def to_spec(self):
@@ -306,6 +370,10 @@ def require_model(model):
     """Raise TypeError unless ``model`` is a :class:`Model`."""
     if not isinstance(model, Model):
         raise TypeError(f"model must be a gdcore Model, got {type(model).__name__}")
+    if type(model.__dict__.get("_layout")) is not _Layout:
+        # e.g. object.__new__(Model), or a pickle that skipped the constructor
+        raise TypeError("model must be a gdcore Model built by its constructor; this one "
+                        "has no offset table")
 
 
 def mlp(sizes, activation="relu", output=None, loss="mse"):
@@ -327,7 +395,8 @@ def mlp(sizes, activation="relu", output=None, loss="mse"):
     -------
     Model
     """
-    if isinstance(sizes, (str, bytes)) or not hasattr(sizes, "__iter__"):
+    if isinstance(sizes, (str, bytes)) or not hasattr(sizes, "__iter__") or \
+            (isinstance(sizes, np.ndarray) and sizes.ndim == 0):
         raise TypeError(f"sizes must be a sequence of layer widths, got {sizes!r}")
     sizes = list(sizes)
     if len(sizes) < 2:
@@ -335,6 +404,10 @@ def mlp(sizes, activation="relu", output=None, loss="mse"):
             f"sizes must list at least the input and output widths, got {sizes!r}"
         )
     sizes = [_validate.positive_int(s, f"sizes[{i}]") for i, s in enumerate(sizes)]
+    n_params = sum((a + 1) * b for a, b in zip(sizes, sizes[1:]))
+    if n_params >= _MAX_PARAMS:
+        raise ValueError(f"sizes {sizes} give {n_params} parameters, more than can be "
+                         f"addressed ({_MAX_PARAMS})")
     activation = _validate.activation_name(activation)
     if activation == "softmax" and len(sizes) > 2:
         raise ValueError("softmax cannot be a hidden activation; use it as output of a "

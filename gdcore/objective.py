@@ -55,7 +55,9 @@ class Objective:
         if not callable(fun):
             raise TypeError(f"fun must be callable, got {fun!r}")
         fun, jac = unwrap_memoized(fun, jac)
-        if not (jac is True or callable(jac) or jac in FD_METHODS):
+        # `jac in FD_METHODS` alone would compare an array elementwise (and raise).
+        if not (jac is True or callable(jac) or jac is None
+                or (isinstance(jac, str) and jac in FD_METHODS)):
             raise ValueError(f"jac must be True, a callable, None, '2-point' or '3-point', "
                              f"got {jac!r}")
         self.fun, self.jac, self.args = fun, jac, tuple(args)
@@ -95,9 +97,15 @@ class Objective:
         else:
             f = self.value(x)
             grad = self._finite_differences(np.asarray(x, dtype=np.float64), f)
-        grad = np.asarray(grad)
+        try:
+            grad = np.asarray(grad)
+        except (TypeError, ValueError):  # ragged sequences and the like
+            raise TypeError(f"the gradient (jac) must be an array of real numbers, got "
+                            f"{type(grad).__name__}") from None
         if grad.shape != g.shape:
             raise ValueError(f"the gradient has shape {grad.shape}, expected {g.shape} like x")
+        if grad.dtype.kind not in "biuf":  # complex would lose its imaginary part silently
+            raise TypeError(f"the gradient (jac) must hold real numbers, got dtype {grad.dtype}")
         g[:] = grad
         return f
 
@@ -133,9 +141,16 @@ class Objective:
 
 
 def _scalar(f):
-    arr = np.asarray(f)
+    hint = " (with jac=True, fun returns (f, g); otherwise f alone)"
+    try:
+        arr = np.asarray(f)
+    except (TypeError, ValueError):  # e.g. (f, g) returned without jac=True
+        raise TypeError(f"fun must return a real scalar, got {type(f).__name__}{hint}") \
+            from None
     if arr.size != 1:
-        raise ValueError(f"fun must return a scalar, got an array of shape {arr.shape}")
+        raise ValueError(f"fun must return a scalar, got an array of shape {arr.shape}{hint}")
+    if arr.dtype.kind not in "biuf":
+        raise TypeError(f"fun must return a real scalar, got dtype {arr.dtype}{hint}")
     return float(arr.reshape(()))
 
 

@@ -322,3 +322,111 @@ def test_no_input_is_mutated(dtype, kind):
     value2, grad2 = gd.value_and_grad(model, params, X, y, l2=0.5, sample_weight=w)
     assert value2 == value
     np.testing.assert_array_equal(grad2, grad)
+
+
+# Pickling and copying (issue 10: an unpickled model's offsets were writeable) -------------
+def _round_trips(model):
+    import copy
+    import pickle
+    return {"pickle": pickle.loads(pickle.dumps(model)), "copy": copy.copy(model),
+            "deepcopy": copy.deepcopy(model)}
+
+
+def _assert_frozen_table(model):
+    table = model.offsets
+    assert not table.flags.writeable
+    with pytest.raises(ValueError, match="read-only"):
+        table[-1, 1] = 10**9
+    with pytest.raises(ValueError):
+        table.setflags(write=True)
+    base = table.base
+    while isinstance(base, np.ndarray):  # nor can any array it views
+        with pytest.raises(ValueError):
+            base.setflags(write=True)
+        base = base.base
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        model.offsets = np.zeros_like(table)
+
+
+@pytest.mark.parametrize("how", ["pickle", "copy", "deepcopy"])
+def test_copies_are_read_only_equal_and_hashable(how):
+    model = gd.mlp([3, 5, 2], "tanh", loss="cross_entropy")
+    _ = model.offsets
+    other = _round_trips(model)[how]
+    assert other == model and hash(other) == hash(model)
+    assert {model: 1}[other] == 1
+    np.testing.assert_array_equal(other.offsets, model.offsets)
+    assert (other.n_params, other.n_inputs, other.n_outputs) == (32, 3, 2)
+    _assert_frozen_table(model)
+    _assert_frozen_table(other)
+    X = np.ones((4, 3))
+    params = gd.init(model)
+    np.testing.assert_array_equal(gd.predict(other, params, X), gd.predict(model, params, X))
+
+
+def test_derived_attributes_cannot_be_swapped():
+    """Regression: object.__setattr__ could replace the cached table the kernels index."""
+    model = gd.mlp([3, 1])
+    for name in ("offsets", "n_params", "n_inputs", "n_outputs", "loss_code",
+                 "workspace_units", "forward_units"):
+        with pytest.raises(AttributeError):
+            object.__setattr__(model, name, 10**9)
+    assert model.offsets[0, 1] == 3 and model.n_params == 4
+
+
+def test_layers_changed_behind_the_constructor_are_checked_again():
+    layer = gd.Dense(3, 2)
+    object.__setattr__(layer, "n_out", -7)
+    with pytest.raises(ValueError, match=r"layers\[0\]: n_out must be > 0"):
+        gd.Model((layer,))
+    # A model's table comes from its validated layers only: swapping its layers
+    # afterwards does not reach what the kernels index.
+    model = gd.mlp([3, 2])
+    object.__setattr__(model, "layers", (gd.Dense(3, 10**13),))
+    assert model.offsets[0, 3] == 2 and model.n_params == 8
+    assert len(model.unpack(np.zeros(8))) == 1
+    X, y = np.ones((2, 3)), np.zeros((2, 2))
+    assert gd.check_grad(model, np.full(8, 0.1), X, y).ok  # sized its buffers by the table
+    np.testing.assert_array_equal(gd.predict(model, np.full(8, 0.1), X), np.full((2, 2), 0.4))
+
+
+def _payload(cls, state):
+    """A pickle that restores ``cls`` from instance state, bypassing __init__."""
+    import pickle
+
+    class Crafted:
+        def __reduce__(self):
+            return object.__new__, (cls,), state
+
+    return pickle.dumps(Crafted())
+
+
+def test_tampered_pickles_are_rebuilt_or_refused():
+    import pickle
+
+    model = gd.mlp([3, 4, 1])
+    # A pickle in the form older versions wrote, carrying a doctored table: the
+    # table is recomputed from the layers.
+    table = np.array(model.offsets)
+    table[1, 1] = 10**9
+    state = {"layers": model.layers, "loss": "mse", "offsets": table, "n_params": 10**9}
+    rebuilt = pickle.loads(_payload(gd.Model, state))
+    assert rebuilt == model and rebuilt.n_params == model.n_params == 21
+    np.testing.assert_array_equal(rebuilt.offsets, model.offsets)
+    _assert_frozen_table(rebuilt)
+    # Invalid specs in the payload are refused as the constructor refuses them.
+    with pytest.raises(ValueError, match=r"layers\[1\].n_in is 5"):
+        pickle.loads(_payload(gd.Model, {"layers": (gd.Dense(3, 4), gd.Dense(5, 1)),
+                                         "loss": "mse"}))
+    with pytest.raises(ValueError, match="n_in must be > 0"):
+        pickle.loads(_payload(gd.Dense, {"n_in": -1, "n_out": 2, "activation": "tanh"}))
+    with pytest.raises(ValueError, match="unknown loss"):
+        pickle.loads(pickle.dumps(model).replace(b"\x8c\x03mse", b"\x8c\x03mxe"))
+    with pytest.raises(TypeError, match="must carry"):
+        pickle.loads(_payload(gd.Model, {"loss": "mse"}))
+    # A payload without state skips __setstate__: the half-built model is refused.
+    half = pickle.loads(_payload(gd.Model, None))
+    with pytest.raises(TypeError, match="built by its constructor"):
+        gd.loss(half, np.zeros(21), np.zeros((2, 3)), np.zeros(2))
+    with pytest.raises(TypeError, match="built by its constructor"):
+        gd.init(half)

@@ -138,6 +138,24 @@ TARGET_CASES = [
     ("binary-target-negative", "bce", lambda X, y, p: with_value(y, (3, 1), -0.01),
      ValueError, r"y has binary targets outside \[0, 1\]"),
     ("binary-target-1d", "bce", lambda X, y, p: np.zeros(N), ValueError, r"y must have shape"),
+    # Regression: y=None reached the kernels as a zero-length target array, which
+    # they read n_samples rows of (garbage losses; a segfault for large batches).
+    ("y-none-mse", "mse1", lambda X, y, p: None, TypeError, r"y must be the targets .*None"),
+    ("y-none-2-outputs", "mse2", lambda X, y, p: None, TypeError, r"y must be .*None"),
+    ("y-none-bce", "bce", lambda X, y, p: None, TypeError, r"y must be .*None"),
+    ("y-none-ce", "ce", lambda X, y, p: None, TypeError, r"y must be .*None"),
+    # Regression: rows of class probabilities that do not sum to 1 were accepted.
+    ("probabilities-short-of-1", "ce",
+     lambda X, y, p: with_value(np.full((N, 3), 1 / 3), (2, slice(None)), [0.9, 0.0, 0.0]),
+     ValueError, r"rows must sum to 1, but row 2 sums to 0.9"),
+    ("probabilities-all-zero", "ce",
+     lambda X, y, p: with_value(np.eye(3)[[0, 1, 2, 0]], (3, slice(None)), 0.0),
+     ValueError, r"rows must sum to 1, but row 3 sums to 0"),
+    ("probabilities-above-1-in-sum", "ce",
+     lambda X, y, p: np.full((N, 3), 0.4), ValueError, r"row 0 sums to 1.2"),
+    # Regression: a classification user who forgot loss= was only told the shape.
+    ("labels-on-regression-model", "mse2", lambda X, y, p: np.array([0, 1, 1, 0]), ValueError,
+     r"y must have shape \(4, 2\).*loss=\"cross_entropy\""),
 ]
 
 
@@ -389,3 +407,99 @@ def test_unpack_read_only_params_says_so():
     params.setflags(write=False)
     with pytest.raises(ValueError, match="writeable False"):
         model.unpack(params)
+
+
+# Required targets, probability rows, label hints (issue 10) -------------------------------
+def test_fit_refuses_y_none():
+    """Regression: fit(X, None) trained on targets read past an empty array."""
+    model, params, X, y = valid_batch("mse1")
+    raises_untouched(TypeError, r"^y must be the targets of the 4 samples, got None",
+                     gd.fit, model, params, X, None, epochs=1)
+    raises_untouched(TypeError, r"^validation_data: y must be the targets of the 4 samples",
+                     gd.fit, model, params, X, y, epochs=1, validation_data=(X, None))
+
+
+def test_predict_needs_no_targets():
+    model, params, X, _ = valid_batch("ce")
+    out = gd.predict(model, params, X)
+    assert out.shape == (N, 3) and np.allclose(out.sum(axis=1), 1.0)
+
+
+@pytest.mark.parametrize("y_dtype", [np.float16, np.float32, np.float64])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_probabilities_rounded_to_either_dtype_are_accepted(dtype, y_dtype):
+    """Rows that sum to 1 up to the rounding of y's or the model's dtype pass."""
+    model, _, X, _ = valid_batch("ce")
+    params = gd.init(model, seed=1, dtype=dtype)
+    rng = np.random.default_rng(3)
+    y = rng.dirichlet(np.full(3, 0.3), N).astype(y_dtype)  # sums off by a few ulps
+    y[0] = [0.1, 0.2, 0.7]  # 0.1 + 0.2 + 0.7 != 1 in binary floating point
+    loss, grad = gd.value_and_grad(model, params, X, y)
+    assert np.isfinite(loss) and grad.dtype == dtype
+    # Made in float32 (another framework's softmax), stored in float64.
+    wide = gd.mlp([N_IN, 50], loss="cross_entropy")
+    z = np.random.default_rng(4).normal(size=(N, 50)).astype(np.float32) * 3
+    soft = np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
+    assert gd.loss(wide, gd.init(wide, dtype=dtype), X, soft.astype(np.float64)) > 0
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_probability_rows_are_checked_in_fit_too(dtype):
+    model, _, X, _ = valid_batch("ce")
+    params = gd.init(model, seed=1, dtype=dtype)
+    y = np.full((N, 3), 1 / 3)
+    y[1] = [0.5, 0.49, 0.0]
+    raises_untouched(ValueError, r"row 1 sums to 0.99", gd.fit, model, params, X, y, epochs=1)
+    raises_untouched(ValueError, r"^validation_data: .*row 1 sums to 0.99", gd.fit, model,
+                     params, X, np.full((N, 3), 1 / 3), epochs=1, validation_data=(X, y))
+
+
+def test_label_hint_only_for_integer_targets():
+    model, params, X, _ = valid_batch("mse2")
+    with pytest.raises(ValueError) as info:
+        gd.loss(model, params, X, np.zeros(N))
+    assert "cross_entropy" not in str(info.value)
+    raises_untouched(ValueError, r"loss='binary_cross_entropy'.*|cross_entropy", gd.loss,
+                     MODELS["bce"], gd.init(MODELS["bce"]), X, np.array([0, 1, 1, 0]))
+
+
+@pytest.mark.parametrize("method", ["lbfgs", "adam"])
+@pytest.mark.parametrize("bad, exc, match", [
+    (lambda x: (x + 0j), TypeError, r"gradient \(jac\) must hold real numbers"),
+    (lambda x: [x[0], [1.0, 2.0]], TypeError, r"gradient \(jac\) must be an array"),
+    (lambda x: np.array([None] * x.shape[0]), TypeError, r"gradient \(jac\) must hold real"),
+], ids=["complex", "ragged", "objects"])
+def test_minimize_refuses_a_gradient_that_is_not_real(method, bad, exc, match):
+    """Regression: a complex jac lost its imaginary part with only a ComplexWarning."""
+    with pytest.raises(exc, match=match):
+        gd.minimize(lambda x: float(x @ x), np.ones(2), method=method, jac=bad,
+                    options={"maxiter": 3})
+
+
+@pytest.mark.parametrize("jac", [np.zeros(2), np.zeros((3, 0))], ids=["array", "empty"])
+def test_minimize_refuses_an_array_as_jac(jac):
+    """Regression: an array jac hit `jac in FD_METHODS` (NumPy's ambiguous truth value)."""
+    with pytest.raises(ValueError, match=r"jac must be True, a callable"):
+        gd.minimize(lambda x: float(x @ x), np.ones(2), jac=jac)
+
+
+def test_minimize_explains_f_g_without_jac_true():
+    with pytest.raises(TypeError, match=r"fun must return a real scalar.*jac=True"):
+        gd.minimize(lambda x: (float(x @ x), 2 * x), np.ones(2), jac=None)
+
+
+@pytest.mark.parametrize("x0", [[], np.zeros(0)])
+def test_check_grad_refuses_an_empty_x0(x0):
+    """Regression: an empty x0 reached np.max of an empty array."""
+    with pytest.raises(ValueError, match=r"x0 must be a non-empty 1-D array"):
+        gd.check_grad(lambda x: (float(x @ x), 2 * x), x0)
+
+
+@pytest.mark.parametrize("build, match", [
+    (lambda: gd.mlp(np.array(3)), r"sizes must be a sequence"),
+    (lambda: gd.Model(np.array(3)), r"layers must be a sequence"),
+    (lambda: gd.mlp([3, 2**31, 2**31, 1]), r"sizes \[3, .*\] give \d+ parameters"),
+], ids=["mlp-0d", "Model-0d", "mlp-too-large"])
+def test_model_specs_name_the_argument(build, match):
+    with pytest.raises((TypeError, ValueError), match=match):
+        build()
