@@ -12,7 +12,7 @@ import threading
 
 import numpy as np
 
-from . import _validate
+from . import _blas_threads, _validate
 from .kernels import entry
 from .model import require_model
 
@@ -83,7 +83,7 @@ def prepare_features(model, params, X):
     return params, _validate.features(model, X, params.dtype)
 
 
-def value_and_grad(model, params, X, y, l2=0.0, sample_weight=None):
+def value_and_grad(model, params, X, y, l2=0.0, sample_weight=None, threads="auto"):
     """Mean loss of a batch and its gradient with respect to the flat parameters.
 
     Parameters
@@ -104,6 +104,11 @@ def value_and_grad(model, params, X, y, l2=0.0, sample_weight=None):
         Adds ``0.5 * l2 * sum(W**2)`` over the weight matrices (not biases).
     sample_weight : array-like of shape (n_samples,), optional
         The loss becomes ``sum(w_i * l_i) / sum(w_i)``.
+    threads : "auto", int or None, default "auto"
+        BLAS threads of the matrix products (see :func:`gdcore.fit`):
+        ``"auto"`` runs products of fewer than 2**24 multiply-adds on one
+        thread, an int sets the count for the call, None leaves the BLAS
+        as it is.
 
     Returns
     -------
@@ -117,14 +122,15 @@ def value_and_grad(model, params, X, y, l2=0.0, sample_weight=None):
     l2 = _validate.nonnegative_float(l2, "l2")
     work = workspace(X.shape[0], model.workspace_units, params.dtype)
     grad = np.empty(params.shape, params.dtype)  # cheaper than empty_like
-    status, index, loss_ = entry.checked_value_and_grad(
+    status, index, loss_ = _blas_threads.call_holding(
+        _blas_threads.count_for_call(threads, model, X.shape[0]), entry.checked_value_and_grad,
         params, model.offsets, X, Y, labels, weights, model.loss_code, l2, work, grad)
     if status:
         _validate.raise_for_status(status, index, model, X, Y, labels, weights)
     return loss_, grad
 
 
-def loss(model, params, X, y, l2=0.0, sample_weight=None):
+def loss(model, params, X, y, l2=0.0, sample_weight=None, threads="auto"):
     """Mean loss of a batch, without any gradient work.
 
     Parameters and conventions are those of :func:`value_and_grad`.
@@ -136,14 +142,15 @@ def loss(model, params, X, y, l2=0.0, sample_weight=None):
     params, X, Y, labels, weights = prepare_batch(model, params, X, y, sample_weight)
     l2 = _validate.nonnegative_float(l2, "l2")
     work = workspace(X.shape[0], model.forward_units, params.dtype)
-    status, index, loss_ = entry.checked_loss(
+    status, index, loss_ = _blas_threads.call_holding(
+        _blas_threads.count_for_call(threads, model, X.shape[0]), entry.checked_loss,
         params, model.offsets, X, Y, labels, weights, model.loss_code, l2, work)
     if status:
         _validate.raise_for_status(status, index, model, X, Y, labels, weights)
     return loss_
 
 
-def predict(model, params, X):
+def predict(model, params, X, threads="auto"):
     """Network outputs after the output activation.
 
     For ``cross_entropy`` models with softmax output these are class
@@ -155,6 +162,8 @@ def predict(model, params, X):
     model : Model
     params : array-like of shape (n_params,)
     X : array-like of shape (n_samples, n_inputs)
+    threads : "auto", int or None, default "auto"
+        BLAS threads of the products, as for :func:`value_and_grad`.
 
     Returns
     -------
@@ -168,8 +177,9 @@ def predict(model, params, X):
         _validate.no_weights(dtype)
     work = workspace(X.shape[0], model.forward_units, dtype)
     out = np.empty((X.shape[0], model.n_outputs), dtype=dtype)
-    status, index = entry.checked_predict(params, model.offsets, X, Y, labels, weights,
-                                          model.loss_code, work, out)
+    status, index = _blas_threads.call_holding(
+        _blas_threads.count_for_call(threads, model, X.shape[0]), entry.checked_predict,
+        params, model.offsets, X, Y, labels, weights, model.loss_code, work, out)
     if status:
         _validate.raise_for_status(status, index, model, X, Y, labels, weights)
     return out

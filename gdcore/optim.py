@@ -259,7 +259,11 @@ class Optimizer:
     def _apply(self, grad, state, params, out, inplace, chunks):
         """One kernel call of the step; True when it stayed finite."""
         slots, scalars = state
-        lr = self.learning_rate_at(int(scalars[codes.S_STEP]))
+        step = scalars[codes.S_STEP]
+        if not 0 <= step < 2 ** 53:  # NaN fails too
+            raise ValueError(f"state.scalars holds the step count {step}, expected a count "
+                             f">= 0; make the state with {self.name}.init(params)")
+        lr = self.learning_rate_at(int(step))
         if chunks > 1:
             with _PARALLEL_REGION:
                 return bool(apply_update_threaded(self.code, self.hyper, lr, params, grad,

@@ -39,16 +39,44 @@ class Schedule:
         the two differ in the last bit; hence every call evaluates a
         contiguous array of at least two steps.
         """
-        t = np.asarray(step, dtype=np.float64)
-        if np.any(t < 0):
-            raise ValueError(f"step must be >= 0, got {step!r}")
+        t = _steps(step)
         flat = np.zeros(max(t.size, _MIN_EVAL), dtype=np.float64)
         flat[:t.size] = t.reshape(-1)
-        rate = np.asarray(self._rate(flat), dtype=np.float64)[:t.size].reshape(t.shape)
+        rate = np.asarray(self._rate(flat), dtype=np.float64)
+        if rate.shape != flat.shape:
+            # The compiled loops read one rate per step: a shorter table would be
+            # read past its end.  A single rate stands for every step.
+            if rate.size != 1:
+                raise ValueError(f"{type(self).__name__}._rate gave {rate.size} rates for "
+                                 f"{flat.size} steps; a schedule gives one rate per step")
+            rate = np.full(flat.shape, rate.reshape(()))
+        rate = rate[:t.size].reshape(t.shape)
         return float(rate[()]) if rate.ndim == 0 else rate
 
     def _rate(self, t):  # pragma: no cover - abstract
         raise NotImplementedError
+
+
+def _steps(step):
+    """``step`` as a float64 array; TypeError/ValueError naming it unless real, finite, >= 0."""
+    what = (f"an array of dtype {step.dtype}" if isinstance(step, np.ndarray)
+            else type(step).__name__ if isinstance(step, (list, tuple, dict))
+            else repr(step))
+    if step is None or isinstance(step, (bool, np.bool_, str, bytes)):
+        raise TypeError(f"step must be an int or an array of ints (update counts), got {what}")
+    try:
+        arr = np.asarray(step)
+        if arr.dtype.kind == "O":  # Python ints beyond int64, or objects
+            arr = arr.astype(np.float64)
+    except (TypeError, ValueError, OverflowError):
+        raise TypeError(f"step must be an int or an array of ints (update counts), got "
+                        f"{what}") from None
+    if arr.dtype.kind not in "iuf":
+        raise TypeError(f"step must be an int or an array of ints (update counts), got {what}")
+    t = arr.astype(np.float64)
+    if not np.all(np.isfinite(t)) or np.any(t < 0):
+        raise ValueError(f"step must be finite and >= 0, got {what}")
+    return t
 
 
 def _positive(value, name):

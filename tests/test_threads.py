@@ -190,3 +190,51 @@ def test_concurrent_holders_keep_the_first_count_until_the_last_leaves():
         assert get_blas_threads() == 2
     finally:
         set_blas_threads(before)
+
+
+@needs_thread_control
+@pytest.mark.parametrize("func, kernel", [
+    ("value_and_grad", "checked_value_and_grad"), ("loss", "checked_loss"),
+    ("predict", "checked_predict")])
+@pytest.mark.parametrize("threads, rows, expected", [
+    ("auto", 1347, 1), ("auto", 8, None), (None, 1347, None), (3, 8, 3)])
+def test_functional_calls_hold_the_blas_threads_they_chose(func, kernel, threads, rows,
+                                                           expected, monkeypatch):
+    from gdcore.kernels import entry
+    from gdcore.kernels.blas import get_blas_threads, set_blas_threads
+    model = gd.mlp([64, 128, 10], loss="cross_entropy")
+    rng = np.random.default_rng(1)
+    X, y = rng.random((rows, 64)), rng.integers(0, 10, rows)
+    seen, real = [], getattr(entry, kernel)
+
+    def recording(*args):
+        seen.append(get_blas_threads())
+        return real(*args)
+
+    monkeypatch.setattr(entry, kernel, recording)
+    before = get_blas_threads()
+    set_blas_threads(2)
+    try:
+        args = (model, gd.init(model), X) + ((y,) if func != "predict" else ())
+        want = getattr(gd, func)(*args, threads=None)
+        got = getattr(gd, func)(*args, threads=threads)
+        assert seen[-1] == (2 if expected is None else expected)
+        assert get_blas_threads() == 2
+        # Another thread count may round differently, never by more than that.
+        for g, w in zip(_as_tuple(got), _as_tuple(want), strict=True):
+            np.testing.assert_allclose(g, w, rtol=1e-12)
+    finally:
+        set_blas_threads(before)
+
+
+def _as_tuple(result):
+    return result if isinstance(result, tuple) else (result,)
+
+
+@pytest.mark.parametrize("func", ["value_and_grad", "loss", "predict"])
+def test_functional_calls_refuse_bad_threads(func):
+    model = gd.mlp([3, 1])
+    args = (model, gd.init(model), np.zeros((4, 3))) + ((np.zeros(4),) if func != "predict"
+                                                        else ())
+    with pytest.raises(ValueError, match="threads"):
+        getattr(gd, func)(*args, threads=0)
