@@ -82,7 +82,7 @@ N_JS = 9
 
 # Phases.
 _START = 0
-_FIRST_VALUE = 1
+FIRST_VALUE = 1  # x0 is being evaluated: no iterate yet
 _SEARCHING = 2
 _PENDING = 3  # a trial is prepared; hand it out on the next call
 FINISHED = 4  # the last step converged: ITERATE was returned, CONVERGED comes next
@@ -311,7 +311,7 @@ def lbfgs_step(vec, pairs, rho, alpha, fs, js, f_trial, lower, upper):
     if phase == FINISHED:
         return CONVERGED
     if phase == _START:
-        js[PHASE] = _FIRST_VALUE
+        js[PHASE] = FIRST_VALUE
         return EVALUATE
     if phase == _PENDING:
         js[PHASE] = _SEARCHING
@@ -323,7 +323,7 @@ def lbfgs_step(vec, pairs, rho, alpha, fs, js, f_trial, lower, upper):
             if not math.isfinite(g_trial[i]):
                 finite = False
                 break
-    if phase == _FIRST_VALUE:
+    if phase == FIRST_VALUE:
         if not finite:
             return NONFINITE
         vec[0][:] = vec[3]
