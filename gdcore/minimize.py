@@ -43,7 +43,6 @@ import difflib
 import functools
 import inspect
 import signal
-import threading
 import time
 import warnings
 
@@ -56,6 +55,11 @@ from .kernels import lbfgs as lb
 from .kernels import minimize_loops
 from .objective import Objective, compiled_fg
 from .schedules import as_schedule
+
+try:  # signal's C core: signal.signal and getsignal spend ~10 us each on enum conversions
+    import _signal as _sigint
+except ImportError:  # pragma: no cover - other Pythons
+    _sigint = signal
 
 SUCCESS = 0
 LIMIT = 1
@@ -126,9 +130,9 @@ def split_options(options, method):
     """Run options by name; a RuntimeWarning for each unknown one (SciPy hands a
     method everything in ``options``), naming the closest known option or
     hyperparameter of ``method``."""
-    known = KNOWN_OPTIONS + hyperparameter_names(method)
     for key in options:
         if key not in KNOWN_OPTIONS:
+            known = KNOWN_OPTIONS + hyperparameter_names(method)
             close = difflib.get_close_matches(key, known, n=1, cutoff=0.75)
             hint = f"; did you mean {close[0]!r}?" if close else ""
             # stacklevel: the caller of scipy.optimize.minimize or gd.minimize.
@@ -148,6 +152,8 @@ def hyperparameter_names(method):
 def refuse_hyperparameters(method, options):
     """ValueError when ``options`` names a hyperparameter of the method object:
     its settings were fixed when it was made, and ignoring them would be silent."""
+    if all(key in KNOWN_OPTIONS for key in options):  # the common case, quickly
+        return
     names = hyperparameter_names(method)
     for key, value in options.items():
         name = key if key in names else ALIASES.get(key)
@@ -217,35 +223,37 @@ class Interruption:
 
     def __init__(self):
         self.pending = False
-        self._within = None  # "user" or "compiled": what runs now
+        # What runs now: "user" code (fun, jac, the callback: see user()), or a
+        # "compiled" call (the drivers set it around their kernel calls), or None.
+        self.within = None
         self._previous = None
 
     def __enter__(self):
-        if (threading.current_thread() is threading.main_thread()
-                and signal.getsignal(signal.SIGINT) is signal.default_int_handler):
-            self._previous = signal.signal(signal.SIGINT, self._handle)
+        if _sigint.getsignal(_sigint.SIGINT) is signal.default_int_handler:
+            try:
+                self._previous = _sigint.signal(_sigint.SIGINT, self._handle)
+            except ValueError:  # not the main thread
+                pass
         return self
 
     def __exit__(self, *exc):
         if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
+            _sigint.signal(_sigint.SIGINT, self._previous)
             self._previous = None
 
     def _handle(self, signum, frame):
-        if self._within == "user" or (self._within == "compiled"
-                                      and global_compiler_lock.is_locked()):
+        if self.within == "user" or (self.within == "compiled"
+                                     and global_compiler_lock.is_locked()):
             raise KeyboardInterrupt
         self.pending = True
 
-    def call(self, within, function, *args):
-        """``function(*args)`` from ``within`` "user" code, interrupted at once by
-        Ctrl-C, or a "compiled" kernel, which Ctrl-C lets finish unless Numba is still
-        compiling it."""
-        self._within = within
+    def user(self, function, *args):
+        """``function(*args)``, interrupted at once by Ctrl-C."""
+        self.within = "user"
         try:
             return function(*args)
         finally:
-            self._within = None
+            self.within = None
 
 
 class Slices:
@@ -291,15 +299,30 @@ class Run:
 
     def evaluate(self, x, g):
         """``objective(x, g)``; Ctrl-C or the objective may raise KeyboardInterrupt."""
-        return self.stop.call("user", self.objective, x, g)
+        return self.stop.user(self.objective, x, g)
 
-    def evaluate_x0(self, x, g):
-        """The first evaluation, timed into ``seconds_x0``; None when interrupted."""
+    def evaluate_x0(self, x, g, fg=None):
+        """The first evaluation, timed into ``seconds_x0``; None when interrupted.
+
+        With ``fg``, the objective's compiled ``(f, g)`` function, it is called
+        directly (the Objective's checks cost microseconds, and the compiled
+        loops then call ``fg`` the same way).
+        """
         start = time.perf_counter()
         try:
-            f = self.evaluate(x, g)
+            if fg is None:
+                f = self.evaluate(x, g)
+            else:
+                self.stop.within = "user"
+                f, grad = fg(x, *self.objective.args)
         except KeyboardInterrupt:
             return None
+        finally:
+            self.stop.within = None
+        if fg is not None:
+            f = float(f)
+            g[:] = grad
+            self.objective.count_compiled(1)
         self.seconds_x0 = time.perf_counter() - start
         return f
 
@@ -307,11 +330,11 @@ class Run:
         nan = np.full_like(x, np.nan)
         return self.result(x, np.nan, nan, INTERRUPTED, _INTERRUPTED_AT_X0_MESSAGE)
 
-    def start(self, x, g, box):
+    def start(self, x, g, box, fg=None):
         """:meth:`evaluate_x0` and the gradient test there: ``(f, max-norm of the
         projected gradient, None)``, or ``(None, None, result)`` when the run ends at
         x0 (interrupted, or NaN/Inf)."""
-        f = self.evaluate_x0(x, g)
+        f = self.evaluate_x0(x, g, fg)
         if f is None:
             return None, None, self.interrupted_at_x0(x)
         finite, pg_norm = gradient_check(x, g, box)
@@ -348,7 +371,7 @@ class Run:
         """Run ``callback(x, f)``: ``(status, message)`` when it stops the run
         (``StopIteration``, ``KeyboardInterrupt``), else None."""
         try:
-            self.stop.call("user", callback, x, f)
+            self.stop.user(callback, x, f)
         except StopIteration:
             return CALLBACK_STOP, "`callback` raised `StopIteration`."
         except KeyboardInterrupt:
@@ -403,9 +426,11 @@ def run_lbfgs(method, fun, x0, args=(), jac=None, bounds=None, constraints=(), c
     g_eval = np.empty(n, dtype=np.float64)
     fg = compiled_fg(objective) if cb is None else None
     with run.stop:
-        state.step(0.0)  # the state machine asks for f at x0
+        # The first value is taken here, timed for Slices: the state machine then
+        # starts from it (FIRST_VALUE) instead of asking for it.
+        state.js[lb.PHASE] = lb.FIRST_VALUE
         x_eval[:] = state.vec[3]
-        f_trial = run.evaluate_x0(x_eval, g_eval)
+        f_trial = run.evaluate_x0(x_eval, g_eval, fg)
         if f_trial is None:
             return run.interrupted_at_x0(x_eval)
         state.vec[4] = g_eval
@@ -449,14 +474,16 @@ def lbfgs_compiled(fg, state, run, f_trial, x_eval, g_eval, slices, dtype):
     nfev = 1
     while True:
         start = time.perf_counter()
+        run.stop.within = "compiled"
         try:
-            outcome, run.nit, nfev_now, f_trial = run.stop.call(
-                "compiled", minimize_loops.lbfgs_loop, fg, objective.args, state.vec,
-                state.pairs, state.rho, state.alpha, state.fs, state.js, state.lower,
-                state.upper, x_eval, run.maxiter, run.maxfun or 0, run.nit, nfev, f_trial,
-                nfev + slices.budget())
+            outcome, run.nit, nfev_now, f_trial = minimize_loops.lbfgs_loop(
+                fg, objective.args, state.vec, state.pairs, state.rho, state.alpha,
+                state.fs, state.js, state.lower, state.upper, x_eval, run.maxiter,
+                run.maxfun or 0, run.nit, nfev, f_trial, nfev + slices.budget())
         except KeyboardInterrupt:  # while Numba compiled the loop: nothing ran
             return lbfgs_interrupted(state, run, f_trial, dtype)
+        finally:
+            run.stop.within = None
         slices.measured(time.perf_counter() - start, nfev_now - nfev)
         objective.count_compiled(nfev_now - nfev)
         nfev = nfev_now
@@ -533,7 +560,7 @@ def run_first_order(optimizer, fun, x0, args=(), jac=None, bounds=None, constrai
     with run.stop:
         if batches is not None:
             objective.kwargs = {"batch": batches.next()}
-        f, pg_norm, done = run.start(x, g, box)
+        f, pg_norm, done = run.start(x, g, box, fg)
         if done is not None:
             return done
         if fg is not None:
@@ -585,14 +612,17 @@ def first_order_compiled(fg, optimizer, run, x, f, g, pg_norm, state, box, slice
         lrs = np.asarray(schedule(np.arange(run.nit, min(pause_at, run.maxiter))),
                          dtype=np.float64)
         start = time.perf_counter()
+        run.stop.within = "compiled"
         try:
-            status, run.nit, nfev_now, f, pg_norm = run.stop.call(
-                "compiled", minimize_loops.first_order_loop, fg, objective.args,
-                optimizer.code, optimizer.hyper, lrs, x, x_prev, g, g_prev, state.slots,
-                state.scalars, lower, upper, box is not None, run.gtol, run.ftol,
-                run.maxiter, run.maxfun or 0, run.nit, nfev, f, pg_norm, pause_at)
+            status, run.nit, nfev_now, f, pg_norm = minimize_loops.first_order_loop(
+                fg, objective.args, optimizer.code, optimizer.hyper, lrs, x, x_prev, g,
+                g_prev, state.slots, state.scalars, lower, upper, box is not None,
+                run.gtol, run.ftol, run.maxiter, run.maxfun or 0, run.nit, nfev, f,
+                pg_norm, pause_at)
         except KeyboardInterrupt:  # while Numba compiled the loop: nothing ran
             return run.interrupted(x, f, g)
+        finally:
+            run.stop.within = None
         slices.measured(time.perf_counter() - start, nfev_now - nfev)
         objective.count_compiled(nfev_now - nfev)
         nfev = nfev_now
