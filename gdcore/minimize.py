@@ -218,7 +218,9 @@ class Interruption:
 
     Elsewhere (other threads, which never receive signals, or another
     handler installed) nothing is installed, and a ``KeyboardInterrupt``
-    raised by the user's code is still caught by the drivers.
+    raised by the user's code is still caught by the drivers.  A Ctrl-C that
+    arrives as the run ends (it converged or hit a limit in the same
+    compiled call) leaves that result as it is.
     """
 
     def __init__(self):
