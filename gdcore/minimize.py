@@ -12,22 +12,42 @@ works unchanged.  The result has ``x, fun, jac, nit, nfev, njev, status,
 success, message``; status 0 is success, 1 the iteration or evaluation
 limit, 2 no progress (line search), 3 a NaN/Inf value or gradient (the
 result keeps the last finite point), 99 a callback that raised
-``StopIteration``.
+``StopIteration``, 130 (``INTERRUPTED``, 128 + SIGINT as shells report
+Ctrl-C) an interruption: Ctrl-C, or ``KeyboardInterrupt`` raised by
+``fun``, ``jac`` or the callback.  An interrupted run returns the last
+accepted iterate with its ``fun`` and ``jac`` (``nit`` and ``nfev`` count
+the work done, the interrupted evaluation included); interrupted during
+the evaluation at ``x0``, it returns ``x0`` with ``fun`` and ``jac`` NaN.
 
-Options (unknown ones are ignored, with a warning when they look like a
-misspelled gdcore option): ``maxiter``, ``maxfun``, ``gtol`` (max-norm of the
-projected gradient), ``ftol`` (relative decrease of ``f`` between
-iterations), ``tol`` (what ``minimize(tol=...)`` passes: sets ``gtol``), and
-for mini-batch objectives ``n_samples``, ``batch_size``, ``seed``: ``fun``
-is then called as ``fun(x, *args, batch=indices)`` with shuffled index
-arrays, epoch after epoch.
+Options: ``maxiter``, ``maxfun``, ``gtol`` (max-norm of the projected
+gradient), ``ftol`` (relative decrease of ``f`` between iterations), ``tol``
+(what ``minimize(tol=...)`` passes: sets ``gtol``), and for mini-batch
+objectives ``n_samples``, ``batch_size``, ``seed``: ``fun`` is then called
+as ``fun(x, *args, batch=indices)`` with shuffled index arrays, epoch after
+epoch.  ``disp`` and ``return_all`` are accepted and have no effect.  Any
+other option is ignored with a ``RuntimeWarning`` (as SciPy's own methods
+warn), except a hyperparameter of the method object (``learning_rate``,
+``lr``, ``b1``, ``m``, ...): that is a ``ValueError`` saying to write
+``method=gd.adam(learning_rate=0.05)``, since the object's settings are
+fixed when it is made.
+
+Ctrl-C: in the main thread, while SIGINT has Python's default handler, a
+run installs its own for its duration (:class:`Interruption`) and restores
+the previous one.  With Numba objectives the run is a series of compiled
+calls of about 0.25 s each (:class:`Slices`; any split gives bitwise the
+same iterates), so Ctrl-C takes effect within about that time plus one
+evaluation.
 """
-
+import dataclasses
 import difflib
+import functools
 import inspect
+import signal
+import time
 import warnings
 
 import numpy as np
+from numba.core.compiler_lock import global_compiler_lock
 from scipy.optimize import Bounds, OptimizeResult
 
 from . import _validate
@@ -36,21 +56,34 @@ from .kernels import minimize_loops
 from .objective import Objective, compiled_fg
 from .schedules import as_schedule
 
+try:  # signal's C core: signal.signal and getsignal spend ~10 us each on enum conversions
+    import _signal as _sigint
+except ImportError:  # pragma: no cover - other Pythons
+    _sigint = signal
+
 SUCCESS = 0
 LIMIT = 1
 NO_PROGRESS = 2
 NONFINITE = 3
 CALLBACK_STOP = 99
+INTERRUPTED = 130  # 128 + SIGINT, as a shell reports a command ended by Ctrl-C
 
 _GTOL_MESSAGE = "Optimization terminated successfully (gradient norm <= gtol)."
 _FTOL_MESSAGE = "Optimization terminated successfully (relative reduction of f <= ftol)."
 _NONFINITE_AT_X0_MESSAGE = "NaN or Inf in the objective or its gradient at x0"
 _NONFINITE_MESSAGE = ("NaN or Inf in the objective or its gradient; returning the last finite "
                       "point")
+_INTERRUPTED_MESSAGE = "Interrupted (KeyboardInterrupt); returning the last accepted iterate."
+_INTERRUPTED_AT_X0_MESSAGE = ("Interrupted (KeyboardInterrupt) during the evaluation at x0; "
+                              "returning x0, with fun and jac NaN")
 _NO_BOUNDS = np.zeros(0)  # lower and upper of an unbounded problem, for the kernels
 
 KNOWN_OPTIONS = ("maxiter", "maxfun", "gtol", "ftol", "tol", "n_samples", "batch_size",
                  "seed", "disp", "return_all")
+# Other libraries' names for gdcore's hyperparameters (torch, scikit-learn, L-BFGS-B):
+# refused like the gdcore names, with the gdcore name in the message.
+ALIASES = {"lr": "learning_rate", "learning_rate_init": "learning_rate", "beta1": "b1",
+           "beta2": "b2", "epsilon": "eps", "maxcor": "m"}
 
 
 # Arguments -------------------------------------------------------------------------------
@@ -93,23 +126,64 @@ def check_bounds(bounds, n):
     return lower, upper
 
 
-def split_options(options):
-    """Run options by name, warning about unknown names that resemble known ones."""
-    warn_misspelled([k for k in options if k not in KNOWN_OPTIONS], KNOWN_OPTIONS, stacklevel=6)
+def split_options(options, method):
+    """Run options by name; a RuntimeWarning for each unknown one (SciPy hands a
+    method everything in ``options``), naming the closest known option or
+    hyperparameter of ``method``."""
+    for key in options:
+        if key not in KNOWN_OPTIONS:
+            known = KNOWN_OPTIONS + hyperparameter_names(method)
+            close = difflib.get_close_matches(key, known, n=1, cutoff=0.75)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            # stacklevel: the caller of scipy.optimize.minimize or gd.minimize.
+            warnings.warn(f"unknown option {key!r} ignored{hint}", RuntimeWarning,
+                          stacklevel=6)
     return {k: options[k] for k in KNOWN_OPTIONS if k in options}
 
 
-def warn_misspelled(keys, known, stacklevel):
-    """RuntimeWarning for each of ``keys`` that looks like a misspelling of one of ``known``.
+def hyperparameter_names(method):
+    """The names ``method``'s factory takes (``gd.adam``: learning_rate, b1, ...)."""
+    settings = getattr(method, "settings", None)  # an Optimizer
+    if settings is not None:
+        return ("learning_rate",) + tuple(name for name, _ in settings)
+    return tuple(field.name for field in dataclasses.fields(method))
 
-    Other unknown names pass silently: SciPy hands every method the options
-    meant for others (``disp``, ``iprint``, ...).
-    """
-    for key in keys:
-        close = difflib.get_close_matches(key, known, n=1, cutoff=0.75)
-        if close:
-            warnings.warn(f"unknown option {key!r} ignored; did you mean {close[0]!r}?",
-                          RuntimeWarning, stacklevel=stacklevel)
+
+def refuse_hyperparameters(method, options):
+    """ValueError when ``options`` names a hyperparameter of the method object:
+    its settings were fixed when it was made, and ignoring them would be silent."""
+    if all(key in KNOWN_OPTIONS for key in options):  # the common case, quickly
+        return
+    names = hyperparameter_names(method)
+    for key, value in options.items():
+        name = key if key in names else ALIASES.get(key)
+        if name in names:
+            raise ValueError(
+                f"option {key!r} cannot change the hyperparameters of the method object "
+                f"{method!r}: write method=gd.{method.name}({name}={value!r}), or "
+                f"gd.minimize(..., method={method.name!r}, options={{{name!r}: {value!r}}})")
+
+
+def method_factory(make):
+    """``make`` (a factory such as ``gd.lbfgs``), which says to call it when it is
+    itself passed as a method and SciPy calls it with ``fun, x0, args=...``."""
+    @functools.wraps(make)
+    def factory(*args, **kwargs):
+        if "args" in kwargs and "callback" in kwargs:  # how SciPy calls a custom method
+            raise TypeError(factory_passed(make))
+        return make(*args, **kwargs)
+
+    return factory
+
+
+def factory_passed(factory, by_name=False):
+    """The message for a factory passed where the method it makes is expected."""
+    name = factory.__name__
+    required = ", ".join(f"{p.name}=..." for p in inspect.signature(factory).parameters.values()
+                         if p.default is p.empty)
+    alternative = f", or pass its name, method={name!r}" if by_name else ""
+    return (f"method=gd.{name} is the factory of the method, not the method: call it, "
+            f"method=gd.{name}({required}){alternative}")
 
 
 def wrap_callback(callback):
@@ -123,6 +197,90 @@ def wrap_callback(callback):
     if set(params) == {"intermediate_result"}:
         return lambda x, f: callback(intermediate_result=OptimizeResult(x=x.copy(), fun=f))
     return lambda x, f: callback(x.copy())
+
+
+class Interruption:
+    """Ctrl-C during one minimization, so that no accepted iterate is lost.
+
+    Used as ``with Interruption() as stop:`` around a run.  In the main
+    thread, while SIGINT has Python's default handler (the one raising
+    ``KeyboardInterrupt``), it installs its own until the ``with`` ends,
+    then restores the previous one.  That handler
+
+    * raises ``KeyboardInterrupt`` at once inside the user's Python code
+      (``fun``, ``jac``, the callback), so a slow objective stops at once;
+      the drivers catch it and drop the unfinished evaluation;
+    * inside a compiled call, raises only while Numba compiles it, before it
+      has touched any state;
+    * otherwise sets :attr:`pending`, which the drivers check between
+      evaluations and between compiled calls (a signal reaches Python only
+      when compiled code returns).
+
+    Elsewhere (other threads, which never receive signals, or another
+    handler installed) nothing is installed, and a ``KeyboardInterrupt``
+    raised by the user's code is still caught by the drivers.  A Ctrl-C that
+    arrives as the run ends (it converged or hit a limit in the same
+    compiled call) leaves that result as it is.
+    """
+
+    def __init__(self):
+        self.pending = False
+        # What runs now: "user" code (fun, jac, the callback: see user()), or a
+        # "compiled" call (the drivers set it around their kernel calls), or None.
+        self.within = None
+        self._previous = None
+
+    def __enter__(self):
+        if _sigint.getsignal(_sigint.SIGINT) is signal.default_int_handler:
+            try:
+                self._previous = _sigint.signal(_sigint.SIGINT, self._handle)
+            except ValueError:  # not the main thread
+                pass
+        return self
+
+    def __exit__(self, *exc):
+        if self._previous is not None:
+            _sigint.signal(_sigint.SIGINT, self._previous)
+            self._previous = None
+
+    def _handle(self, signum, frame):
+        if self.within == "user" or (self.within == "compiled"
+                                     and global_compiler_lock.is_locked()):
+            raise KeyboardInterrupt
+        self.pending = True
+
+    def user(self, function, *args):
+        """``function(*args)``, interrupted at once by Ctrl-C."""
+        self.within = "user"
+        try:
+            return function(*args)
+        finally:
+            self.within = None
+
+
+class Slices:
+    """How much work one compiled call may do to last about ``SECONDS``.
+
+    Sized from the time per evaluation measured so far (at first, the
+    Python-side evaluation at ``x0``, an overestimate); capped at
+    ``MAX_EVALUATIONS``, which also bounds the first-order loops' table of
+    learning rates, whatever ``maxiter`` is.
+    """
+
+    SECONDS = 0.25
+    MAX_EVALUATIONS = 1 << 16
+
+    def __init__(self, seconds_per_evaluation):
+        self.per_evaluation = seconds_per_evaluation
+
+    def budget(self):
+        """Evaluations for the next call (at least 1)."""
+        return int(min(max(self.SECONDS / max(self.per_evaluation, 1e-9), 1.0),
+                       self.MAX_EVALUATIONS))
+
+    def measured(self, seconds, evaluations):
+        if evaluations > 0:
+            self.per_evaluation = seconds / evaluations
 
 
 class Run:
@@ -139,29 +297,91 @@ class Run:
             self.maxfun = _validate.positive_int(self.maxfun, "maxfun")
         self.objective = objective
         self.nit = 0
+        self.stop = Interruption()
+
+    def evaluate(self, x, g):
+        """``objective(x, g)``; Ctrl-C or the objective may raise KeyboardInterrupt."""
+        return self.stop.user(self.objective, x, g)
+
+    def evaluate_x0(self, x, g, fg=None):
+        """The first evaluation, timed into ``seconds_x0``; None when interrupted.
+
+        With ``fg``, the objective's compiled ``(f, g)`` function, it is called
+        directly (the Objective's checks cost microseconds, and the compiled
+        loops then call ``fg`` the same way).
+        """
+        start = time.perf_counter()
+        try:
+            if fg is None:
+                f = self.evaluate(x, g)
+            else:
+                self.stop.within = "user"
+                f, grad = fg(x, *self.objective.args)
+        except KeyboardInterrupt:
+            return None
+        finally:
+            self.stop.within = None
+        if fg is not None:
+            f = float(f)
+            g[:] = grad
+            self.objective.count_compiled(1)
+        self.seconds_x0 = time.perf_counter() - start
+        return f
+
+    def interrupted_at_x0(self, x):
+        nan = np.full_like(x, np.nan)
+        return self.result(x, np.nan, nan, INTERRUPTED, _INTERRUPTED_AT_X0_MESSAGE)
+
+    def start(self, x, g, box, fg=None):
+        """:meth:`evaluate_x0` and the gradient test there: ``(f, max-norm of the
+        projected gradient, None)``, or ``(None, None, result)`` when the run ends at
+        x0 (interrupted, or NaN/Inf)."""
+        f = self.evaluate_x0(x, g, fg)
+        if f is None:
+            return None, None, self.interrupted_at_x0(x)
+        finite, pg_norm = gradient_check(x, g, box)
+        if not (finite and np.isfinite(f)):
+            return None, None, self.result(x, f, g, NONFINITE, _NONFINITE_AT_X0_MESSAGE)
+        return f, pg_norm, None
 
     def out_of_evaluations(self):
         return self.maxfun is not None and self.objective.nfev >= self.maxfun
 
     def before_step(self, x, f, g, pg_norm):
-        """The result when gtol or a limit ends the run before another step, else None."""
+        """The result when gtol, a limit or Ctrl-C ends the run before another step,
+        else None."""
         if pg_norm <= self.gtol:
             return self.result(x, f, g, SUCCESS, _GTOL_MESSAGE)
         if self.nit >= self.maxiter or self.out_of_evaluations():
             return self.result(x, f, g, LIMIT, limit_message(self))
+        if self.stop.pending:
+            return self.interrupted(x, f, g)
         return None
 
     def after_step(self, callback, x, f, g, f_prev):
         """Count the iteration, run the callback, test ftol: a result, or None to go on."""
         self.nit += 1
         if callback is not None:
-            try:
-                callback(x, f)
-            except StopIteration:
-                return self.result(x, f, g, CALLBACK_STOP, "`callback` raised `StopIteration`.")
+            stopped = self.call_back(callback, x, f)
+            if stopped is not None:
+                return self.result(x, f, g, *stopped)
         if self.ftol > 0 and abs(f_prev - f) <= self.ftol * max(abs(f_prev), abs(f), 1.0):
             return self.result(x, f, g, SUCCESS, _FTOL_MESSAGE)
         return None
+
+    def call_back(self, callback, x, f):
+        """Run ``callback(x, f)``: ``(status, message)`` when it stops the run
+        (``StopIteration``, ``KeyboardInterrupt``), else None."""
+        try:
+            self.stop.user(callback, x, f)
+        except StopIteration:
+            return CALLBACK_STOP, "`callback` raised `StopIteration`."
+        except KeyboardInterrupt:
+            return INTERRUPTED, _INTERRUPTED_MESSAGE
+        return None
+
+    def interrupted(self, x, f, g):
+        return self.result(x, f, g, INTERRUPTED, _INTERRUPTED_MESSAGE)
 
     def result(self, x, f, g, status, message):
         return OptimizeResult(x=x, fun=f, jac=g, nit=self.nit, nfev=self.objective.nfev,
@@ -175,7 +395,7 @@ def limit_message(run):
     return "Maximum number of iterations has been exceeded."
 
 
-def prepare(fun, x0, args, jac, bounds, constraints, options):
+def prepare(method, fun, x0, args, jac, bounds, constraints, options):
     """Common argument handling of every method: (objective, x, bounds, options)."""
     if constraints:
         raise NotImplementedError("gdcore methods handle bounds but not constraints; "
@@ -186,14 +406,15 @@ def prepare(fun, x0, args, jac, bounds, constraints, options):
     objective = Objective(fun, jac, args)
     box = check_bounds(bounds, x.shape[0])
     objective.bounds = box
-    return objective, x, box, split_options(options)
+    return objective, x, box, split_options(options, method)
 
 
 # L-BFGS ----------------------------------------------------------------------------------
 def run_lbfgs(method, fun, x0, args=(), jac=None, bounds=None, constraints=(), callback=None,
               **options):
     """L-BFGS through the reverse-communication kernel (:mod:`gdcore.kernels.lbfgs`)."""
-    objective, x, box, options = prepare(fun, x0, args, jac, bounds, constraints, options)
+    objective, x, box, options = prepare(method, fun, x0, args, jac, bounds, constraints,
+                                         options)
     refuse_mini_batches(options, "lbfgs")
     n = x.shape[0]
     dtype = x.dtype
@@ -206,37 +427,84 @@ def run_lbfgs(method, fun, x0, args=(), jac=None, bounds=None, constraints=(), c
     x_eval = np.empty(n, dtype=dtype)  # the objective sees x in x0's dtype
     g_eval = np.empty(n, dtype=np.float64)
     fg = compiled_fg(objective) if cb is None else None
-    if fg is not None:
-        outcome, run.nit, nfev, f_trial = minimize_loops.lbfgs_loop(
-            fg, objective.args, state.vec, state.pairs, state.rho, state.alpha, state.fs,
-            state.js, state.lower, state.upper, x_eval, run.maxiter, run.maxfun or 0)
-        objective.count_compiled(nfev)
-        if outcome in (minimize_loops.LIMIT_ITERATIONS, minimize_loops.LIMIT_EVALUATIONS):
-            return state.result(run, LIMIT, limit_message(run), dtype)
-        g_eval[:] = state.vec[4]
-        return lbfgs_outcome(outcome, state, run, dtype, f_trial, g_eval)
-    f_trial = 0.0
+    with run.stop:
+        # The first value is taken here, timed for Slices: the state machine then
+        # starts from it (FIRST_VALUE) instead of asking for it.
+        state.js[lb.PHASE] = lb.FIRST_VALUE
+        x_eval[:] = state.vec[3]
+        f_trial = run.evaluate_x0(x_eval, g_eval, fg)
+        if f_trial is None:
+            return run.interrupted_at_x0(x_eval)
+        state.vec[4] = g_eval
+        if fg is not None:
+            return lbfgs_compiled(fg, state, run, f_trial, x_eval, g_eval,
+                                  Slices(run.seconds_x0), dtype)
+        return lbfgs_python(state, run, cb, f_trial, x_eval, g_eval, dtype)
+
+
+def lbfgs_python(state, run, cb, f_trial, x_eval, g_eval, dtype):
+    """Drive the state machine with the objective, from the value at x0 on."""
     while True:
         request = state.step(f_trial)
         if request == lb.EVALUATE:
             if run.out_of_evaluations():
                 return state.result(run, LIMIT, limit_message(run), dtype)
+            if run.stop.pending:
+                return state.result(run, INTERRUPTED, _INTERRUPTED_MESSAGE, dtype)
             x_eval[:] = state.vec[3]
-            f_trial = objective(x_eval, g_eval)
+            try:
+                f_trial = run.evaluate(x_eval, g_eval)
+            except KeyboardInterrupt:
+                return state.result(run, INTERRUPTED, _INTERRUPTED_MESSAGE, dtype)
             state.vec[4] = g_eval
             continue
         if request == lb.ITERATE:
             run.nit += 1
             if cb is not None:
-                try:
-                    cb(state.vec[0].astype(dtype), state.fs[lb.F_X])
-                except StopIteration:
-                    return state.result(run, CALLBACK_STOP, "`callback` raised `StopIteration`.",
-                                        dtype)
+                stopped = run.call_back(cb, state.vec[0].astype(dtype), state.fs[lb.F_X])
+                if stopped is not None:
+                    return state.result(run, *stopped, dtype)
             if run.nit >= run.maxiter and state.js[lb.PHASE] != lb.FINISHED:
                 return state.result(run, LIMIT, limit_message(run), dtype)
             continue
         return lbfgs_outcome(request, state, run, dtype, f_trial, g_eval)
+
+
+def lbfgs_compiled(fg, state, run, f_trial, x_eval, g_eval, slices, dtype):
+    """:func:`lbfgs_python` as compiled calls of about ``Slices.SECONDS`` each."""
+    objective = run.objective
+    nfev = 1
+    while True:
+        start = time.perf_counter()
+        run.stop.within = "compiled"
+        try:
+            outcome, run.nit, nfev_now, f_trial = minimize_loops.lbfgs_loop(
+                fg, objective.args, state.vec, state.pairs, state.rho, state.alpha,
+                state.fs, state.js, state.lower, state.upper, x_eval, run.maxiter,
+                run.maxfun or 0, run.nit, nfev, f_trial, nfev + slices.budget())
+        except KeyboardInterrupt:  # while Numba compiled the loop: nothing ran
+            return lbfgs_interrupted(state, run, f_trial, dtype)
+        finally:
+            run.stop.within = None
+        slices.measured(time.perf_counter() - start, nfev_now - nfev)
+        objective.count_compiled(nfev_now - nfev)
+        nfev = nfev_now
+        if outcome == minimize_loops.PAUSED:
+            if run.stop.pending:
+                return lbfgs_interrupted(state, run, f_trial, dtype)
+            continue
+        if outcome in (minimize_loops.LIMIT_ITERATIONS, minimize_loops.LIMIT_EVALUATIONS):
+            return state.result(run, LIMIT, limit_message(run), dtype)
+        g_eval[:] = state.vec[4]
+        return lbfgs_outcome(outcome, state, run, dtype, f_trial, g_eval)
+
+
+def lbfgs_interrupted(state, run, f_trial, dtype):
+    """The interrupted result: the last iterate, or x0 while its value waits in the state."""
+    if state.js[lb.PHASE] == lb.FIRST_VALUE:
+        return run.interrupted(state.vec[3].astype(dtype), f_trial,
+                               state.vec[4].astype(dtype))
+    return state.result(run, INTERRUPTED, _INTERRUPTED_MESSAGE, dtype)
 
 
 def lbfgs_outcome(request, state, run, dtype, f_trial, g_eval):
@@ -272,6 +540,7 @@ class LbfgsState:
                              f_trial, self.lower, self.upper)
 
     def result(self, run, status, message, dtype):
+        """The result at the current iterate."""
         return run.result(self.vec[0].astype(dtype), self.fs[lb.F_X],
                           self.vec[1].astype(dtype), status, message)
 
@@ -280,7 +549,8 @@ class LbfgsState:
 def run_first_order(optimizer, fun, x0, args=(), jac=None, bounds=None, constraints=(),
                     callback=None, **options):
     """A gdcore optimizer's update rule driven by a SciPy-style objective."""
-    objective, x, box, options = prepare(fun, x0, args, jac, bounds, constraints, options)
+    objective, x, box, options = prepare(optimizer, fun, x0, args, jac, bounds, constraints,
+                                         options)
     run = Run(objective, options, default_maxiter=10000, default_ftol=0.0)
     batches = MiniBatches.from_options(options)
     cb = wrap_callback(callback)
@@ -289,14 +559,21 @@ def run_first_order(optimizer, fun, x0, args=(), jac=None, bounds=None, constrai
     if box is not None:
         np.clip(x, box[0], box[1], out=x)
     fg = compiled_fg(objective) if cb is None and batches is None else None
-    if fg is not None:
-        return first_order_compiled(fg, optimizer, objective, run, x, g, state, box)
-    if batches is not None:
-        objective.kwargs = {"batch": batches.next()}
-    f = objective(x, g)
-    finite, pg_norm = gradient_check(x, g, box)
-    if not (finite and np.isfinite(f)):
-        return run.result(x, f, g, NONFINITE, _NONFINITE_AT_X0_MESSAGE)
+    with run.stop:
+        if batches is not None:
+            objective.kwargs = {"batch": batches.next()}
+        f, pg_norm, done = run.start(x, g, box, fg)
+        if done is not None:
+            return done
+        if fg is not None:
+            return first_order_compiled(fg, optimizer, run, x, f, g, pg_norm, state, box,
+                                        Slices(run.seconds_x0))
+        return first_order_python(optimizer, run, cb, batches, x, f, g, pg_norm, state, box)
+
+
+def first_order_python(optimizer, run, cb, batches, x, f, g, pg_norm, state, box):
+    """Steps from the evaluated x0 on, one Python iteration per step."""
+    objective = run.objective
     x_prev, g_prev = x.copy(), g.copy()
     while True:
         done = run.before_step(x, f, g, pg_norm)
@@ -311,7 +588,10 @@ def run_first_order(optimizer, fun, x0, args=(), jac=None, bounds=None, constrai
         if finite:
             if batches is not None:
                 objective.kwargs = {"batch": batches.next()}
-            f = objective(x, g)
+            try:
+                f = run.evaluate(x, g)
+            except KeyboardInterrupt:
+                return run.interrupted(x_prev, f_prev, g_prev)
             finite, pg_norm = gradient_check(x, g, box)
             finite = finite and np.isfinite(f)
         if not finite:
@@ -321,27 +601,43 @@ def run_first_order(optimizer, fun, x0, args=(), jac=None, bounds=None, constrai
             return done
 
 
-def first_order_compiled(fg, optimizer, objective, run, x, g, state, box):
-    """:func:`run_first_order`'s loop as one compiled call (same kernels, same iterates)."""
-    lrs = np.asarray(as_schedule(optimizer.learning_rate)(np.arange(run.maxiter)),
-                     dtype=np.float64)
+def first_order_compiled(fg, optimizer, run, x, f, g, pg_norm, state, box, slices):
+    """:func:`first_order_python` as compiled calls of about ``Slices.SECONDS`` each (same
+    kernels, same iterates); the learning rates are evaluated for one call at a time."""
+    objective = run.objective
+    schedule = as_schedule(optimizer.learning_rate)
     lower, upper = box if box is not None else (_NO_BOUNDS, _NO_BOUNDS)
     x_prev, g_prev = np.empty_like(x), np.empty_like(g)
-    status, run.nit, nfev, f = minimize_loops.first_order_loop(
-        fg, objective.args, optimizer.code, optimizer.hyper, lrs, x, x_prev, g, g_prev,
-        state.slots, state.scalars, lower, upper, box is not None, run.gtol,
-        run.ftol, run.maxiter, run.maxfun or 0)
-    objective.count_compiled(nfev)
-    if status == minimize_loops.NONFINITE_AT_X0:
-        return run.result(x_prev, f, g_prev, NONFINITE, _NONFINITE_AT_X0_MESSAGE)
-    if status == NONFINITE:
-        return run.result(x_prev, f, g_prev, NONFINITE, _NONFINITE_MESSAGE)
-    if status == LIMIT:
-        return run.result(x, f, g, LIMIT, limit_message(run))
-    return run.result(x, f, g, SUCCESS, _FTOL_MESSAGE if status == minimize_loops.BY_FTOL
-                      else _GTOL_MESSAGE)
-
-
+    nfev = 1
+    while True:
+        pause_at = run.nit + slices.budget()
+        lrs = np.asarray(schedule(np.arange(run.nit, min(pause_at, run.maxiter))),
+                         dtype=np.float64)
+        start = time.perf_counter()
+        run.stop.within = "compiled"
+        try:
+            status, run.nit, nfev_now, f, pg_norm = minimize_loops.first_order_loop(
+                fg, objective.args, optimizer.code, optimizer.hyper, lrs, x, x_prev, g,
+                g_prev, state.slots, state.scalars, lower, upper, box is not None,
+                run.gtol, run.ftol, run.maxiter, run.maxfun or 0, run.nit, nfev, f,
+                pg_norm, pause_at)
+        except KeyboardInterrupt:  # while Numba compiled the loop: nothing ran
+            return run.interrupted(x, f, g)
+        finally:
+            run.stop.within = None
+        slices.measured(time.perf_counter() - start, nfev_now - nfev)
+        objective.count_compiled(nfev_now - nfev)
+        nfev = nfev_now
+        if status == minimize_loops.PAUSED:
+            if run.stop.pending:
+                return run.interrupted(x, f, g)
+            continue
+        if status == NONFINITE:
+            return run.result(x_prev, f, g_prev, NONFINITE, _NONFINITE_MESSAGE)
+        if status == LIMIT:
+            return run.result(x, f, g, LIMIT, limit_message(run))
+        return run.result(x, f, g, SUCCESS, _FTOL_MESSAGE if status == minimize_loops.BY_FTOL
+                          else _GTOL_MESSAGE)
 
 
 def gradient_check(x, g, box):
@@ -383,17 +679,23 @@ def run_gradient_descent(method, fun, x0, args=(), jac=None, bounds=None, constr
                          callback=None, **options):
     """Steepest descent with Armijo backtracking (``x - t g``, ``t`` halved until
     ``f`` drops by ``c1 t |g|^2``; the next search starts from ``2 t``)."""
-    objective, x, box, options = prepare(fun, x0, args, jac, bounds, constraints, options)
+    objective, x, box, options = prepare(method, fun, x0, args, jac, bounds, constraints,
+                                         options)
     refuse_mini_batches(options, "gd")
     run = Run(objective, options, default_maxiter=10000, default_ftol=0.0)
     cb = wrap_callback(callback)
     g = np.empty_like(x)
     if box is not None:
         np.clip(x, box[0], box[1], out=x)
-    f = objective(x, g)
-    finite, pg_norm = gradient_check(x, g, box)
-    if not (finite and np.isfinite(f)):
-        return run.result(x, f, g, NONFINITE, _NONFINITE_AT_X0_MESSAGE)
+    with run.stop:
+        f, pg_norm, done = run.start(x, g, box)
+        if done is not None:
+            return done
+        return armijo_descent(method, run, cb, x, f, g, pg_norm, box)
+
+
+def armijo_descent(method, run, cb, x, f, g, pg_norm, box):
+    """:func:`run_gradient_descent`'s iterations from the evaluated x0 on."""
     t = 1.0
     trial = np.empty_like(x)
     g_trial = np.empty_like(x)
@@ -412,7 +714,12 @@ def run_gradient_descent(method, fun, x0, args=(), jac=None, bounds=None, constr
                                   "resolution of x without decreasing f enough")
             if run.out_of_evaluations():
                 return run.result(x, f, g, LIMIT, limit_message(run))
-            f_trial = objective(trial, g_trial)
+            if run.stop.pending:
+                return run.interrupted(x, f, g)
+            try:
+                f_trial = run.evaluate(trial, g_trial)
+            except KeyboardInterrupt:
+                return run.interrupted(x, f, g)
             decrease = float(np.dot(g64, (x - trial).astype(np.float64)))
             if np.isfinite(f_trial) and f_trial <= f - method.c1 * decrease:
                 finite, pg_trial = gradient_check(trial, g_trial, box)
@@ -445,7 +752,9 @@ def minimize(fun, x0, args=(), method="lbfgs", jac=None, callback=None, tol=None
         ``"lbfgs"``, ``"gd"``, ``"sgd"``, ``"adam"``, ``"adamw"``, ``"rmsprop"``,
         ``"adagrad"``, ``"adamax"``, ``"nadam"``, ``"lion"``, or an object such as
         ``gd.adam(0.05)``.  With a name, ``options`` may also carry the
-        method's hyperparameters (``{"learning_rate": 0.05}``).
+        method's hyperparameters (``{"learning_rate": 0.05}``); with an
+        object they are refused (ValueError), as are factories (``gd.adam``
+        instead of ``gd.adam()``: TypeError).
     jac : True, callable, None, "2-point" or "3-point"
     callback : callable, optional
         ``callback(intermediate_result)`` or ``callback(xk)``, once per iteration.
@@ -453,12 +762,15 @@ def minimize(fun, x0, args=(), method="lbfgs", jac=None, callback=None, tol=None
         Sets ``gtol`` unless ``options`` does.
     options : dict, optional
         ``maxiter``, ``maxfun``, ``gtol``, ``ftol``, and the mini-batch
-        options ``n_samples``, ``batch_size``, ``seed``.
+        options ``n_samples``, ``batch_size``, ``seed``; others are ignored
+        with a RuntimeWarning.
     bounds : sequence of (lo, hi) or scipy.optimize.Bounds, optional
 
     Returns
     -------
     scipy.optimize.OptimizeResult
+        ``status`` 130 (``INTERRUPTED``) after Ctrl-C or a ``KeyboardInterrupt``
+        from ``fun``, ``jac`` or the callback, with the last accepted iterate.
     """
     from . import optim  # the factories live there; optim imports this module
 
@@ -471,9 +783,14 @@ def minimize(fun, x0, args=(), method="lbfgs", jac=None, callback=None, tol=None
             raise ValueError(f"unknown method {method!r}; expected one of: "
                              f"{', '.join(sorted(optim.METHODS))}")
         names = list(inspect.signature(factory).parameters)
+        for key, value in options.items():
+            if ALIASES.get(key) in names:
+                raise ValueError(f"option {key!r} is spelled {ALIASES[key]!r} in gdcore: "
+                                 f"options={{{ALIASES[key]!r}: {value!r}}}")
         hyper = {k: options.pop(k) for k in list(options) if k in names}
-        warn_misspelled([k for k in options if k not in KNOWN_OPTIONS], names, stacklevel=3)
         method = factory(**hyper)
+    if any(method is factory for factory in optim.METHODS.values()):
+        raise TypeError(factory_passed(method, by_name=True))
     if not callable(method):
         raise TypeError(f"method must be a name or a gdcore method object, got {method!r}")
     return method(fun, x0, args=args, jac=jac, bounds=bounds, callback=callback, **options)

@@ -34,7 +34,8 @@ import numpy as np
 
 from . import _validate, codes
 from .kernels.updates import BLOCK, apply_update, apply_update_threaded
-from .minimize import run_first_order, run_gradient_descent, run_lbfgs
+from .minimize import (method_factory, refuse_hyperparameters, run_first_order,
+                       run_gradient_descent, run_lbfgs)
 from .schedules import Schedule
 
 
@@ -144,8 +145,11 @@ class Optimizer:
                  constraints=(), callback=None, **options):
         """Minimize ``fun`` from ``x0`` with this rule: a ``scipy.optimize.minimize`` method.
 
-        See :mod:`gdcore.minimize` for the options and the result.
+        See :mod:`gdcore.minimize` for the options and the result; options
+        naming a hyperparameter (``learning_rate``, ``lr``, ...) raise
+        ValueError, since this object's are fixed.
         """
+        refuse_hyperparameters(self, options)
         return run_first_order(self, fun, x0, args=args, jac=jac, bounds=bounds,
                                constraints=constraints, callback=callback, **options)
 
@@ -501,6 +505,7 @@ class LBFGS:
     m: int = 10
     c1: float = 1e-4
     c2: float = 0.9
+    name = "lbfgs"  # its factory (not a field)
 
     def __post_init__(self):
         object.__setattr__(self, "m", _validate.positive_int(self.m, "m"))
@@ -511,6 +516,7 @@ class LBFGS:
 
     def __call__(self, fun, x0, args=(), jac=None, hess=None, hessp=None, bounds=None,
                  constraints=(), callback=None, **options):
+        refuse_hyperparameters(self, options)
         return run_lbfgs(self, fun, x0, args=args, jac=jac, bounds=bounds,
                          constraints=constraints, callback=callback, **options)
 
@@ -521,6 +527,7 @@ class GradientDescent:
 
     learning_rate: object = None
     c1: float = 1e-4
+    name = "gd"  # its factory (not a field)
 
     def __post_init__(self):
         if self.learning_rate is not None and not isinstance(self.learning_rate, Schedule):
@@ -532,19 +539,22 @@ class GradientDescent:
 
     def __call__(self, fun, x0, args=(), jac=None, hess=None, hessp=None, bounds=None,
                  constraints=(), callback=None, **options):
+        refuse_hyperparameters(self, options)
         if self.learning_rate is not None:
-            return sgd(self.learning_rate)(fun, x0, args=args, jac=jac, bounds=bounds,
-                                           constraints=constraints, callback=callback,
-                                           **options)
+            return run_first_order(sgd(self.learning_rate), fun, x0, args=args, jac=jac,
+                                   bounds=bounds, constraints=constraints, callback=callback,
+                                   **options)
         return run_gradient_descent(self, fun, x0, args=args, jac=jac, bounds=bounds,
                                     constraints=constraints, callback=callback, **options)
 
 
+@method_factory
 def lbfgs(m=10, c1=1e-4, c2=0.9):
     """L-BFGS with memory ``m`` and Wolfe constants ``c1 < c2`` (a SciPy method)."""
     return LBFGS(m, c1, c2)
 
 
+@method_factory
 def gd(learning_rate=None, c1=1e-4):
     """Plain gradient descent (a SciPy method): Armijo backtracking without a learning rate."""
     return GradientDescent(learning_rate, c1)

@@ -18,6 +18,11 @@ wrappers, or against SciPy's L-BFGS-B on the same problem.
   arrays covering every sample once per epoch.
 """
 
+import concurrent.futures
+import inspect
+import re
+import signal
+import time
 import warnings
 
 import numpy as np
@@ -28,6 +33,7 @@ from hypothesis import strategies as st
 from scipy.optimize import Bounds, NonlinearConstraint, OptimizeResult
 
 import gdcore as gd
+from sigint import default_sigint, no_escape, run_with_sigint  # noqa: F401 (a fixture)
 
 # A diagonal convex quadratic, n = 5, condition number 10, minimum at C (not on
 # any grid a sign-based rule could land on exactly).
@@ -638,21 +644,91 @@ def test_ftol(name):
 # Options -------------------------------------------------------------------------------------
 @pytest.mark.parametrize("name", sorted(METHODS))
 def test_unknown_options(name):
+    """Every unknown option is ignored with a warning, as SciPy's own methods do; a
+    near-miss names the option meant."""
     with pytest.warns(RuntimeWarning, match="'gtoll'.*'gtol'"):
         res = so.minimize(quad, np.zeros(5), jac=True, method=METHODS[name],
                           options={"gtoll": 1e-3, "maxiter": 3})
     assert res.nit <= 3
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
         res = so.minimize(quad, np.zeros(5), jac=True, method=METHODS[name],
                           options={"foo": 1, "iprint": -1, "disp": False, "maxiter": 3})
+    assert all(w.category is RuntimeWarning for w in record)
+    assert sorted(str(w.message) for w in record) == [
+        "unknown option 'foo' ignored", "unknown option 'iprint' ignored"]
+    assert record[0].filename == __file__  # the warning points at the caller
     assert res.nit <= 3
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        so.minimize(quad, np.zeros(5), jac=True, method=METHODS[name],
+                    options={"disp": True, "return_all": False, "maxiter": 3}, tol=1e-3)
 
 
 def test_misspelled_hyperparameter_warns():
     with pytest.warns(RuntimeWarning, match="learning_rate"):
         gd.minimize(quad, np.zeros(5), jac=True, method="adam",
                     options={"learning_rat": 0.1, "maxiter": 3})
+
+
+# (method object, option, the factory call the message must suggest)
+HYPERPARAMETER_OPTIONS = [
+    (gd.adam(), "learning_rate", "gd.adam(learning_rate=0.05)"),
+    (gd.adam(), "lr", "gd.adam(learning_rate=0.05)"),
+    (gd.adam(), "b1", "gd.adam(b1=0.05)"),
+    (gd.sgd(0.1), "momentum", "gd.sgd(momentum=0.05)"),
+    (gd.adamw(), "learning_rate_init", "gd.adamw(learning_rate=0.05)"),
+    (gd.rmsprop(), "clip_norm", "gd.rmsprop(clip_norm=0.05)"),
+    (gd.lbfgs(), "m", "gd.lbfgs(m=0.05)"),
+    (gd.lbfgs(), "maxcor", "gd.lbfgs(m=0.05)"),
+    (gd.gd(), "learning_rate", "gd.gd(learning_rate=0.05)"),
+    (gd.gd(0.1), "c1", "gd.gd(c1=0.05)"),
+]
+
+
+@pytest.mark.parametrize("method, key, suggestion", HYPERPARAMETER_OPTIONS,
+                         ids=[f"{s.split('(')[0]}-{k}" for _, k, s in HYPERPARAMETER_OPTIONS])
+@pytest.mark.parametrize("entry", ["scipy", "gd.minimize"])
+def test_hyperparameter_options_of_a_method_object_are_refused(method, key, suggestion,
+                                                              entry):
+    """The object's settings are fixed: options naming them would be ignored, so they
+    are refused, with what to write instead."""
+    minimize = so.minimize if entry == "scipy" else gd.minimize
+    with pytest.raises(ValueError, match=rf"option {key!r}.*method=" + re.escape(suggestion)):
+        minimize(quad, np.zeros(5), jac=True, method=method, options={key: 0.05})
+
+
+def test_hyperparameter_options_of_another_method_are_unknown():
+    with pytest.warns(RuntimeWarning, match="unknown option 'momentum' ignored"):
+        so.minimize(quad, np.zeros(5), jac=True, method=gd.adam(), options={"momentum": 0.9,
+                                                                            "maxiter": 2})
+    with pytest.warns(RuntimeWarning, match="unknown option 'learning_rate' ignored"):
+        gd.minimize(quad, np.zeros(5), jac=True, method="lbfgs",
+                    options={"learning_rate": 0.1, "maxiter": 2})
+
+
+def test_aliases_by_name_give_the_gdcore_spelling():
+    with pytest.raises(ValueError, match="'lr' is spelled 'learning_rate'"):
+        gd.minimize(quad, np.zeros(5), jac=True, method="adam", options={"lr": 0.05})
+    with pytest.raises(ValueError, match="'maxcor' is spelled 'm'"):
+        gd.minimize(quad, np.zeros(5), jac=True, method="lbfgs", options={"maxcor": 5})
+
+
+@pytest.mark.parametrize("name, call", [("lbfgs", "gd.lbfgs()"), ("gd", "gd.gd()"),
+                                        ("adam", "gd.adam()"),
+                                        ("sgd", "gd.sgd(learning_rate=...)")])
+def test_a_factory_passed_as_the_method_says_to_call_it(name, call):
+    factory = getattr(gd, name)
+    with pytest.raises(TypeError, match=rf"method=gd.{name} is the factory.*method="
+                       + re.escape(call) + f".*method='{name}'"):
+        gd.minimize(quad, np.zeros(5), jac=True, method=factory)
+    if name in ("lbfgs", "gd"):  # the SciPy-only methods: the factory itself explains
+        with pytest.raises(TypeError, match=rf"method=gd.{name} is the factory.*method="
+                           + re.escape(call)):
+            so.minimize(quad, np.zeros(5), jac=True, method=factory)
+        # Called as a factory, it still is one.
+        assert factory() == METHODS[name] and factory.__name__ == name
+        assert list(inspect.signature(factory).parameters)[0] in ("m", "learning_rate")
 
 
 def test_minimize_by_name():
@@ -796,3 +872,128 @@ def test_finite_differences_stay_inside_bounds(name):
     res = METHODS[name](fun, np.zeros(2), bounds=[(-5.0, 1.0)] * 2, gtol=1e-6)
     assert not outside
     np.testing.assert_allclose(res.x, 1.0, atol=1e-8)
+
+
+# Interruption ----------------------------------------------------------------------------------
+class InterruptAt:
+    """``quad``, except that call number ``k`` raises KeyboardInterrupt (as Ctrl-C would)."""
+
+    def __init__(self, k):
+        self.k = k
+        self.calls = 0
+
+    def __call__(self, x):
+        self.calls += 1
+        if self.calls == self.k:
+            raise KeyboardInterrupt
+        return quad(x)
+
+
+def assert_interrupted(res):
+    assert res.status == 130 and res.success is False, res.message
+    assert "interrupted" in res.message.lower()
+
+
+@pytest.mark.parametrize("name", SOME + ("sgd",))
+@pytest.mark.parametrize("k", [2, 7, 15])
+def test_keyboard_interrupt_in_fun_returns_the_last_accepted_iterate(name, k):
+    method = METHODS[name]
+    options = {"gtol": 0.0, "ftol": 0.0}
+    fun = InterruptAt(k)
+    res = no_escape(lambda: so.minimize(fun, np.zeros(5), jac=True, method=method,
+                                        options=options))
+    assert_interrupted(res)
+    assert res.nfev == fun.calls == k  # the interrupted call counts
+    f, g = quad(res.x)
+    assert res.fun == f
+    np.testing.assert_array_equal(res.jac, g)
+    if res.nit == 0:
+        np.testing.assert_array_equal(res.x, 0.0)
+    else:  # the iterate an uninterrupted run reaches after as many iterations
+        ref = so.minimize(quad, np.zeros(5), jac=True, method=method,
+                          options=dict(options, maxiter=res.nit))
+        assert ref.nit == res.nit
+        np.testing.assert_array_equal(res.x, ref.x)
+        assert res.fun == ref.fun
+
+
+@pytest.mark.parametrize("name", SOME)
+def test_keyboard_interrupt_at_x0(name):
+    res = no_escape(lambda: gd.minimize(InterruptAt(1), np.arange(5.0), jac=True,
+                                        method=METHODS[name]))
+    assert_interrupted(res)
+    np.testing.assert_array_equal(res.x, np.arange(5.0))
+    assert np.isnan(res.fun) and np.all(np.isnan(res.jac))
+    assert (res.nit, res.nfev) == (0, 1)
+
+
+@pytest.mark.parametrize("name", SOME)
+def test_keyboard_interrupt_in_the_callback(name):
+    seen = []
+
+    def callback(xk):
+        seen.append(xk.copy())
+        if len(seen) == 3:
+            raise KeyboardInterrupt
+
+    res = no_escape(lambda: so.minimize(quad, np.zeros(5), jac=True, method=METHODS[name],
+                                        callback=callback))
+    assert_interrupted(res)
+    assert res.nit == 3
+    np.testing.assert_array_equal(res.x, seen[-1])
+    assert res.fun == quad_value(res.x)
+
+
+@pytest.mark.parametrize("name", SOME)
+def test_sigint_during_a_slow_python_objective(name, default_sigint):
+    """A real Ctrl-C stops the objective at once; the run returns its last iterate."""
+    def slow(x):
+        time.sleep(0.01)
+        return rosen_fg(x)
+
+    x0 = np.tile([-1.2, 1.0], 5)
+    res, latency = run_with_sigint(lambda: so.minimize(
+        slow, x0, jac=True, method=METHODS[name], options={"gtol": 0.0, "maxiter": 10**6}),
+        0.5)
+    print(f"{name}: returned {latency:.3f} s after SIGINT, nit {res.nit}")
+    assert_interrupted(res)
+    assert res.nit > 0
+    assert res.fun == so.rosen(res.x)
+    np.testing.assert_array_equal(res.jac, so.rosen_der(res.x))
+
+
+def test_another_sigint_handler_is_left_alone():
+    hits = []
+    handlers = []
+
+    def handler(signum, frame):
+        hits.append(signum)
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        res = so.minimize(quad, np.zeros(5), jac=True, method=gd.adam(0.1),
+                          callback=lambda xk: handlers.append(signal.getsignal(signal.SIGINT)),
+                          options={"maxiter": 3})
+        assert signal.getsignal(signal.SIGINT) is handler
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert res.nit == 3 and handlers == [handler] * 3
+
+
+def test_the_default_handler_is_replaced_only_during_the_run(default_sigint):
+    during = []
+    so.minimize(quad, np.zeros(5), jac=True, method=gd.lbfgs(), options={"maxiter": 2},
+                callback=lambda xk: during.append(signal.getsignal(signal.SIGINT)))
+    assert len(during) == 2
+    assert all(h is not signal.default_int_handler and callable(h) for h in during)
+    # The fixture checks that the default handler is back.
+
+
+def test_keyboard_interrupt_in_another_thread():
+    """Threads get no signal handler (only the main thread may install one), and a
+    KeyboardInterrupt from their objective is still an interruption."""
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        res = no_escape(pool.submit(so.minimize, InterruptAt(7), np.zeros(5), jac=True,
+                                    method=gd.lbfgs()).result)
+    assert_interrupted(res)
+    assert res.nfev == 7 and res.fun == quad_value(res.x)

@@ -6,6 +6,10 @@ the same compiled function through a plain Python wrapper, so both paths see
 bitwise the same objective values; the results must then be identical.
 """
 
+import importlib
+import math
+import time
+
 import numba
 import numpy as np
 import pytest
@@ -13,6 +17,9 @@ import scipy.optimize as so
 
 import gdcore as gd
 from gdcore import objective
+from sigint import default_sigint, run_with_sigint  # noqa: F401 (a fixture)
+
+minimize = importlib.import_module("gdcore.minimize")  # the module, not gd.minimize
 
 # Compiled and Python drivers must take bitwise the same iterates on every CPU.
 pytestmark = pytest.mark.bitwise
@@ -103,18 +110,6 @@ def test_first_order_iterates_match(method, dtype):
     assert got.x.dtype == dtype
 
 
-def test_first_order_with_bounds_schedule_and_ftol_match():
-    method = gd.adam(gd.exponential_decay(0.1, 0.99))
-    options = {"maxiter": 2000, "ftol": 1e-12}
-    bounds = [(-0.5, 0.8)] * 4
-    got = so.minimize(rosen_fg, np.zeros(4), jac=True, method=method, bounds=bounds,
-                      options=options)
-    want = so.minimize(python(rosen_fg), np.zeros(4), jac=True, method=method, bounds=bounds,
-                       options=options)
-    assert_same_run(got, want)
-    assert np.all(got.x <= 0.8) and np.all(got.x >= -0.5)
-
-
 @numba.njit
 def nan_beyond(x):
     f = np.sum(x * x)
@@ -147,3 +142,112 @@ def test_nonfinite_outcomes_match():
     assert got.status == want.status == 3
     assert_same_run(got, want)
     assert np.all(np.isfinite(got.x)) and np.isfinite(got.fun)
+
+
+# Bounded compiled calls --------------------------------------------------------------------
+@pytest.fixture(params=[None, 1, 3], ids=["timed calls", "calls of 1", "calls of 3"])
+def tiny_calls(request, monkeypatch):
+    """Compiled calls as timed, or of at most 1 or 3 evaluations: split many times."""
+    if request.param is not None:
+        monkeypatch.setattr(minimize.Slices, "MAX_EVALUATIONS", request.param)
+    return request.param
+
+
+@pytest.mark.parametrize("options", [{}, {"maxiter": 7}, {"maxfun": 9}])
+def test_lbfgs_split_into_many_calls_matches(tiny_calls, options):
+    x0 = rosen_start(8)
+    got = so.minimize(rosen_fg, x0, jac=True, method=gd.lbfgs(), options=options)
+    want = so.minimize(python(rosen_fg), x0, jac=True, method=gd.lbfgs(), options=options)
+    assert_same_run(got, want)
+
+
+@pytest.mark.parametrize("options", [{"maxiter": 300, "gtol": 1e-6}, {"maxiter": 7},
+                                     {"maxfun": 9}, {"maxiter": 2000, "ftol": 1e-12}])
+def test_first_order_with_bounds_and_schedule_split_into_calls_matches(tiny_calls, options):
+    method = gd.adam(gd.exponential_decay(0.1, 0.99))
+    bounds = [(-0.5, 0.8)] * 4
+    got = so.minimize(rosen_fg, np.zeros(4), jac=True, method=method, bounds=bounds,
+                      options=options)
+    want = so.minimize(python(rosen_fg), np.zeros(4), jac=True, method=method, bounds=bounds,
+                       options=options)
+    assert_same_run(got, want)
+    assert np.all(got.x <= 0.8) and np.all(got.x >= -0.5)
+
+
+@numba.njit
+def bowl(x):
+    r = x - 1.5
+    return 0.5 * np.sum(r * r), r
+
+
+@pytest.mark.parametrize("method", ["adam", gd.adam(gd.exponential_decay(0.1, 0.999))],
+                         ids=["adam", "adam-schedule"])
+def test_huge_maxiter_allocates_no_table_of_its_size(method):
+    """maxiter=10**10 once allocated a 74.5 GiB table of learning rates (MemoryError)."""
+    res = gd.minimize(bowl, np.zeros(3), method=method, jac=True,
+                      options={"maxiter": 10**10, "gtol": 1e-6})
+    assert res.status == 0, res.message
+    np.testing.assert_allclose(res.x, 1.5, atol=1e-5)
+
+
+# Ctrl-C --------------------------------------------------------------------------------------
+@numba.njit
+def slow_rosen(x, reps):
+    """Rosenbrock, with ``reps`` sines of busy work that leave f and g unchanged."""
+    f, g = rosen_fg(x)
+    busy = 0.0
+    for r in range(reps):
+        busy += math.sin(x[r % x.shape[0]] + r)
+    return f + 0.0 * busy, g
+
+
+def assert_interrupted_at_an_iterate(res, fg, args=()):
+    assert res.status == minimize.INTERRUPTED == 130 and res.success is False
+    assert "interrupted" in res.message.lower()
+    f, g = fg(res.x, *args)
+    assert res.fun == f
+    np.testing.assert_array_equal(res.jac, g)
+
+
+def busy_reps(seconds):
+    """The ``reps`` that make one ``slow_rosen`` evaluation (n = 100) last about ``seconds``."""
+    x = rosen_start(100)
+    slow_rosen(x, 1)
+    start = time.perf_counter()
+    slow_rosen(x, 100_000)
+    return max(1, int(100_000 * seconds / (time.perf_counter() - start)))
+
+
+@pytest.mark.parametrize("method", [gd.lbfgs(), gd.adam(0.01)], ids=["lbfgs", "adam"])
+def test_sigint_stops_a_compiled_run_with_its_last_iterate(method, default_sigint):
+    """Uninterrupted, the run would last about 8 s (L-BFGS: 841 evaluations until its
+    line search fails, Adam: 1000 iterations) and then raise KeyboardInterrupt."""
+    x0 = rosen_start(100)
+    options = {"gtol": 0.0, "ftol": 0.0, "maxiter": 1000}
+    so.minimize(slow_rosen, x0, args=(1,), jac=True, method=method,
+                options={"maxiter": 2})  # compiles the loop before the clock starts
+    reps = busy_reps(0.01)
+    res, latency = run_with_sigint(lambda: so.minimize(
+        slow_rosen, x0, args=(reps,), jac=True, method=method, options=options), 0.3)
+    print(f"{method!r}: returned {latency:.3f} s after SIGINT, nit {res.nit}")
+    assert_interrupted_at_an_iterate(res, slow_rosen, (reps,))
+    assert 0 < res.nit < 1000 and res.nfev >= res.nit
+    # Resumed by hand from the returned iterate, the run goes on.
+    assert so.minimize(rosen_fg, res.x, jac=True, method=method,
+                       options={"maxiter": 3}).nit == 3
+
+
+def test_sigint_while_numba_compiles_the_loop(default_sigint):
+    """A new objective: the loop compiles for seconds, and Ctrl-C stops that at once."""
+    @numba.njit
+    def fresh(x):
+        return rosen_fg(x)
+
+    x0 = rosen_start(4)
+    fresh(x0)  # compiles the objective itself, not the loop
+    res, latency = run_with_sigint(lambda: gd.minimize(fresh, x0, jac=True), 0.2)
+    print(f"returned {latency:.3f} s after SIGINT, nit {res.nit}")
+    assert_interrupted_at_an_iterate(res, fresh)
+    if res.nit == 0:
+        np.testing.assert_array_equal(res.x, x0)
+        assert res.nfev == 1

@@ -82,7 +82,7 @@ N_JS = 9
 
 # Phases.
 _START = 0
-_FIRST_VALUE = 1
+FIRST_VALUE = 1  # x0 is being evaluated (or a caller starts here with its value)
 _SEARCHING = 2
 _PENDING = 3  # a trial is prepared; hand it out on the next call
 FINISHED = 4  # the last step converged: ITERATE was returned, CONVERGED comes next
@@ -295,13 +295,16 @@ def lbfgs_step(vec, pairs, rho, alpha, fs, js, f_trial, lower, upper):
     ----------
     vec : ndarray of shape (5, n), float64
         Rows x, g, d, x_trial, g_trial.  Before the first call,
-        ``x_trial`` holds the starting point.
+        ``x_trial`` holds the starting point (and ``g_trial`` its gradient
+        when PHASE is FIRST_VALUE).
     pairs : ndarray of shape (2, m, n)
     rho, alpha : ndarray of shape (m,)
     fs : ndarray of shape (N_FS,), float64
         GTOL, FTOL, C1, C2 set by the caller.
     js : ndarray of shape (N_JS,), int64
-        PHASE = 0, M and HAS_BOUNDS set by the caller.
+        PHASE, M and HAS_BOUNDS set by the caller.  PHASE 0 starts by asking
+        for f at ``x_trial``; a caller that evaluates it first sets
+        FIRST_VALUE and passes the value as the first ``f_trial``.
     f_trial : float
         f at ``vec[3]`` (ignored when the last request was not EVALUATE).
     lower, upper : ndarray of shape (n,)
@@ -311,7 +314,7 @@ def lbfgs_step(vec, pairs, rho, alpha, fs, js, f_trial, lower, upper):
     if phase == FINISHED:
         return CONVERGED
     if phase == _START:
-        js[PHASE] = _FIRST_VALUE
+        js[PHASE] = FIRST_VALUE
         return EVALUATE
     if phase == _PENDING:
         js[PHASE] = _SEARCHING
@@ -323,7 +326,7 @@ def lbfgs_step(vec, pairs, rho, alpha, fs, js, f_trial, lower, upper):
             if not math.isfinite(g_trial[i]):
                 finite = False
                 break
-    if phase == _FIRST_VALUE:
+    if phase == FIRST_VALUE:
         if not finite:
             return NONFINITE
         vec[0][:] = vec[3]

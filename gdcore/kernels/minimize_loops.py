@@ -1,10 +1,18 @@
-"""Whole minimizations in one compiled call, for objectives compiled with Numba.
+"""Minimizations in bounded compiled calls, for objectives compiled with Numba.
 
 When ``fun`` (and ``jac``) are Numba ``@njit`` functions, :mod:`gdcore.minimize`
 runs these loops instead of its Python drivers: no Python executes per
 iteration.  They call the same kernels in the same order as the Python
 drivers (:func:`.lbfgs.lbfgs_step`, :func:`.updates.apply_update`), so the
 iterates are the same.
+
+Each call does a bounded share of the work and returns ``PAUSED`` at an
+iteration boundary once its share is done; the whole state is in the
+caller's arrays and in the counters a call takes and returns, so the next
+call goes on exactly where the last one stopped.  Any split of a run into
+calls gives bitwise the same iterates, and the driver can react to Ctrl-C
+between calls (a signal handler runs only when the compiled code returns).
+The first evaluation, at ``x0``, is the caller's.
 
 ``fg(x, *args)`` returns ``(f, g)``; a separate ``jac`` is combined with
 ``fun`` into such a function by :func:`value_and_gradient`.  These drivers are specialised
@@ -21,7 +29,7 @@ from .updates import apply_update
 LIMIT_ITERATIONS = 10
 LIMIT_EVALUATIONS = 11
 BY_FTOL = 12  # first_order_loop: success by the relative decrease of f
-NONFINITE_AT_X0 = 13  # first_order_loop: NaN/Inf already at x0 (no step taken)
+PAUSED = 13  # this call's share is done; call again to go on
 
 
 _COMBINED = {}
@@ -45,23 +53,37 @@ def value_and_gradient(fun, jac):
 
 @jit(cache=False)
 def lbfgs_loop(fg, args, vec, pairs, rho, alpha, fs, js, lower, upper, x_eval, maxiter,
-               maxfun):
-    """Drive :func:`.lbfgs.lbfgs_step` with ``fg`` until it finishes or a limit is hit.
+               maxfun, nit, nfev, f_trial, pause_at):
+    """Drive :func:`.lbfgs.lbfgs_step` with ``fg`` until it finishes, a limit is hit,
+    or an iteration ends after ``pause_at`` evaluations in all.
 
-    ``x_eval`` (n,) is in the dtype the objective expects.  ``maxfun`` <= 0
-    means no limit.
+    Parameters
+    ----------
+    vec, pairs, rho, alpha, fs, js, lower, upper
+        The state machine's arrays, updated in place.
+    x_eval : ndarray of shape (n,)
+        Scratch for the trial point, in the dtype the objective expects.
+    maxiter, maxfun : int
+        Limits of the whole run (``maxfun`` <= 0: none).
+    nit, nfev : int
+        Iterations and evaluations so far (the first call: 0 and 1, after
+        the caller evaluated ``x0``).
+    f_trial : float
+        f at ``vec[3]`` when the state machine waits for it (the first call),
+        else ignored.
+    pause_at : int
+        Return ``PAUSED`` at the first iteration boundary with
+        ``nfev >= pause_at``.
 
     Returns
     -------
     outcome : int
-        The final request of the state machine, or ``LIMIT_*``.
+        The final request of the state machine, ``LIMIT_*`` or ``PAUSED``.
     nit, nfev : int
+        The counters to pass to the next call.
     f_trial : float
         The last value evaluated.
     """
-    nit = 0
-    nfev = 0
-    f_trial = 0.0
     while True:
         request = lbfgs_step(vec, pairs, rho, alpha, fs, js, f_trial, lower, upper)
         if request == EVALUATE:
@@ -76,44 +98,57 @@ def lbfgs_loop(fg, args, vec, pairs, rho, alpha, fs, js, lower, upper, x_eval, m
             nit += 1
             if nit >= maxiter and js[PHASE] != FINISHED:
                 return LIMIT_ITERATIONS, nit, nfev, f_trial
+            if nfev >= pause_at:  # the next lbfgs_step needs no new value
+                return PAUSED, nit, nfev, f_trial
         else:
             return request, nit, nfev, f_trial
 
 
 @jit(cache=False)
 def first_order_loop(fg, args, code, hyper, lrs, x, x_prev, g, g_prev, slots, scalars, lower,
-                     upper, has_bounds, gtol, ftol, maxiter, maxfun):
-    """A gdcore update rule on ``fg``: the compiled twin of ``minimize.run_first_order``.
+                     upper, has_bounds, gtol, ftol, maxiter, maxfun, nit, nfev, f, worst,
+                     pause_at):
+    """A gdcore update rule on ``fg``: the compiled twin of ``minimize.run_first_order``'s loop.
 
-    ``lrs[k]`` is the learning rate of step ``k`` (``maxiter`` entries).
+    Starts from the iterate ``x`` (number ``nit``) with its value ``f``,
+    gradient ``g`` and projected-gradient max-norm ``worst``, and steps until
+    a stop, or until ``pause_at`` iterations in all.
+
+    Parameters
+    ----------
+    lrs : ndarray of shape (min(pause_at, maxiter) - nit,), float64
+        ``lrs[k]`` is the learning rate of step ``nit + k``.
+    x, g : ndarray of shape (n,)
+        The iterate and its gradient, updated in place.
+    x_prev, g_prev : ndarray of shape (n,)
+        Scratch; after status 3 they hold the last finite point.
+    slots, scalars
+        The optimizer state, updated in place.
+    nit, nfev : int
+        Iterations and evaluations so far (``x0``'s evaluation included).
 
     Returns
     -------
     status : int
         0 gtol met, ``BY_FTOL`` ftol met, 1 iteration or evaluation limit,
-        ``NONFINITE_AT_X0`` NaN/Inf at x0, 3 NaN/Inf after a step
-        (``x_prev``, ``g_prev`` and ``f`` then hold the last finite point).
+        3 NaN/Inf after a step (``x_prev``, ``g_prev`` and ``f`` then hold
+        the last finite point), ``PAUSED``.
     nit, nfev : int
-    f : float
+    f, worst : float
+        At the iterate the call ended on (pass them to the next call).
     """
-    f, grad = fg(x, *args)
-    nfev = 1
-    g[:] = grad
-    finite, worst = gradient_check(x, g, lower, upper, has_bounds)
-    if not (finite and math.isfinite(f)):
-        x_prev[:] = x
-        g_prev[:] = g
-        return NONFINITE_AT_X0, 0, nfev, f
-    nit = 0
+    first = nit
     while True:
         if worst <= gtol:
-            return 0, nit, nfev, f
+            return 0, nit, nfev, f, worst
         if nit >= maxiter or (maxfun > 0 and nfev >= maxfun):
-            return 1, nit, nfev, f
+            return 1, nit, nfev, f, worst
+        if nit >= pause_at:
+            return PAUSED, nit, nfev, f, worst
         x_prev[:] = x
         g_prev[:] = g
         f_prev = f
-        ok = apply_update(code, hyper, lrs[nit], x, g, slots, scalars, x, True)
+        ok = apply_update(code, hyper, lrs[nit - first], x, g, slots, scalars, x, True)
         if has_bounds:
             for i in range(x.shape[0]):
                 x[i] = min(max(x[i], lower[i]), upper[i])
@@ -124,7 +159,7 @@ def first_order_loop(fg, args, code, hyper, lrs, x, x_prev, g, g_prev, slots, sc
             finite, worst = gradient_check(x, g, lower, upper, has_bounds)
             ok = finite and math.isfinite(f)
         if not ok:
-            return 3, nit, nfev, f_prev
+            return 3, nit, nfev, f_prev, worst
         nit += 1
         if ftol > 0 and abs(f_prev - f) <= ftol * max(abs(f_prev), abs(f), 1.0):
-            return BY_FTOL, nit, nfev, f
+            return BY_FTOL, nit, nfev, f, worst
