@@ -45,6 +45,7 @@ import inspect
 import signal
 import time
 import warnings
+from collections.abc import Mapping
 
 import numpy as np
 from numba.core.compiler_lock import global_compiler_lock
@@ -89,7 +90,10 @@ ALIASES = {"lr": "learning_rate", "learning_rate_init": "learning_rate", "beta1"
 # Arguments -------------------------------------------------------------------------------
 def check_x0(x0):
     """x0 as a writeable 1-D float array (float32 stays float32; integers become float64)."""
-    x = np.atleast_1d(np.asarray(x0))  # a scalar is one variable, as in SciPy
+    try:
+        x = np.atleast_1d(np.asarray(x0))  # a scalar is one variable, as in SciPy
+    except (TypeError, ValueError) as exc:  # ragged nesting, unconvertible objects
+        raise ValueError(f"x0 must be a 1-D array of real numbers: {exc}") from None
     if x.ndim != 1:
         raise ValueError(f"'x0' must only have one dimension, got shape {x.shape}")
     if x.dtype not in _validate.FLOAT_DTYPES:
@@ -111,16 +115,28 @@ def check_bounds(bounds, n):
     """``(lower, upper)`` float64 arrays of length n, or None for no bounds."""
     if bounds is None:
         return None
-    if isinstance(bounds, Bounds):
-        lower, upper = np.broadcast_to(bounds.lb, (n,)), np.broadcast_to(bounds.ub, (n,))
-    else:
-        pairs = list(bounds)
-        if len(pairs) != n:
-            raise ValueError(f"bounds must have {n} (lo, hi) pairs like x0, got {len(pairs)}")
-        lower = np.array([-np.inf if p[0] is None else p[0] for p in pairs], dtype=float)
-        upper = np.array([np.inf if p[1] is None else p[1] for p in pairs], dtype=float)
-    lower = np.array(lower, dtype=np.float64)
-    upper = np.array(upper, dtype=np.float64)
+    expected = (f"bounds must be scipy.optimize.Bounds or {n} (lo, hi) pairs like x0 "
+                f"(None for no bound)")
+    try:
+        if isinstance(bounds, Bounds):
+            lower = np.broadcast_to(bounds.lb, (n,))
+            upper = np.broadcast_to(bounds.ub, (n,))
+        else:
+            pairs = list(bounds)
+            if len(pairs) != n:
+                raise ValueError(f"{expected}, got {len(pairs)} items")
+            if any(len(p) != 2 for p in pairs):
+                raise ValueError(f"{expected}, got an item that is not a pair")
+            lower = np.array([-np.inf if p[0] is None else p[0] for p in pairs], dtype=float)
+            upper = np.array([np.inf if p[1] is None else p[1] for p in pairs], dtype=float)
+        lower = np.array(lower, dtype=np.float64)
+        upper = np.array(upper, dtype=np.float64)
+    except ValueError as exc:
+        if str(exc).startswith(expected):
+            raise
+        raise ValueError(f"{expected}: {exc}") from None
+    except TypeError as exc:  # not iterable, unsized items, non-numbers
+        raise ValueError(f"{expected}: {exc}") from None
     if np.any(lower > upper) or np.any(np.isnan(lower)) or np.any(np.isnan(upper)):
         raise ValueError("bounds must have lo <= hi for every variable")
     return lower, upper
@@ -395,7 +411,7 @@ def limit_message(run):
     return "Maximum number of iterations has been exceeded."
 
 
-def prepare(method, fun, x0, args, jac, bounds, constraints, options):
+def prepare(method, fun, x0, args, jac, bounds, constraints, options, callback=None):
     """Common argument handling of every method: (objective, x, bounds, options)."""
     if constraints:
         raise NotImplementedError("gdcore methods handle bounds but not constraints; "
@@ -403,6 +419,8 @@ def prepare(method, fun, x0, args, jac, bounds, constraints, options):
     x = check_x0(x0)
     if not isinstance(args, tuple):
         args = (args,)
+    if callback is not None and not callable(callback):
+        raise TypeError(f"callback must be callable or None, got {type(callback).__name__}")
     objective = Objective(fun, jac, args)
     box = check_bounds(bounds, x.shape[0])
     objective.bounds = box
@@ -414,7 +432,7 @@ def run_lbfgs(method, fun, x0, args=(), jac=None, bounds=None, constraints=(), c
               **options):
     """L-BFGS through the reverse-communication kernel (:mod:`gdcore.kernels.lbfgs`)."""
     objective, x, box, options = prepare(method, fun, x0, args, jac, bounds, constraints,
-                                         options)
+                                         options, callback)
     refuse_mini_batches(options, "lbfgs")
     n = x.shape[0]
     dtype = x.dtype
@@ -550,7 +568,7 @@ def run_first_order(optimizer, fun, x0, args=(), jac=None, bounds=None, constrai
                     callback=None, **options):
     """A gdcore optimizer's update rule driven by a SciPy-style objective."""
     objective, x, box, options = prepare(optimizer, fun, x0, args, jac, bounds, constraints,
-                                         options)
+                                         options, callback)
     run = Run(objective, options, default_maxiter=10000, default_ftol=0.0)
     batches = MiniBatches.from_options(options)
     cb = wrap_callback(callback)
@@ -680,7 +698,7 @@ def run_gradient_descent(method, fun, x0, args=(), jac=None, bounds=None, constr
     """Steepest descent with Armijo backtracking (``x - t g``, ``t`` halved until
     ``f`` drops by ``c1 t |g|^2``; the next search starts from ``2 t``)."""
     objective, x, box, options = prepare(method, fun, x0, args, jac, bounds, constraints,
-                                         options)
+                                         options, callback)
     refuse_mini_batches(options, "gd")
     run = Run(objective, options, default_maxiter=10000, default_ftol=0.0)
     cb = wrap_callback(callback)
@@ -774,7 +792,12 @@ def minimize(fun, x0, args=(), method="lbfgs", jac=None, callback=None, tol=None
     """
     from . import optim  # the factories live there; optim imports this module
 
-    options = dict(options or {})
+    if options is None:
+        options = {}
+    if not isinstance(options, Mapping):
+        raise TypeError(f"options must be a dict of option names to values, got "
+                        f"{type(options).__name__}")
+    options = dict(options)
     if tol is not None:
         options.setdefault("tol", tol)
     if isinstance(method, str):

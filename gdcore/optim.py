@@ -409,6 +409,7 @@ def _make(name, learning_rate, settings, clip_norm, clip_value):
 
 
 # Factories -----------------------------------------------------------------------------
+@method_factory
 def sgd(learning_rate, momentum=0.0, nesterov=False, weight_decay=0.0, *,
         clip_norm=None, clip_value=None):
     """Stochastic gradient descent with optional (Nesterov) momentum, as ``torch.optim.SGD``.
@@ -425,6 +426,7 @@ def sgd(learning_rate, momentum=0.0, nesterov=False, weight_decay=0.0, *,
                  clip_norm, clip_value)
 
 
+@method_factory
 def adam(learning_rate=1e-3, b1=0.9, b2=0.999, eps=1e-8, weight_decay=0.0, amsgrad=False, *,
          clip_norm=None, clip_value=None):
     """Adam, as ``torch.optim.Adam`` (``weight_decay`` is the coupled L2 term)."""
@@ -432,6 +434,7 @@ def adam(learning_rate=1e-3, b1=0.9, b2=0.999, eps=1e-8, weight_decay=0.0, amsgr
                  clip_norm, clip_value)
 
 
+@method_factory
 def adamw(learning_rate=1e-3, b1=0.9, b2=0.999, eps=1e-8, weight_decay=0.01, amsgrad=False, *,
           clip_norm=None, clip_value=None):
     """AdamW, as ``torch.optim.AdamW``: decoupled ``params *= 1 - lr * weight_decay``."""
@@ -445,6 +448,7 @@ def _adam_settings(b1, b2, eps, weight_decay, amsgrad):
             ("amsgrad", _validate.flag(amsgrad, "amsgrad")))
 
 
+@method_factory
 def rmsprop(learning_rate=1e-2, rho=0.99, eps=1e-8, momentum=0.0, centered=False,
             weight_decay=0.0, *, clip_norm=None, clip_value=None):
     """RMSprop, as ``torch.optim.RMSprop`` (``rho`` is its ``alpha``)."""
@@ -455,6 +459,7 @@ def rmsprop(learning_rate=1e-2, rho=0.99, eps=1e-8, momentum=0.0, centered=False
         ("weight_decay", _nonnegative(weight_decay, "weight_decay"))), clip_norm, clip_value)
 
 
+@method_factory
 def adagrad(learning_rate=1e-2, eps=1e-10, weight_decay=0.0, *, clip_norm=None,
             clip_value=None):
     """Adagrad, as ``torch.optim.Adagrad`` (no learning-rate decay, zero initial sum)."""
@@ -463,6 +468,7 @@ def adagrad(learning_rate=1e-2, eps=1e-10, weight_decay=0.0, *, clip_norm=None,
         clip_norm, clip_value)
 
 
+@method_factory
 def adamax(learning_rate=2e-3, b1=0.9, b2=0.999, eps=1e-8, weight_decay=0.0, *,
            clip_norm=None, clip_value=None):
     """Adamax (Adam with the infinity norm), as ``torch.optim.Adamax``."""
@@ -471,6 +477,7 @@ def adamax(learning_rate=2e-3, b1=0.9, b2=0.999, eps=1e-8, weight_decay=0.0, *,
         ("weight_decay", _nonnegative(weight_decay, "weight_decay"))), clip_norm, clip_value)
 
 
+@method_factory
 def nadam(learning_rate=2e-3, b1=0.9, b2=0.999, eps=1e-8, weight_decay=0.0,
           momentum_decay=4e-3, *, clip_norm=None, clip_value=None):
     """NAdam (Adam with Nesterov momentum), as ``torch.optim.NAdam``."""
@@ -481,6 +488,7 @@ def nadam(learning_rate=2e-3, b1=0.9, b2=0.999, eps=1e-8, weight_decay=0.0,
         clip_norm, clip_value)
 
 
+@method_factory
 def lion(learning_rate=1e-4, b1=0.9, b2=0.99, weight_decay=0.0, *, clip_norm=None,
          clip_value=None):
     """Lion (Chen et al., 2023): the sign of an interpolated momentum, decoupled decay.

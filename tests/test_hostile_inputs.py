@@ -246,20 +246,7 @@ CALLS = {
 }
 
 # Known defects in modules outside this test's scope: (call, argument, hostile) -> reason.
-_BOUNDS = ("minimize.check_bounds: bounds=nan / a 0-d array / a ragged list raise a "
-           "TypeError or IndexError that does not name bounds")
-_OPTIONS = ("minimize.minimize: options that are not a dict (nan, bytes, an array) raise "
-            "TypeError/ValueError from dict() that does not name options")
-_CALLBACK = ("minimize.wrap_callback: a callback that is not callable is not refused up "
-             "front; the first iteration raises \"'numpy.ndarray' object is not callable\"")
-_X0 = ("minimize.check_x0: a ragged x0 raises NumPy's 'inhomogeneous shape' ValueError, "
-       "which does not name x0")
-XFAIL = {
-    ("minimize", "bounds"): _BOUNDS, ("minimize-adam", "bounds"): _BOUNDS,
-    ("minimize", "options"): _OPTIONS, ("minimize-adam", "options"): _OPTIONS,
-    ("minimize", "callback"): _CALLBACK, ("minimize-adam", "callback"): _CALLBACK,
-    ("minimize", "x0"): _X0, ("minimize-adam", "x0"): _X0,
-}
+XFAIL = {}  # known defects, pinned as strict xfails until fixed: none today
 
 
 def _arguments(name):

@@ -715,20 +715,23 @@ def test_aliases_by_name_give_the_gdcore_spelling():
 
 
 @pytest.mark.parametrize("name, call", [("lbfgs", "gd.lbfgs()"), ("gd", "gd.gd()"),
-                                        ("adam", "gd.adam()"),
+                                        ("adam", "gd.adam()"), ("nadam", "gd.nadam()"),
                                         ("sgd", "gd.sgd(learning_rate=...)")])
 def test_a_factory_passed_as_the_method_says_to_call_it(name, call):
     factory = getattr(gd, name)
     with pytest.raises(TypeError, match=rf"method=gd.{name} is the factory.*method="
                        + re.escape(call) + f".*method='{name}'"):
         gd.minimize(quad, np.zeros(5), jac=True, method=factory)
-    if name in ("lbfgs", "gd"):  # the SciPy-only methods: the factory itself explains
-        with pytest.raises(TypeError, match=rf"method=gd.{name} is the factory.*method="
-                           + re.escape(call)):
-            so.minimize(quad, np.zeros(5), jac=True, method=factory)
-        # Called as a factory, it still is one.
-        assert factory() == METHODS[name] and factory.__name__ == name
-        assert list(inspect.signature(factory).parameters)[0] in ("m", "learning_rate")
+    # Called by SciPy, the factory itself explains.
+    with pytest.raises(TypeError, match=rf"method=gd.{name} is the factory.*method="
+                       + re.escape(call)):
+        so.minimize(quad, np.zeros(5), jac=True, method=factory)
+    # Called as a factory, it still is one.
+    made = factory(0.1) if name == "sgd" else factory()
+    assert made == (gd.optim.METHODS[name](0.1) if name == "sgd"
+                    else gd.optim.METHODS[name]())
+    assert factory.__name__ == name
+    assert list(inspect.signature(factory).parameters)[0] in ("m", "learning_rate")
 
 
 def test_minimize_by_name():
