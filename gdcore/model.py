@@ -355,6 +355,8 @@ class Model:
 
 def require_model(model):
     """Raise TypeError unless ``model`` is a :class:`Model`."""
+    if type(model) is Model and "_layout" in model.__dict__:  # every call: one fast test
+        return
     if not isinstance(model, Model):
         raise TypeError(f"model must be a gdcore Model, got {type(model).__name__}")
     if type(model.__dict__.get("_layout")) is not _Layout:
