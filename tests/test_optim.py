@@ -971,3 +971,36 @@ def test_threads_must_be_a_count_within_numbas_pool(threads, rng):
         with pytest.raises(ValueError, match=rf"threads must be an integer from 1 to {POOL}"):
             call()
     assert state.step == 0
+
+
+# Exactness by construction ---------------------------------------------------------------
+EXACT_KERNELS = ["sgd_plain", "sgd_momentum", "adam_loop", "adam_amsgrad_loop", "rmsprop_loop",
+                 "adagrad_loop", "adamax_loop", "nadam_loop", "lion_loop", "not_finite",
+                 "clipped", "with_decay", "moving_mean", "moving_square", "gradient_scale",
+                 "clipped_square"]
+
+
+@pytest.mark.parametrize("name", EXACT_KERNELS)
+def test_step_loops_compile_without_fastmath(name):
+    """With contract/afn/arcp, the vectorised body and scalar remainder of a loop (and
+    its in-place and out-of-place versions) could round differently: on AVX-512
+    update and update_inplace differed in the last bit."""
+    assert getattr(gd.kernels.updates, name).targetoptions["fastmath"] is False
+
+
+def test_adam_amsgrad_loop_ir_carries_no_fastmath_flag():
+    """The optimised IR of the loop behind the issue's AVX-512 case (a fresh,
+    uncached compile: the cached one cannot be inspected)."""
+    loop = gd.kernels.updates.adam_amsgrad_loop
+    fresh = numba.njit(**{k: v for k, v in loop.targetoptions.items() if k != "nopython"},
+                       cache=False)(loop.py_func)
+    a = numba.types.Array(numba.types.float32, 1, "C")
+    f, b = numba.types.float32, numba.types.boolean
+    sig = (a, a, a, a, a, a, b, f, f, f, f, f, b, f, f, f, f, f)
+    fresh.compile(sig)
+    lines = fresh.inspect_llvm(sig).splitlines()
+    arithmetic = [line for line in lines if re.search(r"= (fadd|fsub|fmul|fdiv) ", line)]
+    assert len(arithmetic) > 20  # the loop's own arithmetic is there
+    flagged = [line for line in arithmetic
+               if re.search(r"\b(fast|contract|afn|arcp|reassoc|nsz|nnan|ninf)\b", line)]
+    assert flagged == []

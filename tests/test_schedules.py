@@ -263,3 +263,40 @@ def test_exponential_decay_matches_torch_exponentiallr(lr, gamma):
                        lr, 60)
     got = gd.exponential_decay(lr, gamma)(np.arange(60))
     np.testing.assert_allclose(got, want, rtol=1e-12)
+
+
+class _Recording(schedules.ExponentialDecay):
+    """Records what ``_rate`` is given."""
+
+    def _rate(self, t):
+        _Recording.seen.append((type(t), t.dtype, t.ndim, t.size, t.flags.c_contiguous))
+        return super()._rate(t)
+
+
+@pytest.mark.bitwise
+@pytest.mark.parametrize("step", [0, 7, np.int64(3), np.arange(1), np.arange(5), [2, 3],
+                                  np.arange(12).reshape(3, 4)[:, ::2]])
+def test_one_step_and_many_take_the_same_numpy_path(step):
+    """NumPy computes ** and cos with SIMD routines (SVML on AVX-512) for contiguous
+    arrays and with libm for scalars and single elements: every call evaluates a
+    contiguous float64 array of at least two steps, so s(k) == s(array)[i] on any CPU."""
+    _Recording.seen = []
+    s = _Recording(0.2, 0.99)
+    s(step)
+    kind, dtype, ndim, size, contiguous = _Recording.seen[-1]
+    assert (kind, dtype, ndim, contiguous) == (np.ndarray, np.float64, 1, True)
+    assert size >= 2
+
+
+@pytest.mark.parametrize("step, exc", [(None, TypeError), (True, TypeError), ("3", TypeError),
+                                       (b"3", TypeError), ({}, TypeError), (1 + 2j, TypeError),
+                                       ([[1, 2], [3]], TypeError), (-1, ValueError),
+                                       (math.nan, ValueError), (math.inf, ValueError),
+                                       (np.array([1, -2]), ValueError)])
+def test_bad_steps_are_refused_by_name(step, exc):
+    with pytest.raises(exc, match="step"):
+        gd.exponential_decay(0.1, 0.9)(step)
+
+
+def test_huge_integer_steps_are_evaluated():
+    assert gd.exponential_decay(1.0, 0.5)(10**30) == 0.0
