@@ -33,17 +33,15 @@ The initial ``params`` are never modified, and the same int seed, data and
 settings give bitwise identical results.
 """
 
-import contextlib
 import numbers
-import signal
 import sys
-import threading
 import time
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from . import _blas_threads, _validate, codes, optim
+from ._interrupt import NEVER, CtrlC
 from .functional import prepare_batch
 from .kernels import checks
 from .kernels.epoch import LOSS_NOT_FINITE, OK, evaluate, run_epoch
@@ -422,67 +420,7 @@ def fit(model, params, X, y, optimizer=adam(), epochs=10, batch_size=32, shuffle
                            lr_plateau)
 
 
-class _CtrlC:
-    """Ctrl-C (SIGINT) as a request that the driver checks between compiled calls.
-
-    A KeyboardInterrupt lands at whichever Python line runs when the signal
-    arrives, possibly halfway through the driver's bookkeeping; a flag is
-    read only where the state is whole.  :meth:`arm` installs the flag
-    handler in the main thread, over Python's default handler only (another
-    handler is the caller's choice); :meth:`default` puts that handler back
-    while callbacks run, so a callback is interrupted as it would be outside
-    fit; leaving the ``with`` block restores it.
-    """
-
-    def __init__(self):
-        self.requested = False
-        self.armed = False
-        self.previous = None
-
-    def _request(self, signum, frame):
-        self.requested = True
-
-    def __enter__(self):
-        return self
-
-    def arm(self):
-        """Install the flag handler (once).
-
-        fit arms before its second compiled call, so a fit of one call never
-        pays for the two system calls (about 45 us on a busy machine, 4% of
-        a 100-step fit of the 10-32-1 network); a Ctrl-C before then raises
-        KeyboardInterrupt, which returns the last completed epoch.
-        """
-        self.armed = True
-        if (threading.current_thread() is threading.main_thread()
-                and signal.getsignal(signal.SIGINT) is signal.default_int_handler):
-            self.previous = signal.default_int_handler  # restored even if interrupted here
-            try:
-                signal.signal(signal.SIGINT, self._request)
-            except ValueError:  # the main thread of another interpreter
-                self.previous = None
-
-    def __exit__(self, *exc_info):
-        if self.previous is not None:
-            signal.signal(signal.SIGINT, self.previous)
-        return False
-
-    @contextlib.contextmanager
-    def default(self):
-        """Python's own Ctrl-C handling inside the block."""
-        if self.previous is None:
-            yield
-            return
-        signal.signal(signal.SIGINT, self.previous)
-        try:
-            yield
-        finally:
-            signal.signal(signal.SIGINT, self._request)
-
-
 _INTERRUPTED = -1  # epoch(): Ctrl-C between two slices of the epoch
-_NO_CTRL_C = _CtrlC()  # never requested, never armed: epochs outside fit's loop
-_NO_CTRL_C.armed = True
 
 
 def _best_epoch(values):
@@ -574,13 +512,13 @@ class _Trainer:
         self.slice = max(1, int(min(want, 10 * self.slice, self.n_batches)))
 
     # One epoch -------------------------------------------------------------------------
-    def epoch(self, lr_scale, ctrl_c=_NO_CTRL_C):
+    def epoch(self, lr_scale, ctrl_c=NEVER):
         """Run one epoch, in calls of ``self.slice`` batches, until done, failed or Ctrl-C.
 
         Parameters
         ----------
         lr_scale : float
-        ctrl_c : _CtrlC, optional
+        ctrl_c : gdcore._interrupt.CtrlC, optional
             Checked between calls; by default none is.
 
         Returns
@@ -626,7 +564,7 @@ class _Trainer:
             first = last
             if not ctrl_c.armed:
                 ctrl_c.arm()
-            if ctrl_c.requested:
+            if ctrl_c.pending:
                 status = _INTERRUPTED
                 break
         mean = loss_sum / weight_sum if weight_sum > 0 else float("nan")
@@ -648,11 +586,11 @@ class _Trainer:
         status, message = "completed", ""
         try:
             self.warm_up()
-            with _CtrlC() as ctrl_c:
+            with CtrlC(lazy=True) as ctrl_c:
                 for epoch in range(epochs):
                     if epoch and not ctrl_c.armed:
                         ctrl_c.arm()  # before the second compiled call
-                    if ctrl_c.requested:
+                    if ctrl_c.pending:
                         break
                     t0 = time.perf_counter()
                     code, batch, lrs, loss = self.epoch(lr_scale, ctrl_c)
@@ -714,7 +652,7 @@ class _Trainer:
                                        f"{best_epoch}")
                             keep = (epoch + 1, best[1], best[2])
                         break
-                if ctrl_c.requested and status == "completed":
+                if ctrl_c.pending and status == "completed":
                     status = "interrupted"
                     message = (f"interrupted after {done[0]} completed epochs; returning "
                                f"the parameters and optimizer state of the last one")
@@ -759,7 +697,7 @@ class _Trainer:
         cb_logs = dict(logs, epoch_time=seconds, params=done[1].copy())
         cb = None
         try:
-            with ctrl_c.default():
+            with ctrl_c.user_code():
                 for cb in callbacks:
                     cb(epoch, cb_logs)
         except StopIteration:

@@ -32,7 +32,7 @@ warn), except a hyperparameter of the method object (``learning_rate``,
 fixed when it is made.
 
 Ctrl-C: in the main thread, while SIGINT has Python's default handler, a
-run installs its own for its duration (:class:`Interruption`) and restores
+run installs its own for its duration (:class:`gdcore._interrupt.CtrlC`) and restores
 the previous one.  With Numba objectives the run is a series of compiled
 calls of about 0.25 s each (:class:`Slices`; any split gives bitwise the
 same iterates), so Ctrl-C takes effect within about that time plus one
@@ -42,25 +42,19 @@ import dataclasses
 import difflib
 import functools
 import inspect
-import signal
 import time
 import warnings
 from collections.abc import Mapping
 
 import numpy as np
-from numba.core.compiler_lock import global_compiler_lock
 from scipy.optimize import Bounds, OptimizeResult
 
 from . import _validate
 from .kernels import lbfgs as lb
 from .kernels import minimize_loops
+from ._interrupt import CtrlC
 from .objective import Objective, compiled_fg
 from .schedules import as_schedule
-
-try:  # signal's C core: signal.signal and getsignal spend ~10 us each on enum conversions
-    import _signal as _sigint
-except ImportError:  # pragma: no cover - other Pythons
-    _sigint = signal
 
 SUCCESS = 0
 LIMIT = 1
@@ -215,65 +209,6 @@ def wrap_callback(callback):
     return lambda x, f: callback(x.copy())
 
 
-class Interruption:
-    """Ctrl-C during one minimization, so that no accepted iterate is lost.
-
-    Used as ``with Interruption() as stop:`` around a run.  In the main
-    thread, while SIGINT has Python's default handler (the one raising
-    ``KeyboardInterrupt``), it installs its own until the ``with`` ends,
-    then restores the previous one.  That handler
-
-    * raises ``KeyboardInterrupt`` at once inside the user's Python code
-      (``fun``, ``jac``, the callback), so a slow objective stops at once;
-      the drivers catch it and drop the unfinished evaluation;
-    * inside a compiled call, raises only while Numba compiles it, before it
-      has touched any state;
-    * otherwise sets :attr:`pending`, which the drivers check between
-      evaluations and between compiled calls (a signal reaches Python only
-      when compiled code returns).
-
-    Elsewhere (other threads, which never receive signals, or another
-    handler installed) nothing is installed, and a ``KeyboardInterrupt``
-    raised by the user's code is still caught by the drivers.  A Ctrl-C that
-    arrives as the run ends (it converged or hit a limit in the same
-    compiled call) leaves that result as it is.
-    """
-
-    def __init__(self):
-        self.pending = False
-        # What runs now: "user" code (fun, jac, the callback: see user()), or a
-        # "compiled" call (the drivers set it around their kernel calls), or None.
-        self.within = None
-        self._previous = None
-
-    def __enter__(self):
-        if _sigint.getsignal(_sigint.SIGINT) is signal.default_int_handler:
-            try:
-                self._previous = _sigint.signal(_sigint.SIGINT, self._handle)
-            except ValueError:  # not the main thread
-                pass
-        return self
-
-    def __exit__(self, *exc):
-        if self._previous is not None:
-            _sigint.signal(_sigint.SIGINT, self._previous)
-            self._previous = None
-
-    def _handle(self, signum, frame):
-        if self.within == "user" or (self.within == "compiled"
-                                     and global_compiler_lock.is_locked()):
-            raise KeyboardInterrupt
-        self.pending = True
-
-    def user(self, function, *args):
-        """``function(*args)``, interrupted at once by Ctrl-C."""
-        self.within = "user"
-        try:
-            return function(*args)
-        finally:
-            self.within = None
-
-
 class Slices:
     """How much work one compiled call may do to last about ``SECONDS``.
 
@@ -313,7 +248,7 @@ class Run:
             self.maxfun = _validate.positive_int(self.maxfun, "maxfun")
         self.objective = objective
         self.nit = 0
-        self.stop = Interruption()
+        self.stop = CtrlC()
 
     def evaluate(self, x, g):
         """``objective(x, g)``; Ctrl-C or the objective may raise KeyboardInterrupt."""
