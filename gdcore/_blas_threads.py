@@ -113,13 +113,20 @@ class _Hold:
     def __enter__(self):
         global _holders, _restore
         with _lock:
-            if _holders == 0:
-                found = blas.get_blas_threads()
-                _restore = None
-                if found != self.count:
-                    blas.set_blas_threads(self.count)
-                    _restore = found
-            _holders += 1
+            first = _holders == 0
+            try:
+                if first:
+                    found = blas.get_blas_threads()
+                    _restore = None
+                    if found != self.count:
+                        _restore = found
+                        blas.set_blas_threads(self.count)
+                _holders += 1
+            except BaseException:  # e.g. Ctrl-C before the count was taken: undo
+                if first and _holders == 0 and _restore is not None:
+                    blas.set_blas_threads(_restore)
+                    _restore = None
+                raise
 
     def __exit__(self, *exc):
         global _holders, _restore

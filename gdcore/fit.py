@@ -208,8 +208,19 @@ def _random_sources(seed):
         seed = _validate.nonnegative_int(seed, "seed")
         return (lambda: np.random.default_rng([seed, 1])), lambda: np.random.default_rng(seed)
     if not isinstance(seed, np.random.SeedSequence):
-        raise TypeError(f"seed must be None, an integer >= 0, a numpy SeedSequence, "
-                        f"Generator or BitGenerator, got {seed!r}")
+        try:  # a non-empty sequence of ints >= 0, as np.random.default_rng takes
+            if isinstance(seed, (str, bytes, dict)):
+                raise TypeError
+            values = list(seed)
+            if not values or not all(isinstance(v, numbers.Integral)
+                                     and not isinstance(v, (bool, np.bool_)) for v in values):
+                raise TypeError
+            seed = np.random.SeedSequence([_validate.nonnegative_int(v, "seed")
+                                           for v in values])
+        except (TypeError, ValueError, OverflowError):
+            raise TypeError(f"seed must be None, an integer >= 0, a sequence of them, a "
+                            f"numpy SeedSequence, Generator or BitGenerator, got "
+                            f"{seed!r}") from None
 
     def split():
         entropy = seed.entropy
@@ -310,9 +321,10 @@ def fit(model, params, X, y, optimizer=adam(), epochs=10, batch_size=32, shuffle
     shuffle : bool, default True
         Visit the samples in a new random order each epoch; full batches
         are never shuffled.
-    seed : None, int, SeedSequence, Generator or BitGenerator, default 0
+    seed : None, int, sequence of ints, SeedSequence, Generator or BitGenerator, default 0
         What ``np.random.default_rng`` accepts; it draws the shuffles and
-        the ``validation_fraction`` split.  An int or SeedSequence gives
+        the ``validation_fraction`` split.  An int, a sequence of ints or a
+        SeedSequence gives
         bitwise reproducible results.  A Generator (or BitGenerator) is drawn
         from in place, not copied: fit advances it, as :func:`gdcore.init`
         does, so results repeat only from the same generator state.  None
@@ -352,7 +364,9 @@ def fit(model, params, X, y, optimizer=adam(), epochs=10, batch_size=32, shuffle
         2**24 multiply-adds (batch rows x the largest layer's weights) on one
         thread, the others as the BLAS is set; an int sets that many; None
         leaves the BLAS as it is.  Results are bitwise reproducible for the
-        same seed, data and thread count.
+        same seed, data and thread count.  The count is process-wide: while
+        another call holds one (a fit in another thread, or the fit whose
+        callback makes this call), this call runs with that count.
 
     Returns
     -------
@@ -370,13 +384,14 @@ def fit(model, params, X, y, optimizer=adam(), epochs=10, batch_size=32, shuffle
           an unfinished epoch: ``n_epochs`` and ``history`` count completed
           epochs, and the message says how many batches of the next one
           ran.  This holds when fit runs in the main thread and SIGINT has
-          Python's default handler (as in a terminal or Jupyter): from its
-          second compiled call on, fit turns Ctrl-C into a request that it
-          checks between calls, and it restores the handler before it
-          returns.  Otherwise (and during the first call, which may include
-          compiling the kernels) Ctrl-C raises ``KeyboardInterrupt`` as
-          usual; fit catches it, as one raised by a callback, and returns
-          the state after the last completed epoch.
+          Python's default handler (as in a terminal or Jupyter): while it
+          trains, fit turns Ctrl-C into a request that it checks between
+          calls (a validation pass is one call: a Ctrl-C during it takes
+          effect when it ends, and keeps its epoch), and it restores the
+          handler before it returns.  Otherwise, and while Numba compiles
+          a kernel or a callback runs, Ctrl-C raises ``KeyboardInterrupt``
+          as usual; fit catches it, as one raised by a callback, and
+          returns the state after the last completed epoch.
         - ``"diverged"``: a NaN or Inf loss, gradient or new parameter
           stops training.  Returned is the state at the end of the last
           completed epoch whose parameters then took at least one finite
@@ -483,16 +498,20 @@ class _Trainer:
                 self.history["val_accuracy"] = []
 
     # Compiled calls --------------------------------------------------------------------
-    def validate(self):
+    def validate(self, ctrl_c=NEVER):
         v, m = self.val, self.model
-        return evaluate(self.params, m.offsets, v.X, v.Y, v.labels, v.weights, m.loss_code,
-                        self.eval_chunk, self.eval_work)
+        ctrl_c.within = "compiled"
+        try:
+            return evaluate(self.params, m.offsets, v.X, v.Y, v.labels, v.weights,
+                            m.loss_code, self.eval_chunk, self.eval_work)
+        finally:
+            ctrl_c.within = None
 
     def warm_up(self):
         """Compile (or load from the cache) the validation kernel, on no rows.
 
-        This happens before Ctrl-C becomes a flag (as the first epoch call
-        does): compiling can take seconds, and a flag would wait for it.
+        This happens before Ctrl-C becomes a flag: compiling can take
+        seconds, and a Ctrl-C then raises KeyboardInterrupt at once.
         """
         if self.val is not None:
             v, m = self.val, self.model
@@ -549,11 +568,13 @@ class _Trainer:
                 # call starts on a chunk it does not have to gather again.
                 last -= last % self.chunk_batches
             t0 = time.perf_counter()
+            ctrl_c.within = "compiled"  # Ctrl-C while Numba compiles it: KeyboardInterrupt
             status, batch, updates, loss_sum, weight_sum, in_spare = run_epoch(
                 self.params, self.spare, m.offsets, t.X, t.Y, t.labels, t.weights, m.loss_code,
                 self.l2, order, self.batch_size, first, last, opt.code, opt.hyper, lrs,
                 updates, self.state.slots, self.state.scalars, self.work, self.grad, self.Xb,
                 self.Yb, self.Lb, self.Wb, loss_sum, weight_sum)
+            ctrl_c.within = None
             seconds = time.perf_counter() - t0
             if in_spare:
                 self.params, self.spare = self.spare, self.params
@@ -562,8 +583,6 @@ class _Trainer:
             if status != OK or last == n_batches:
                 break
             first = last
-            if not ctrl_c.armed:
-                ctrl_c.arm()
             if ctrl_c.pending:
                 status = _INTERRUPTED
                 break
@@ -586,10 +605,8 @@ class _Trainer:
         status, message = "completed", ""
         try:
             self.warm_up()
-            with CtrlC(lazy=True) as ctrl_c:
+            with CtrlC() as ctrl_c:
                 for epoch in range(epochs):
-                    if epoch and not ctrl_c.armed:
-                        ctrl_c.arm()  # before the second compiled call
                     if ctrl_c.pending:
                         break
                     t0 = time.perf_counter()
@@ -610,7 +627,7 @@ class _Trainer:
                         break
                     logs = {"loss": loss, "lr": float(lrs[-1])}
                     if self.val is not None:
-                        val_loss, val_acc = self.validate()
+                        val_loss, val_acc = self.validate(ctrl_c)
                         logs["val_loss"] = val_loss
                         if "val_accuracy" in self.history:
                             logs["val_accuracy"] = val_acc

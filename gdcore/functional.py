@@ -110,7 +110,9 @@ def value_and_grad(model, params, X, y, l2=0.0, sample_weight=None, threads="aut
         BLAS threads of the matrix products (see :func:`gdcore.fit`):
         ``"auto"`` runs products of fewer than 2**24 multiply-adds on one
         thread, an int sets the count for the call, None leaves the BLAS
-        as it is.
+        as it is.  While another call holds a count (a fit in another
+        thread, or the fit whose callback makes this call), this call runs
+        with that count.
 
     Returns
     -------

@@ -238,8 +238,8 @@ class Run:
     """Limits, counters and the outcome of one minimization."""
 
     def __init__(self, objective, options, default_maxiter, default_ftol):
-        gtol = options.get("gtol", options.get("tol", 1e-5))
-        self.gtol = _validate.nonnegative_float(gtol, "gtol")
+        name = "gtol" if "gtol" in options else "tol"  # errors name what the user wrote
+        self.gtol = _validate.nonnegative_float(options.get(name, 1e-5), name)
         self.ftol = _validate.nonnegative_float(options.get("ftol", default_ftol), "ftol")
         self.maxiter = _validate.positive_int(options.get("maxiter", default_maxiter),
                                               "maxiter")

@@ -347,15 +347,18 @@ _IN_USE = {}
 def _exclusive(state):
     """Hold ``state`` for one step; raise RuntimeError if another thread holds it."""
     key, token = id(state.scalars), object()
-    if _IN_USE.setdefault(key, token) is not token:
-        raise RuntimeError(
-            "this optimizer state is being updated by another thread: a state belongs "
-            "to one thread at a time (give each thread its own opt.init(params), or "
-            "serialise the steps with a lock)")
     try:
+        if _IN_USE.setdefault(key, token) is not token:
+            raise RuntimeError(
+                "this optimizer state is being updated by another thread: a state belongs "
+                "to one thread at a time (give each thread its own opt.init(params), or "
+                "serialise the steps with a lock)")
         yield
     finally:
-        del _IN_USE[key]
+        # Only the holder's token is removed, also when a KeyboardInterrupt landed
+        # right after setdefault.
+        if _IN_USE.get(key) is token:
+            del _IN_USE[key]
 
 
 def _chunks(threads, params):

@@ -233,6 +233,8 @@ def _path(path):
 def _write_atomically(path, write):
     """Call ``write(file)`` on a temporary file, then move it onto ``path``'s target."""
     target = _resolve(path)
+    if os.path.isdir(target):  # checked first: os.replace would name the temporary
+        raise IsADirectoryError(errno.EISDIR, "cannot save: the path is a directory", path)
     directory, name = os.path.split(target)
     mode = _existing_mode(target)
     _remove_stale_temporaries(directory, name)

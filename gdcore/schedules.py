@@ -33,11 +33,12 @@ class Schedule:
         A single step and an array of steps go through the same code path, so
         ``s(np.arange(n))[k] == s(k)`` bitwise on every CPU: the optimizers
         evaluate one step at a time while :func:`gdcore.fit` evaluates a whole
-        epoch at once, and both must take the same steps.  NumPy computes
-        ``**`` and ``cos`` with SIMD routines for contiguous arrays of two or
-        more elements (SVML's on AVX-512 builds) and with libm otherwise, and
-        the two differ in the last bit; hence every call evaluates a
-        contiguous array of at least two steps.
+        epoch at once, and both must take the same steps.  On AVX-512, NumPy
+        computes ``**`` and ``cos`` of contiguous arrays with SVML's routines
+        and a single value through other code (scalar math on libm; a
+        one-element array may be iterated with stride 0), and the two differ
+        in the last bit; hence every call evaluates a contiguous array of at
+        least two steps.
         """
         t = _steps(step)
         flat = np.zeros(max(t.size, _MIN_EVAL), dtype=np.float64)

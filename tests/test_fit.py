@@ -1100,3 +1100,35 @@ def test_binary_cross_entropy_separable_toy_set():
     assert result.status == "completed"
     accuracy = np.mean((gd.predict(BCE, result.params, Xb)[:, 0] > 0.5) == (yb > 0.5))
     assert accuracy >= 0.95
+
+
+def test_ctrl_c_during_the_first_validation_keeps_the_epoch(monkeypatch):
+    """A one-call epoch 0, then Ctrl-C while its validation pass runs: epoch 0 is
+    kept (the flag handler is installed from the start, not from the second call)."""
+    real = FIT._Trainer.validate
+
+    def interrupted_validation(self, *args):
+        os.kill(os.getpid(), signal.SIGINT)
+        return real(self, *args)
+
+    monkeypatch.setattr(FIT._Trainer, "validate", interrupted_validation)
+    result = fit_reg(epochs=5, validation_data=(XV, YV))
+    assert result.status == "interrupted"
+    assert result.n_epochs == 1 and len(result.history["val_loss"]) == 1
+    want = fit_reg(epochs=1, validation_data=(XV, YV))
+    np.testing.assert_array_equal(result.params, want.params)
+    np.testing.assert_array_equal(result.history["val_loss"], want.history["val_loss"])
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+@pytest.mark.parametrize("seed", [[1, 2], (1, 2), np.array([1, 2])])
+def test_a_sequence_of_ints_seeds_like_its_seed_sequence(seed):
+    """What np.random.default_rng takes: fit([1, 2]) was refused."""
+    want = fit_reg(epochs=2, seed=np.random.SeedSequence([1, 2]))
+    assert_same_run(fit_reg(epochs=2, seed=seed), want)
+
+
+@pytest.mark.parametrize("seed", [[1.5, 2], [], [True], [[1], [2]], np.array([1.0, 2.0]), "12"])
+def test_seeds_that_are_not_ints_are_refused(seed):
+    with pytest.raises(TypeError, match="seed"):
+        fit_reg(epochs=1, seed=seed)

@@ -15,6 +15,7 @@ import copy
 import inspect
 import math
 import os
+import re
 
 import numpy as np
 import pytest
@@ -270,7 +271,10 @@ def _call(name, replaced):
         out = fn(**args)
     except (TypeError, ValueError) as exc:
         message = str(exc)
-        named = [arg for arg in replaced if arg in message]
+        # The name as a word ("X", not the X of "Expected"); a prefix counts
+        # ("X_val", "y[3]", "params.shape").
+        named = [arg for arg in replaced
+                 if re.search(rf"(?<![A-Za-z0-9]){re.escape(arg)}(?![a-z0-9])", message)]
         assert named, f"{type(exc).__name__} names none of {sorted(replaced)}: {message}"
     else:
         check(args, out)

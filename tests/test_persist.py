@@ -336,6 +336,15 @@ def test_missing_directory_names_the_path(tmp_path, model, params):
     assert listing(tmp_path) == []
 
 
+def test_saving_onto_a_directory_names_the_path(tmp_path, model, params):
+    (tmp_path / "m.npz").mkdir()
+    with pytest.raises(IsADirectoryError) as info:
+        save(tmp_path / "m.npz", model, params)
+    assert info.value.filename == str(tmp_path / "m.npz")
+    assert "gdcore-tmp" not in str(info.value)
+    assert listing(tmp_path) == ["m.npz"]
+
+
 def test_a_file_in_the_path_is_not_a_directory(tmp_path, model, params):
     (tmp_path / "notes").write_text("x")
     target = tmp_path / "notes" / "m.npz"
