@@ -17,10 +17,9 @@
   results must not depend on how the compiler vectorises them (the
   optimizer steps): with ``contract``, ``afn`` or ``arcp`` the vectorised
   body of a loop and its scalar remainder may fuse a multiply-add, or
-  replace ``sqrt`` and division by reciprocal estimates, differently from
-  each other and from one CPU to another, so the in-place and out-of-place
-  versions of a step, or a step split into threaded spans, differed in the
-  last bit on AVX-512.  Without those flags every element is a sequence of
+  divide by a hoisted reciprocal, differently from each other and from one
+  CPU to another, and the in-place and out-of-place versions of a step
+  differed in the last bit on AVX-512.  Without those flags every element is a sequence of
   correctly rounded IEEE operations, the same in vector and scalar code.
   Elementwise loops still vectorise: only reductions need ``reassoc``.
 * ``nogil=True`` everywhere: kernels take arrays and scalars only, so they

@@ -40,9 +40,11 @@ vectorised)
   element is then the same sequence of correctly rounded operations in the
   vectorised body and in the scalar remainder, in the in-place and the
   out-of-place version and in every threaded span, on every CPU.  With
-  ``contract``/``afn``/``arcp`` the versions fused multiply-adds or used
-  reciprocal-square-root estimates differently, and on AVX-512 ``update``
-  and ``update_inplace`` differed in the last bit in about 1% of elements;
+  ``contract``/``afn``/``arcp`` the compiler may fuse multiply-adds and
+  divide by a hoisted reciprocal, with nothing making the versions alike
+  (compiled for Sapphire Rapids, the old amsgrad loop did both), and on
+  AVX-512 ``update`` and ``update_inplace`` differed in the last bit in
+  about 1% of elements;
 * every loop ends with ``if inplace: p[i] = new else: out[i] = new``.  The
   test never changes within a loop, so the compiler splits the loop into one
   vectorised copy per case.  Passing ``out=p`` instead would fail the
