@@ -60,24 +60,34 @@ class Schedule:
 
 def _steps(step):
     """``step`` as a float64 array; TypeError/ValueError naming it unless real, finite, >= 0."""
-    what = (f"an array of dtype {step.dtype}" if isinstance(step, np.ndarray)
-            else type(step).__name__ if isinstance(step, (list, tuple, dict))
-            else repr(step))
+    if type(step) is np.ndarray and step.dtype.kind in "iu":  # fit's epochs: one check
+        if step.size and step.min() < 0:
+            raise ValueError(f"step must be >= 0, got {_described(step)}")
+        return step.astype(np.float64)
     if step is None or isinstance(step, (bool, np.bool_, str, bytes)):
-        raise TypeError(f"step must be an int or an array of ints (update counts), got {what}")
+        raise TypeError(f"step must be an int or an array of ints (update counts), got "
+                        f"{_described(step)}")
     try:
         arr = np.asarray(step)
         if arr.dtype.kind == "O":  # Python ints beyond int64, or objects
             arr = arr.astype(np.float64)
     except (TypeError, ValueError, OverflowError):
         raise TypeError(f"step must be an int or an array of ints (update counts), got "
-                        f"{what}") from None
+                        f"{_described(step)}") from None
     if arr.dtype.kind not in "iuf":
-        raise TypeError(f"step must be an int or an array of ints (update counts), got {what}")
+        raise TypeError(f"step must be an int or an array of ints (update counts), got "
+                        f"{_described(step)}")
     t = arr.astype(np.float64)
     if not np.all(np.isfinite(t)) or np.any(t < 0):
-        raise ValueError(f"step must be finite and >= 0, got {what}")
+        raise ValueError(f"step must be finite and >= 0, got {_described(step)}")
     return t
+
+
+def _described(step):
+    """``step`` for an error message (arrays by dtype, not by value)."""
+    if isinstance(step, np.ndarray):
+        return f"an array of dtype {step.dtype}"
+    return type(step).__name__ if isinstance(step, (list, tuple, dict)) else repr(step)
 
 
 def _positive(value, name):
