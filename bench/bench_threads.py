@@ -48,6 +48,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _harness as harness  # noqa: E402  (bench/ is a folder of scripts, not a package)
+from bench_training import digits_problem  # noqa: E402  (bench_training's case 3 split)
 
 import gdcore as gd  # noqa: E402
 from gdcore.kernels.blas import BOUND_TO  # noqa: E402
@@ -58,9 +59,7 @@ except ImportError:  # a missing peer is skipped, never faked
     torch = None
 try:
     import sklearn
-    from sklearn.datasets import load_digits
     from sklearn.exceptions import ConvergenceWarning
-    from sklearn.model_selection import train_test_split
     from sklearn.neural_network import MLPClassifier
 except ImportError:
     sklearn = None
@@ -72,13 +71,6 @@ MINIBATCH_EPOCHS, MINIBATCH = 30, 32
 BUSY_TARGET = 1.5  # busy / quiet time of gdcore's default
 THREADS_TARGET = 1.7  # sequence / two threads
 RESULTS_PATH = Path(__file__).resolve().parent / "results" / "threads.json"
-
-
-def digits_train():
-    X, y = load_digits(return_X_y=True)
-    X = (X / 16.0).astype(DTYPE)
-    Xtr, _, ytr, _ = train_test_split(X, y, test_size=0.25, stratify=y, random_state=0)
-    return np.ascontiguousarray(Xtr), ytr.astype(np.int64)
 
 
 MODEL = gd.mlp([64, 128, 10], activation="relu", loss="cross_entropy")
@@ -220,7 +212,7 @@ _FITS_IN_A_PROCESS = """
 import sys, time, numpy as np
 sys.path.insert(0, {bench!r})
 import bench_threads as b
-X, y = b.digits_train()
+X, y = b.digits_problem()[:2]
 fit = b.gd_minibatch(X, y, 0)
 fit()
 times = []
@@ -257,7 +249,7 @@ def main():
     if sklearn is None:
         print("scikit-learn is needed for the digits data: install the bench extra")
         return
-    X, y = digits_train()
+    X, y = digits_problem()[:2]  # the training split
     print(f"\n1. Busy machine: digits {len(X)} x 64, 64-128-10, Adam, "
           f"{FULL_BATCH_STEPS} full-batch steps; median of {ROUNDS} runs")
     busy = busy_case(X, y)

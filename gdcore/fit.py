@@ -427,7 +427,7 @@ def fit(model, params, X, y, optimizer=adam(), epochs=10, batch_size=32, shuffle
     # Full batches see every sample each step: their order changes nothing.
     shuffle = shuffle and batch_size < train.n
     rows = max(batch_size, min(val.n, _EVAL_CHUNK) if val is not None else 0)
-    blas_count = _blas_threads.count_for(threads, _blas_threads.largest_product(model, rows))
+    blas_count = _blas_threads.count_for_call(threads, model, rows)
     trainer = _Trainer(model, params, train, val, optimizer, batch_size, shuffle,
                        shuffle_rng() if shuffle else None, l2)
     with _blas_threads.blas_threads(blas_count):
@@ -500,12 +500,8 @@ class _Trainer:
     # Compiled calls --------------------------------------------------------------------
     def validate(self, ctrl_c=NEVER):
         v, m = self.val, self.model
-        ctrl_c.within = "compiled"
-        try:
-            return evaluate(self.params, m.offsets, v.X, v.Y, v.labels, v.weights,
-                            m.loss_code, self.eval_chunk, self.eval_work)
-        finally:
-            ctrl_c.within = None
+        return ctrl_c.compiled(evaluate, self.params, m.offsets, v.X, v.Y, v.labels,
+                               v.weights, m.loss_code, self.eval_chunk, self.eval_work)
 
     def warm_up(self):
         """Compile (or load from the cache) the validation kernel, on no rows.
@@ -568,13 +564,12 @@ class _Trainer:
                 # call starts on a chunk it does not have to gather again.
                 last -= last % self.chunk_batches
             t0 = time.perf_counter()
-            ctrl_c.within = "compiled"  # Ctrl-C while Numba compiles it: KeyboardInterrupt
-            status, batch, updates, loss_sum, weight_sum, in_spare = run_epoch(
+            status, batch, updates, loss_sum, weight_sum, in_spare = ctrl_c.compiled(
+                run_epoch,
                 self.params, self.spare, m.offsets, t.X, t.Y, t.labels, t.weights, m.loss_code,
                 self.l2, order, self.batch_size, first, last, opt.code, opt.hyper, lrs,
                 updates, self.state.slots, self.state.scalars, self.work, self.grad, self.Xb,
                 self.Yb, self.Lb, self.Wb, loss_sum, weight_sum)
-            ctrl_c.within = None
             seconds = time.perf_counter() - t0
             if in_spare:
                 self.params, self.spare = self.spare, self.params

@@ -266,12 +266,9 @@ class Run:
             if fg is None:
                 f = self.evaluate(x, g)
             else:
-                self.stop.within = "user"
-                f, grad = fg(x, *self.objective.args)
+                f, grad = self.stop.user(fg, x, *self.objective.args)
         except KeyboardInterrupt:
             return None
-        finally:
-            self.stop.within = None
         if fg is not None:
             f = float(f)
             g[:] = grad
@@ -429,16 +426,14 @@ def lbfgs_compiled(fg, state, run, f_trial, x_eval, g_eval, slices, dtype):
     nfev = 1
     while True:
         start = time.perf_counter()
-        run.stop.within = "compiled"
         try:
-            outcome, run.nit, nfev_now, f_trial = minimize_loops.lbfgs_loop(
+            outcome, run.nit, nfev_now, f_trial = run.stop.compiled(
+                minimize_loops.lbfgs_loop,
                 fg, objective.args, state.vec, state.pairs, state.rho, state.alpha,
                 state.fs, state.js, state.lower, state.upper, x_eval, run.maxiter,
                 run.maxfun or 0, run.nit, nfev, f_trial, nfev + slices.budget())
         except KeyboardInterrupt:  # while Numba compiled the loop: nothing ran
             return lbfgs_interrupted(state, run, f_trial, dtype)
-        finally:
-            run.stop.within = None
         slices.measured(time.perf_counter() - start, nfev_now - nfev)
         objective.count_compiled(nfev_now - nfev)
         nfev = nfev_now
@@ -567,17 +562,15 @@ def first_order_compiled(fg, optimizer, run, x, f, g, pg_norm, state, box, slice
         lrs = np.asarray(schedule(np.arange(run.nit, min(pause_at, run.maxiter))),
                          dtype=np.float64)
         start = time.perf_counter()
-        run.stop.within = "compiled"
         try:
-            status, run.nit, nfev_now, f, pg_norm = minimize_loops.first_order_loop(
+            status, run.nit, nfev_now, f, pg_norm = run.stop.compiled(
+                minimize_loops.first_order_loop,
                 fg, objective.args, optimizer.code, optimizer.hyper, lrs, x, x_prev, g,
                 g_prev, state.slots, state.scalars, lower, upper, box is not None,
                 run.gtol, run.ftol, run.maxiter, run.maxfun or 0, run.nit, nfev, f,
                 pg_norm, pause_at)
         except KeyboardInterrupt:  # while Numba compiled the loop: nothing ran
             return run.interrupted(x, f, g)
-        finally:
-            run.stop.within = None
         slices.measured(time.perf_counter() - start, nfev_now - nfev)
         objective.count_compiled(nfev_now - nfev)
         nfev = nfev_now
