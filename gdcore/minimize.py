@@ -473,13 +473,14 @@ def lbfgs_outcome(request, state, run, dtype, f_trial, g_eval):
 class LbfgsState:
     """The arrays of the L-BFGS state machine (:func:`gdcore.kernels.lbfgs.lbfgs_step`)."""
 
-    def __init__(self, n, m, c1, c2, gtol, ftol, box):
+    def __init__(self, n, m, c1, c2, gtol, ftol, box, max_ls=lb.MAX_LS_DEFAULT):
         shapes = lb.state_sizes(n, m)
         self.vec, self.pairs, self.rho, self.alpha, self.fs = (
             np.zeros(shapes[k]) for k in ("vectors", "pairs", "rho", "alpha", "fs"))
         self.js = np.zeros(shapes["js"], dtype=np.int64)
         self.fs[lb.GTOL], self.fs[lb.FTOL], self.fs[lb.C1], self.fs[lb.C2] = gtol, ftol, c1, c2
         self.js[lb.M] = m
+        self.js[lb.MAX_LS] = max_ls
         self.js[lb.HAS_BOUNDS] = box is not None
         self.lower, self.upper = box if box is not None else (_NO_BOUNDS, _NO_BOUNDS)
 

@@ -49,9 +49,13 @@ class Objective:
         ``fun(x, *args, **kwargs) -> f`` (or ``(f, g)`` with ``jac=True``).
     jac : True, callable, None, "2-point" or "3-point"
     args : tuple
+    eps : float or ndarray of shape (n,), optional
+        Absolute forward-difference step when ``jac`` is None.
+    rel_step : float or ndarray of shape (n,), optional
+        Relative step when ``jac`` is "2-point" or "3-point".
     """
 
-    def __init__(self, fun, jac, args):
+    def __init__(self, fun, jac, args, *, eps=None, rel_step=None):
         if not callable(fun):
             raise TypeError(f"fun must be callable, got {fun!r}")
         fun, jac = unwrap_memoized(fun, jac)
@@ -61,6 +65,8 @@ class Objective:
             raise ValueError(f"jac must be True, a callable, None, '2-point' or '3-point', "
                              f"got {jac!r}")
         self.fun, self.jac, self.args = fun, jac, tuple(args)
+        self.eps = eps  # absolute step of jac=None (None: 1e-8, as L-BFGS-B)
+        self.rel_step = rel_step  # relative step of '2-point'/'3-point' (None: SciPy's)
         self.nfev = 0
         self.njev = 0  # gradients delivered, as SciPy counts them
         self.kwargs = {}  # e.g. {"batch": indices} for mini-batch objectives

@@ -78,7 +78,8 @@ RESTARTED = 5  # this line search started from steepest descent
 MESSAGE = 6
 HAS_BOUNDS = 7
 M = 8
-N_JS = 9
+MAX_LS = 9  # evaluations one line search may take (L-BFGS-B's maxls)
+N_JS = 10
 
 # Phases.
 _START = 0
@@ -89,7 +90,7 @@ FINISHED = 4  # the last step converged: ITERATE was returned, CONVERGED comes n
 
 _BRACKET = 0
 _ZOOM = 1
-_MAX_LS_EVALS = 30
+MAX_LS_DEFAULT = 30
 
 
 def state_sizes(n, m):
@@ -302,7 +303,7 @@ def lbfgs_step(vec, pairs, rho, alpha, fs, js, f_trial, lower, upper):
     fs : ndarray of shape (N_FS,), float64
         GTOL, FTOL, C1, C2 set by the caller.
     js : ndarray of shape (N_JS,), int64
-        PHASE, M and HAS_BOUNDS set by the caller.  PHASE 0 starts by asking
+        PHASE, M, MAX_LS and HAS_BOUNDS set by the caller.  PHASE 0 starts by asking
         for f at ``x_trial``; a caller that evaluates it first sets
         FIRST_VALUE and passes the value as the first ``f_trial``.
     f_trial : float
@@ -354,7 +355,7 @@ def lbfgs_step(vec, pairs, rho, alpha, fs, js, f_trial, lower, upper):
             decrease += g[i] * (x_trial[i] - x[i])
         if finite and phi <= f0 + c1 * decrease:
             return accept(vec, pairs, rho, alpha, fs, js, f_trial, lower, upper)
-        if js[LS_EVALS] >= _MAX_LS_EVALS:
+        if js[LS_EVALS] >= js[MAX_LS]:
             return search_failed(vec, pairs, rho, alpha, fs, js, lower, upper)
         fs[A_CUR] = 0.5 * a
         set_trial(vec[0], vec[2], 0.5 * a, lower, upper, True, vec[3])
@@ -400,7 +401,7 @@ def lbfgs_step(vec, pairs, rho, alpha, fs, js, f_trial, lower, upper):
                               fs[A_HI], fs[PHI_HI], fs[DPHI_HI])
         if abs(fs[A_HI] - fs[A_LO]) <= 1e-12 * max(abs(fs[A_HI]), 1e-300):
             return search_failed(vec, pairs, rho, alpha, fs, js, lower, upper)
-    if js[LS_EVALS] >= _MAX_LS_EVALS:
+    if js[LS_EVALS] >= js[MAX_LS]:
         return search_failed(vec, pairs, rho, alpha, fs, js, lower, upper)
     fs[A_CUR] = new_a
     set_trial(vec[0], vec[2], new_a, lower, upper, False, vec[3])
