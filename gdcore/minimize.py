@@ -369,7 +369,8 @@ def run_lbfgs(method, fun, x0, args=(), jac=None, bounds=None, constraints=(), c
     n = x.shape[0]
     dtype = x.dtype
     run = Run(objective, options, default_maxiter=15000, default_ftol=2.220446049250313e-09)
-    state = LbfgsState(n, method.m, method.c1, method.c2, run.gtol, run.ftol, box)
+    state = LbfgsState(n, method.m, method.c1, method.c2, run.gtol, run.ftol, box,
+                       dtype=dtype)
     if box is not None:
         np.clip(x, box[0], box[1], out=x)
     state.vec[3] = x
@@ -455,13 +456,18 @@ def lbfgs_interrupted(state, run, f_trial, dtype):
     return state.result(run, INTERRUPTED, _INTERRUPTED_MESSAGE, dtype)
 
 
+_LBFGS_CONVERGED = {
+    lb.BY_GTOL: "CONVERGENCE: NORM OF PROJECTED GRADIENT <= GTOL",
+    lb.BY_FTOL: "CONVERGENCE: RELATIVE REDUCTION OF F <= FTOL",
+    lb.BY_FLOOR: ("CONVERGENCE: f AT ITS ROUNDING FLOOR (the line search changed f by no "
+                  "more than ftol or rounding)"),
+}
+
+
 def lbfgs_outcome(request, state, run, dtype, f_trial, g_eval):
     """The result for a final request of the L-BFGS state machine."""
     if request == lb.CONVERGED:
-        why = ("CONVERGENCE: NORM OF PROJECTED GRADIENT <= GTOL"
-               if state.js[lb.MESSAGE] == lb.BY_GTOL
-               else "CONVERGENCE: RELATIVE REDUCTION OF F <= FTOL")
-        return state.result(run, SUCCESS, why, dtype)
+        return state.result(run, SUCCESS, _LBFGS_CONVERGED[state.js[lb.MESSAGE]], dtype)
     if request == lb.FAILED:
         return state.result(run, NO_PROGRESS, "ABNORMAL: the line search found no step "
                             "that decreases f enough", dtype)
@@ -473,12 +479,14 @@ def lbfgs_outcome(request, state, run, dtype, f_trial, g_eval):
 class LbfgsState:
     """The arrays of the L-BFGS state machine (:func:`gdcore.kernels.lbfgs.lbfgs_step`)."""
 
-    def __init__(self, n, m, c1, c2, gtol, ftol, box, max_ls=lb.MAX_LS_DEFAULT):
+    def __init__(self, n, m, c1, c2, gtol, ftol, box, max_ls=lb.MAX_LS_DEFAULT,
+                 dtype=np.float64):
         shapes = lb.state_sizes(n, m)
         self.vec, self.pairs, self.rho, self.alpha, self.fs = (
             np.zeros(shapes[k]) for k in ("vectors", "pairs", "rho", "alpha", "fs"))
         self.js = np.zeros(shapes["js"], dtype=np.int64)
         self.fs[lb.GTOL], self.fs[lb.FTOL], self.fs[lb.C1], self.fs[lb.C2] = gtol, ftol, c1, c2
+        self.fs[lb.FLOOR] = lb.floor_for(dtype)
         self.js[lb.M] = m
         self.js[lb.MAX_LS] = max_ls
         self.js[lb.HAS_BOUNDS] = box is not None

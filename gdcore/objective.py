@@ -6,12 +6,11 @@ counts evaluations as SciPy does (``nfev`` for ``fun``, ``njev`` for ``jac``):
 
 * ``jac=True``: ``fun`` returns ``(f, g)``;
 * ``jac`` callable: ``jac(x, *args)``;
-* ``jac`` None, ``"2-point"`` or ``"3-point"``: finite differences through
-  SciPy's public routines (``scipy.optimize.approx_fprime`` with relative
-  steps; ``scipy.differentiate.derivative`` for central differences), each
-  objective call counted in ``nfev``.  With bounds, the steps stay inside:
-  one-sided (backward at an upper bound), and central differences fall back
-  to one-sided ones near a bound.
+* ``jac`` None, ``"2-point"`` or ``"3-point"``: finite differences with the
+  steps ``scipy.optimize.minimize`` takes for its own methods
+  (:mod:`gdcore.differences`: absolute 1e-8 forward steps for None, as
+  L-BFGS-B), each objective call counted in ``nfev``.  With bounds, the steps
+  stay inside.
 
 ``scipy.optimize.minimize(..., jac=True)`` hands a custom method a memoising
 wrapper and its ``derivative``; it is unwrapped here, so ``fun`` runs once
@@ -20,15 +19,10 @@ per point.
 
 import numpy as np
 from numba.core.dispatcher import Dispatcher
-from scipy.differentiate import derivative
-from scipy.optimize import approx_fprime
 
+from . import differences
 from .kernels import minimize_loops
 
-# Relative finite-difference steps: about the cube root / square root of the
-# float64 epsilon, scaled by max(1, |x|), as SciPy's approx_derivative does.
-_STEP_2POINT = np.sqrt(np.finfo(np.float64).eps)
-_STEP_3POINT = np.finfo(np.float64).eps ** (1 / 3)
 FD_METHODS = (None, "2-point", "3-point")
 
 
@@ -102,7 +96,7 @@ class Objective:
             grad = self.jac(x.copy(), *self.args, **self.kwargs)
         else:
             f = self.value(x)
-            grad = self._finite_differences(np.asarray(x, dtype=np.float64), f)
+            grad = self._finite_differences(x, f)
         try:
             grad = np.asarray(grad)
         except (TypeError, ValueError):  # ragged sequences and the like
@@ -116,34 +110,8 @@ class Objective:
         return f
 
     def _finite_differences(self, x, f0):
-        scale = np.maximum(1.0, np.abs(x))
-        lower, upper = self.bounds if self.bounds is not None else (-np.inf, np.inf)
-        inside = np.all(x - _STEP_3POINT * scale >= lower) and \
-            np.all(x + _STEP_3POINT * scale <= upper)
-        if self.jac == "3-point" and inside:
-            h = _STEP_3POINT * scale
-            n = x.shape[0]
-
-            def along(t):
-                # t: (n,) or (n, k) points; row i varies coordinate i only.
-                pts = t.reshape(n, -1)
-                out = np.empty(pts.shape)
-                for i in range(n):
-                    for j in range(pts.shape[1]):
-                        xi = x.copy()
-                        xi[i] = pts[i, j]
-                        out[i, j] = self.value(xi)
-                return out.reshape(t.shape)
-
-            res = derivative(along, x, initial_step=h, order=2, maxiter=1)
-            return res.df
-        if not np.isfinite(f0):
-            return np.full_like(x, np.nan)
-        h = _STEP_2POINT * scale
-        # One-sided steps that stay inside the bounds: backward where forward leaves.
-        h = np.where(x + h > upper, -h, h)
-        # approx_fprime evaluates f at x itself; count it (and every step).
-        return approx_fprime(x, self.value, h)
+        return differences.gradient(self.value, x, f0, self.jac, self.eps, self.rel_step,
+                                    self.bounds)
 
 
 def _scalar(f):

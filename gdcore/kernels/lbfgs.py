@@ -8,8 +8,9 @@ next, the way the Fortran L-BFGS-B code talks to SciPy:
 ``ITERATE``    an iteration ended: ``x``, ``f`` and ``g`` hold the new iterate
                (the caller counts it, runs callbacks, checks its limits unless
                ``js[PHASE] == FINISHED``) and calls again, without new values;
-``CONVERGED``  ``max |projected gradient| <= gtol`` or the relative decrease of
-               ``f`` fell to ``ftol``; ``message_code`` says which;
+``CONVERGED``  ``max |projected gradient| <= gtol``, the relative decrease of
+               ``f`` fell to ``ftol``, or the line search found ``f`` at its
+               rounding floor; ``js[MESSAGE]`` says which;
 ``FAILED``     the line search found no acceptable step from a steepest-descent
                direction either;
 ``NONFINITE``  ``f`` or ``g`` at the starting point is NaN or Inf.
@@ -47,6 +48,7 @@ NONFINITE = 4
 # Why CONVERGED.
 BY_GTOL = 1
 BY_FTOL = 2
+BY_FLOOR = 3  # the line search could not change f by more than its rounding floor
 
 # Slots of the float64 scalar state ``fs``.
 F_X = 0  # f at the current iterate
@@ -66,7 +68,13 @@ GTOL = 13
 FTOL = 14
 C1 = 15
 C2 = 16
-N_FS = 17
+FLOOR = 17  # relative change of f that counts as rounding (floor_for)
+N_FS = 18
+
+# Trials in a row within the floor of f(x) that end a line search at the floor.
+# One such trial can be an accident (a quadratic's value at twice the
+# minimising step equals f(x)); three at different steps are not.
+FLAT_TRIALS = 3
 
 # Slots of the int64 state ``js``.
 PHASE = 0
@@ -79,7 +87,8 @@ MESSAGE = 6
 HAS_BOUNDS = 7
 M = 8
 MAX_LS = 9  # evaluations one line search may take (L-BFGS-B's maxls)
-N_JS = 10
+FLAT = 10  # trials in a row of this search within the rounding floor of f(x)
+N_JS = 11
 
 # Phases.
 _START = 0
@@ -90,7 +99,7 @@ FINISHED = 4  # the last step converged: ITERATE was returned, CONVERGED comes n
 
 _BRACKET = 0
 _ZOOM = 1
-MAX_LS_DEFAULT = 30
+MAX_LS_DEFAULT = 20  # as L-BFGS-B
 
 
 def state_sizes(n, m):
@@ -250,6 +259,7 @@ def begin_search(vec, pairs, rho, alpha, fs, js, lower, upper):
     fs[DPHI_PREV] = dphi0
     js[STAGE] = _BRACKET
     js[LS_EVALS] = 0
+    js[FLAT] = 0
     js[RESTARTED] = 1 if js[COUNT] == 0 else 0
     set_trial(x, d, a, lower, upper, has_bounds, x_trial)
 
@@ -277,6 +287,56 @@ def accept(vec, pairs, rho, alpha, fs, js, f_trial, lower, upper):
     return ITERATE  # the step counts as an iteration even when it converged
 
 
+def floor_for(dtype):
+    """The relative change of f below which a line search deems f at its rounding
+    floor, for variables of ``dtype``: ``eps ** (2/3)`` (3.7e-11 for float64,
+    2.4e-5 for float32).
+
+    f jitters near a minimum by far more than one unit in the last place when
+    its terms cancel: by 2e-12 relative (1e4 units) on Meyer's problem, whose
+    residuals are differences of numbers near 3e4.  Two thirds of the digits
+    leave that room and stay below L-BFGS-B's default ftol (2.2e-9), so the
+    floor only matters to runs with a smaller ftol.
+    """
+    return float(np.finfo(dtype).eps) ** (2.0 / 3.0)
+
+
+@jit
+def within_floor(phi, f0, ftol, floor):
+    """Whether ``phi`` differs from ``f0`` by no more than the ftol test allows
+    (``ftol * max(|f0|, |phi|, 1)``, L-BFGS-B's ``factr * eps`` test) or than
+    rounding (``floor * max(|f0|, |phi|)``: relative to f alone, so that an f
+    converging to 0 is never at its floor early)."""
+    scale = max(abs(f0), abs(phi))
+    return abs(phi - f0) <= max(ftol * max(scale, 1.0), floor * scale)
+
+
+@jit
+def at_floor(flat, js):
+    """Count a flat trial (reset the count otherwise): whether ``FLAT_TRIALS`` in a
+    row have now been flat."""
+    js[FLAT] = js[FLAT] + 1 if flat else 0
+    return js[FLAT] >= FLAT_TRIALS
+
+
+@jit
+def finish_at_floor(vec, pairs, rho, alpha, fs, js, f_trial, lower, upper):
+    """End the run: f cannot be changed measurably along the search direction.
+
+    The trial is taken when it is lower (the step did decrease f, by no more
+    than the floor); the run has converged either way, as an accepted step
+    with so small a decrease would have ended it by the ftol test.
+    """
+    if f_trial < fs[F_X]:
+        accept(vec, pairs, rho, alpha, fs, js, f_trial, lower, upper)
+        if js[PHASE] != FINISHED:  # accept began another search: cancel it
+            js[PHASE] = FINISHED
+            js[MESSAGE] = BY_FLOOR
+        return ITERATE  # an iteration, like any accepted step; CONVERGED comes next
+    js[MESSAGE] = BY_FLOOR
+    return CONVERGED
+
+
 @jit
 def search_failed(vec, pairs, rho, alpha, fs, js, lower, upper):
     """No acceptable step: retry once from steepest descent, else FAILED."""
@@ -301,7 +361,7 @@ def lbfgs_step(vec, pairs, rho, alpha, fs, js, f_trial, lower, upper):
     pairs : ndarray of shape (2, m, n)
     rho, alpha : ndarray of shape (m,)
     fs : ndarray of shape (N_FS,), float64
-        GTOL, FTOL, C1, C2 set by the caller.
+        GTOL, FTOL, C1, C2 and FLOOR set by the caller.
     js : ndarray of shape (N_JS,), int64
         PHASE, M, MAX_LS and HAS_BOUNDS set by the caller.  PHASE 0 starts by asking
         for f at ``x_trial``; a caller that evaluates it first sets
@@ -347,6 +407,12 @@ def lbfgs_step(vec, pairs, rho, alpha, fs, js, f_trial, lower, upper):
     dphi0 = fs[DPHI0]
     c1 = fs[C1]
     phi = f_trial if finite else np.inf
+    # A flat trial: f there within the floor of f(x), and not above f(x) unless
+    # a lower trial of this search was already found (the zoom's low end is
+    # then past 0).  Trials that all rise, however little, are what a wrong
+    # gradient gives: that search must fail, not end at the floor.
+    flat = finite and within_floor(phi, f0, fs[FTOL], fs[FLOOR]) and (
+        phi <= f0 or (js[STAGE] == _ZOOM and fs[A_LO] > 0))
     if js[HAS_BOUNDS] != 0:
         # Armijo along the projected path, by backtracking.
         x, x_trial, g = vec[0], vec[3], vec[1]
@@ -355,6 +421,8 @@ def lbfgs_step(vec, pairs, rho, alpha, fs, js, f_trial, lower, upper):
             decrease += g[i] * (x_trial[i] - x[i])
         if finite and phi <= f0 + c1 * decrease:
             return accept(vec, pairs, rho, alpha, fs, js, f_trial, lower, upper)
+        if at_floor(flat, js):
+            return finish_at_floor(vec, pairs, rho, alpha, fs, js, f_trial, lower, upper)
         if js[LS_EVALS] >= js[MAX_LS]:
             return search_failed(vec, pairs, rho, alpha, fs, js, lower, upper)
         fs[A_CUR] = 0.5 * a
@@ -401,6 +469,10 @@ def lbfgs_step(vec, pairs, rho, alpha, fs, js, f_trial, lower, upper):
                               fs[A_HI], fs[PHI_HI], fs[DPHI_HI])
         if abs(fs[A_HI] - fs[A_LO]) <= 1e-12 * max(abs(fs[A_HI]), 1e-300):
             return search_failed(vec, pairs, rho, alpha, fs, js, lower, upper)
+    # Only trials that narrow a bracket count towards the floor: an extrapolating
+    # search whose trials each lower f a little is making progress.
+    if at_floor(flat and js[STAGE] == _ZOOM, js):
+        return finish_at_floor(vec, pairs, rho, alpha, fs, js, f_trial, lower, upper)
     if js[LS_EVALS] >= js[MAX_LS]:
         return search_failed(vec, pairs, rho, alpha, fs, js, lower, upper)
     fs[A_CUR] = new_a
