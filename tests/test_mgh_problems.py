@@ -1,14 +1,15 @@
 """The Moré-Garbow-Hillstrom problems of ``bench/_mgh.py``, checked against SciPy.
 
-* Each residual Jacobian and gradient ``2 J'r`` against SciPy's forward
-  differences (``scipy.optimize.approx_fprime``) at the standard starting
-  point and at a seeded random point near it.
+* Each residual Jacobian and gradient ``2 J'r`` against central differences
+  made of two of SciPy's forward ones (``scipy.optimize.approx_fprime`` with
+  steps +h and -h), at the standard starting point and at a seeded random
+  point near it.
 * SciPy's L-BFGS-B from ``x0`` (``gtol=1e-10, ftol=0``) reaches ``f_star`` by
   the module's solved criterion (``f - f* <= 1e-6 max(1, |f*|)``) on every
   problem but those listed in ``LBFGSB_MISSES`` with the reason, and on every
   problem ends no lower than ``f_star`` (up to rounding): ``f_star`` is a
   true lower value.
-* The refined ``f_star`` round to the paper's printed values; ``x0`` is a new
+* The refined ``f_star`` begin with the paper's printed digits; ``x0`` is a new
   array on every access; :func:`_mgh.offset` shifts ``f`` and ``f_star`` and
   nothing else.
 
@@ -30,7 +31,7 @@ import _mgh  # noqa: E402  (bench/ is a folder of scripts, not a package)
 PROBLEMS = _mgh.PROBLEMS
 IDS = [p.name for p in PROBLEMS]
 
-# Where L-BFGS-B from x0 ends above f_star (SciPy 1.15-1.17), and why.
+# Where L-BFGS-B from x0 ends above f_star (measured with SciPy 1.17), and why.
 LBFGSB_MISSES = {
     "Freudenstein-Roth": "ends at the local minimum f = 48.9842 the paper lists",
     "Jennrich-Sampson m=10": "an overflowing trial step (exp(10 x)) in the first line "
