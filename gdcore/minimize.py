@@ -418,6 +418,17 @@ def lbfgs_python(state, run, cb, f_trial, x_eval, g_eval, dtype):
             if run.nit >= run.maxiter and state.js[lb.PHASE] != lb.FINISHED:
                 return state.result(run, LIMIT, limit_message(run), dtype)
             continue
+        if request == lb.FAILED and run.objective.refinable():
+            # Forward differences no longer find a descent: go on with central ones.
+            x_eval[:] = state.vec[0]
+            try:
+                state.vec[1] = run.stop.user(run.objective.refine, x_eval)
+            except KeyboardInterrupt:
+                return state.result(run, INTERRUPTED, _INTERRUPTED_MESSAGE, dtype)
+            if lb.restart(state.vec, state.pairs, state.rho, state.alpha, state.fs,
+                          state.js, state.lower, state.upper) == lb.EVALUATE:
+                continue
+            request = lb.CONVERGED
         return lbfgs_outcome(request, state, run, dtype, f_trial, g_eval)
 
 

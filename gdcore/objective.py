@@ -66,6 +66,23 @@ class Objective:
         self.kwargs = {}  # e.g. {"batch": indices} for mini-batch objectives
         self.bounds = None  # (lower, upper): finite differences stay inside
 
+    def refinable(self):
+        """Whether the gradient is by forward differences, which :meth:`refine`
+        can make central."""
+        return self.jac is None or (isinstance(self.jac, str) and self.jac == "2-point")
+
+    def refine(self, x):
+        """Switch to central differences (``"3-point"``, SciPy's relative steps) and
+        return the gradient at ``x`` by them (float64, shape (n,)).
+
+        Forward differences err by about h times the second derivative: near a minimum that can
+        exceed the gradient itself, and no step along it then decreases f.
+        Central differences err by about h**2 times the third derivative.
+        """
+        self.jac, self.rel_step = "3-point", None
+        return differences.gradient(self.value, x, self.value(x), "3-point",
+                                    bounds=self.bounds)
+
     def count_compiled(self, n_calls):
         """Record ``n_calls`` value-and-gradient evaluations made by a compiled loop."""
         self.nfev += n_calls

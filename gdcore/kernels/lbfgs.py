@@ -88,7 +88,8 @@ HAS_BOUNDS = 7
 M = 8
 MAX_LS = 9  # evaluations one line search may take (L-BFGS-B's maxls)
 FLAT = 10  # trials in a row of this search within the rounding floor of f(x)
-N_JS = 11
+ALL_NEAR = 11  # 1 while every trial of this search was within that floor
+N_JS = 12
 
 # Phases.
 _START = 0
@@ -260,6 +261,7 @@ def begin_search(vec, pairs, rho, alpha, fs, js, lower, upper):
     js[STAGE] = _BRACKET
     js[LS_EVALS] = 0
     js[FLAT] = 0
+    js[ALL_NEAR] = 1
     js[RESTARTED] = 1 if js[COUNT] == 0 else 0
     set_trial(x, d, a, lower, upper, has_bounds, x_trial)
 
@@ -338,8 +340,33 @@ def finish_at_floor(vec, pairs, rho, alpha, fs, js, f_trial, lower, upper):
 
 
 @jit
+def restart(vec, pairs, rho, alpha, fs, js, lower, upper):
+    """Search again from steepest descent with a new gradient at ``x`` (``vec[1]``,
+    written by the caller after FAILED).
+
+    Returns ITERATE-free requests only: CONVERGED when the new gradient meets
+    gtol, else EVALUATE (the first trial is prepared and handed out by the next
+    :func:`lbfgs_step` call, as after an accepted step).  The stored pairs are
+    dropped: they were built from the old gradients.
+    """
+    js[COUNT] = 0
+    if gradient_check(vec[0], vec[1], lower, upper, js[HAS_BOUNDS] != 0)[1] <= fs[GTOL]:
+        js[MESSAGE] = BY_GTOL
+        js[PHASE] = FINISHED
+        return CONVERGED
+    begin_search(vec, pairs, rho, alpha, fs, js, lower, upper)
+    js[PHASE] = _PENDING
+    return EVALUATE
+
+
+@jit
 def search_failed(vec, pairs, rho, alpha, fs, js, lower, upper):
-    """No acceptable step: retry once from steepest descent, else FAILED."""
+    """No acceptable step: retry once from steepest descent, else FAILED; but when
+    every trial of the search was within the floor of f(x), f is flat to rounding
+    along the whole search: the run ends there (a wrong gradient's trials rise
+    well above f(x) before they shrink towards it)."""
+    if js[ALL_NEAR] != 0:
+        return finish_at_floor(vec, pairs, rho, alpha, fs, js, fs[F_X], lower, upper)
     if js[RESTARTED] != 0:
         return FAILED
     js[COUNT] = 0
@@ -411,8 +438,10 @@ def lbfgs_step(vec, pairs, rho, alpha, fs, js, f_trial, lower, upper):
     # a lower trial of this search was already found (the zoom's low end is
     # then past 0).  Trials that all rise, however little, are what a wrong
     # gradient gives: that search must fail, not end at the floor.
-    flat = finite and within_floor(phi, f0, fs[FTOL], fs[FLOOR]) and (
-        phi <= f0 or (js[STAGE] == _ZOOM and fs[A_LO] > 0))
+    near = finite and within_floor(phi, f0, fs[FTOL], fs[FLOOR])
+    if not near:
+        js[ALL_NEAR] = 0
+    flat = near and (phi <= f0 or (js[STAGE] == _ZOOM and fs[A_LO] > 0))
     if js[HAS_BOUNDS] != 0:
         # Armijo along the projected path, by backtracking.
         x, x_trial, g = vec[0], vec[3], vec[1]
