@@ -53,8 +53,8 @@ Options (SciPy's names; every method honours them):
   epoch after epoch (first-order methods only).
 * ``gd.lbfgs()`` only: ``maxcor``, the memory of this run (in place of the
   object's ``m``), and ``maxls``, the most evaluations one line search may
-  take (default ``gdcore.kernels.lbfgs.MAX_LS_DEFAULT``; a limit per line
-  search, where L-BFGS-B's is per iteration).
+  take (default ``gdcore.kernels.lbfgs.MAX_LS_DEFAULT``).  Both must be
+  integers > 0.
 
 Any other option (``iprint``, ``workers``, ...) is ignored with an
 :class:`OptionWarning`, a subclass of both SciPy's ``OptimizeWarning`` (what
@@ -570,9 +570,10 @@ def lbfgs_python(state, run, cb, f_trial, x_eval, g_eval, dtype):
             continue
         if request == lb.ITERATE:
             run.nit += 1
-            run.record(state.vec[0].astype(dtype))
+            x_new = state.vec[0].astype(dtype)  # a copy, in x0's dtype
+            run.record(x_new)
             if cb is not None:
-                stopped = run.call_back(cb, state.vec[0].astype(dtype), state.fs[lb.F_X])
+                stopped = run.call_back(cb, x_new, state.fs[lb.F_X])
                 if stopped is not None:
                     return state.result(run, *stopped, dtype)
             if run.nit >= run.maxiter and state.js[lb.PHASE] != lb.FINISHED:

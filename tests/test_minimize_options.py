@@ -19,20 +19,10 @@ import scipy.optimize as so
 from scipy.optimize import OptimizeWarning
 
 import gdcore as gd
+from test_minimize import METHODS as ALL_METHODS
+from test_minimize import SOME, Counted, quad, quad_value, rosen_fg
 
 minimize = importlib.import_module("gdcore.minimize")  # the module, not gd.minimize
-
-H = np.geomspace(1.0, 10.0, 5)
-C = np.array([1.2345, -2.0817, 0.5123, 3.0031, -1.1111])
-
-
-def quad(x):
-    r = np.asarray(x, dtype=np.float64) - C
-    return 0.5 * float(np.sum(H * r * r)), H * r
-
-
-def quad_value(x):
-    return quad(x)[0]
 
 
 @numba.njit(cache=True)
@@ -41,22 +31,8 @@ def quad_numba(x):
     return 0.5 * np.sum(r * r), r
 
 
-def rosen_fg(x):
-    return so.rosen(x), so.rosen_der(x)
-
-
-class Counted:
-    def __init__(self, fun):
-        self.fun = fun
-        self.calls = 0
-
-    def __call__(self, x, *args):
-        self.calls += 1
-        return self.fun(x, *args)
-
-
-METHODS = {"lbfgs": gd.lbfgs(), "gd": gd.gd(), "adam": gd.adam(0.1), "sgd": gd.sgd(0.15)}
-SOME = ("lbfgs", "gd", "adam")
+# One method of each driver: line search, Armijo, update rule (Python and compiled).
+METHODS = {name: ALL_METHODS[name] for name in ("lbfgs", "gd", "adam", "sgd")}
 
 
 # maxfun / maxfev -----------------------------------------------------------------------------
