@@ -19,17 +19,58 @@ accepted iterate with its ``fun`` and ``jac`` (``nit`` and ``nfev`` count
 the work done, the interrupted evaluation included); interrupted during
 the evaluation at ``x0``, it returns ``x0`` with ``fun`` and ``jac`` NaN.
 
-Options: ``maxiter``, ``maxfun``, ``gtol`` (max-norm of the projected
-gradient), ``ftol`` (relative decrease of ``f`` between iterations), ``tol``
-(what ``minimize(tol=...)`` passes: sets ``gtol``), and for mini-batch
-objectives ``n_samples``, ``batch_size``, ``seed``: ``fun`` is then called
-as ``fun(x, *args, batch=indices)`` with shuffled index arrays, epoch after
-epoch.  ``disp`` and ``return_all`` are accepted and have no effect.  Any
-other option is ignored with a ``RuntimeWarning`` (as SciPy's own methods
-warn), except a hyperparameter of the method object (``learning_rate``,
-``lr``, ``b1``, ``m``, ...): that is a ``ValueError`` saying to write
-``method=gd.adam(learning_rate=0.05)``, since the object's settings are
-fixed when it is made.
+Options (SciPy's names; every method honours them):
+
+* ``maxiter``: the most iterations.
+* ``maxfun``, or ``maxfev`` (Nelder-Mead's and Powell's name; both given and
+  different is a ValueError): the most calls of ``fun``.  The limit is checked
+  before each evaluation, and the run stops at the last accepted iterate
+  (L-BFGS-B checks it only at the end of an iteration, so it overshoots by the
+  rest of a line search); a finite-difference gradient costs several calls
+  (``n + 1`` for forward differences), so its run may pass the limit by less
+  than one gradient's calls.
+* ``gtol``: max-norm of the projected gradient; ``tol`` (what
+  ``minimize(tol=...)`` passes) sets it unless ``gtol`` is given.
+* ``ftol``: relative decrease of ``f`` between iterations.
+* ``eps``: the absolute finite-difference step when ``jac`` is None (a float
+  or one per variable); ``finite_diff_rel_step``: the relative step when
+  ``jac`` is '2-point' or '3-point'.  Where a step has no effect (the
+  gradient comes from ``jac``, or the other kind of finite differences) an
+  :class:`OptionWarning` says so.  With a method object that has an ``eps``
+  hyperparameter (``gd.adam()``), ``options={"eps": ...}`` is this step too:
+  the object's own ``eps`` is fixed (``gd.adam(eps=...)``), and by name
+  (``gd.minimize(..., method="adam", options={"eps": ...})``) the
+  hyperparameter wins.
+* ``disp``: when true, a summary printed to stdout at the end in the format of
+  SciPy's BFGS (message, current function value, iterations, function and
+  gradient evaluations), whatever the status.
+* ``return_all``: the result gets ``allvecs``, the iterates as copies in
+  x0's dtype: x0 (projected onto the bounds) first, then each accepted
+  iterate.  Such a run takes the Python path (Numba objectives too), as with
+  a callback.
+* mini-batch objectives: ``n_samples``, ``batch_size``, ``seed``: ``fun`` is
+  then called as ``fun(x, *args, batch=indices)`` with shuffled index arrays,
+  epoch after epoch (first-order methods only).
+* ``gd.lbfgs()`` only: ``maxcor``, the memory of this run (in place of the
+  object's ``m``), and ``maxls``, the most evaluations one line search may
+  take (default ``gdcore.kernels.lbfgs.MAX_LS_DEFAULT``).  Both must be
+  integers > 0.
+
+Any other option (``iprint``, ``workers``, ...) is ignored with an
+:class:`OptionWarning`, a subclass of both SciPy's ``OptimizeWarning`` (what
+its own methods warn for unknown options) and ``RuntimeWarning`` (what gdcore
+warned before), so filters on either catch it.  A hyperparameter of the
+method object (``learning_rate``, ``lr``, ``b1``, ``m``, ...) is a
+``ValueError`` saying to write ``method=gd.adam(learning_rate=0.05)``, since
+the object's settings are fixed when it is made.
+
+``fun`` in the result is a Python float, as SciPy's L-BFGS-B gives.
+
+``scipy.optimize.minimize(..., jac='2-point' or '3-point', method=gd.lbfgs())``:
+SciPy hands a custom method ``jac=None`` for these, so the run uses forward
+differences with the absolute step ``eps``, and nothing in the call it
+receives shows what was asked.  ``gd.minimize(..., jac='3-point')`` honours
+'3-point' (and '2-point'); so does a callable ``jac``.
 
 Ctrl-C: in the main thread, while SIGINT has Python's default handler, a
 run installs its own for its duration (:class:`gdcore._interrupt.CtrlC`) and restores
@@ -47,13 +88,13 @@ import warnings
 from collections.abc import Mapping
 
 import numpy as np
-from scipy.optimize import Bounds, OptimizeResult
+from scipy.optimize import Bounds, OptimizeResult, OptimizeWarning
 
 from . import _validate
 from .kernels import lbfgs as lb
 from .kernels import minimize_loops
 from ._interrupt import CtrlC
-from .objective import Objective, compiled_fg
+from .objective import FD_METHODS, Objective, compiled_fg
 from .schedules import as_schedule
 
 SUCCESS = 0
@@ -73,12 +114,25 @@ _INTERRUPTED_AT_X0_MESSAGE = ("Interrupted (KeyboardInterrupt) during the evalua
                               "returning x0, with fun and jac NaN")
 _NO_BOUNDS = np.zeros(0)  # lower and upper of an unbounded problem, for the kernels
 
-KNOWN_OPTIONS = ("maxiter", "maxfun", "gtol", "ftol", "tol", "n_samples", "batch_size",
-                 "seed", "disp", "return_all")
-# Other libraries' names for gdcore's hyperparameters (torch, scikit-learn, L-BFGS-B):
-# refused like the gdcore names, with the gdcore name in the message.
+# The options every method honours (SciPy's names), and those of L-BFGS alone.
+KNOWN_OPTIONS = ("maxiter", "maxfun", "maxfev", "gtol", "ftol", "tol", "eps",
+                 "finite_diff_rel_step", "disp", "return_all", "n_samples", "batch_size",
+                 "seed")
+LBFGS_OPTIONS = ("maxcor", "maxls")
+# Other libraries' names for gdcore's hyperparameters (torch, scikit-learn): refused
+# like the gdcore names, with the gdcore name in the message.  (L-BFGS-B's maxcor is
+# an option of its own: the memory of one run.)
 ALIASES = {"lr": "learning_rate", "learning_rate_init": "learning_rate", "beta1": "b1",
-           "beta2": "b2", "epsilon": "eps", "maxcor": "m"}
+           "beta2": "b2", "epsilon": "eps"}
+
+
+class OptionWarning(OptimizeWarning, RuntimeWarning):
+    """An option that has no effect on the run.
+
+    Both an ``OptimizeWarning`` (what SciPy's own methods warn for unknown
+    options, so SciPy users' filters catch it) and a ``RuntimeWarning`` (what
+    gdcore warned before, so existing filters keep working).
+    """
 
 
 # Arguments -------------------------------------------------------------------------------
@@ -136,19 +190,29 @@ def check_bounds(bounds, n):
     return lower, upper
 
 
+def known_options(method):
+    """The option names ``method`` honours."""
+    return KNOWN_OPTIONS + LBFGS_OPTIONS if method.name == "lbfgs" else KNOWN_OPTIONS
+
+
+def warn_option(message):
+    """An :class:`OptionWarning`, for a function that :func:`prepare` calls: the
+    warning points at the caller of scipy.optimize.minimize or gd.minimize."""
+    warnings.warn(message, OptionWarning, stacklevel=7)
+
+
 def split_options(options, method):
-    """Run options by name; a RuntimeWarning for each unknown one (SciPy hands a
-    method everything in ``options``), naming the closest known option or
+    """Run options by name; an :class:`OptionWarning` for each unknown one (SciPy
+    hands a method everything in ``options``), naming the closest known option or
     hyperparameter of ``method``."""
+    known = known_options(method)
     for key in options:
-        if key not in KNOWN_OPTIONS:
-            known = KNOWN_OPTIONS + hyperparameter_names(method)
-            close = difflib.get_close_matches(key, known, n=1, cutoff=0.75)
+        if key not in known:
+            close = difflib.get_close_matches(key, known + hyperparameter_names(method), n=1,
+                                              cutoff=0.75)
             hint = f"; did you mean {close[0]!r}?" if close else ""
-            # stacklevel: the caller of scipy.optimize.minimize or gd.minimize.
-            warnings.warn(f"unknown option {key!r} ignored{hint}", RuntimeWarning,
-                          stacklevel=6)
-    return {k: options[k] for k in KNOWN_OPTIONS if k in options}
+            warn_option(f"unknown option {key!r} ignored{hint}")
+    return {k: options[k] for k in known if k in options}
 
 
 def hyperparameter_names(method):
@@ -162,10 +226,13 @@ def hyperparameter_names(method):
 def refuse_hyperparameters(method, options):
     """ValueError when ``options`` names a hyperparameter of the method object:
     its settings were fixed when it was made, and ignoring them would be silent."""
-    if all(key in KNOWN_OPTIONS for key in options):  # the common case, quickly
+    known = known_options(method)
+    if all(key in known for key in options):  # the common case, quickly
         return
     names = hyperparameter_names(method)
     for key, value in options.items():
+        if key in known:  # eps: SciPy's finite-difference step, not gd.adam's eps
+            continue
         name = key if key in names else ALIASES.get(key)
         if name in names:
             raise ValueError(
@@ -243,12 +310,14 @@ class Run:
         self.ftol = _validate.nonnegative_float(options.get("ftol", default_ftol), "ftol")
         self.maxiter = _validate.positive_int(options.get("maxiter", default_maxiter),
                                               "maxiter")
-        self.maxfun = options.get("maxfun")
-        if self.maxfun is not None:
-            self.maxfun = _validate.positive_int(self.maxfun, "maxfun")
+        self.maxfun = evaluation_limit(options)
         self.objective = objective
         self.nit = 0
         self.stop = CtrlC()
+        self.disp = bool(options.get("disp", False))
+        # The iterates, x0 first, when return_all asks for them; the compiled
+        # loops cannot record them, so a run that does takes the Python path.
+        self.allvecs = [] if options.get("return_all", False) else None
 
     def evaluate(self, x, g):
         """``objective(x, g)``; Ctrl-C or the objective may raise KeyboardInterrupt."""
@@ -256,11 +325,13 @@ class Run:
 
     def evaluate_x0(self, x, g, fg=None):
         """The first evaluation, timed into ``seconds_x0``; None when interrupted.
+        ``x`` (x0) is the first iterate recorded for return_all.
 
         With ``fg``, the objective's compiled ``(f, g)`` function, it is called
         directly (the Objective's checks cost microseconds, and the compiled
         loops then call ``fg`` the same way).
         """
+        self.record(x)
         start = time.perf_counter()
         try:
             if fg is None:
@@ -275,6 +346,11 @@ class Run:
             self.objective.count_compiled(1)
         self.seconds_x0 = time.perf_counter() - start
         return f
+
+    def record(self, x):
+        """Keep a copy of the iterate ``x`` (in x0's dtype) when return_all asked for them."""
+        if self.allvecs is not None:
+            self.allvecs.append(x.copy())
 
     def interrupted_at_x0(self, x):
         nan = np.full_like(x, np.nan)
@@ -309,6 +385,7 @@ class Run:
     def after_step(self, callback, x, f, g, f_prev):
         """Count the iteration, run the callback, test ftol: a result, or None to go on."""
         self.nit += 1
+        self.record(x)
         if callback is not None:
             stopped = self.call_back(callback, x, f)
             if stopped is not None:
@@ -332,9 +409,37 @@ class Run:
         return self.result(x, f, g, INTERRUPTED, _INTERRUPTED_MESSAGE)
 
     def result(self, x, f, g, status, message):
-        return OptimizeResult(x=x, fun=f, jac=g, nit=self.nit, nfev=self.objective.nfev,
-                              njev=self.objective.njev, status=status,
-                              success=status == SUCCESS, message=message)
+        """The run's result, made once, when it ends: with ``allvecs`` when
+        return_all asked for it, and the summary printed when disp did."""
+        res = OptimizeResult(x=x, fun=float(f), jac=g, nit=self.nit, nfev=self.objective.nfev,
+                             njev=self.objective.njev, status=status,
+                             success=status == SUCCESS, message=message)
+        if self.allvecs is not None:
+            res.allvecs = self.allvecs
+        if self.disp:
+            print_summary(res)
+        return res
+
+
+def print_summary(res):
+    """The summary SciPy's BFGS prints with ``disp=True``, in its format (the message
+    is printed whatever the status, where BFGS warns it for a failure)."""
+    print(res.message)
+    print(f"         Current function value: {res.fun:f}")
+    print(f"         Iterations: {res.nit:d}")
+    print(f"         Function evaluations: {res.nfev:d}")
+    print(f"         Gradient evaluations: {res.njev:d}")
+
+
+def evaluation_limit(options):
+    """``maxfun`` (L-BFGS-B's name) or ``maxfev`` (Nelder-Mead's and Powell's): the
+    most calls of ``fun``, or None for no limit."""
+    given = {key: _validate.positive_int(options[key], key) for key in ("maxfun", "maxfev")
+             if options.get(key) is not None}
+    if len(set(given.values())) > 1:
+        raise ValueError(f"maxfun={given['maxfun']} and maxfev={given['maxfev']} are two "
+                         "names of one limit, the number of evaluations: give one")
+    return next(iter(given.values()), None)
 
 
 def limit_message(run):
@@ -353,10 +458,62 @@ def prepare(method, fun, x0, args, jac, bounds, constraints, options, callback=N
         args = (args,)
     if callback is not None and not callable(callback):
         raise TypeError(f"callback must be callable or None, got {type(callback).__name__}")
-    objective = Objective(fun, jac, args)
+    options = split_options(options, method)
+    objective = Objective(fun, jac, args,
+                          **finite_difference_steps(options, method, jac, x.shape[0]))
     box = check_bounds(bounds, x.shape[0])
     objective.bounds = box
-    return objective, x, box, split_options(options, method)
+    return objective, x, box, options
+
+
+def finite_difference_steps(options, method, jac, n):
+    """Objective's ``eps`` and ``rel_step`` from the options ``eps`` and
+    ``finite_diff_rel_step``, each passed only to the gradient it sets (``eps``:
+    jac None; ``finite_diff_rel_step``: jac '2-point' or '3-point'), with an
+    :class:`OptionWarning` where it has no effect."""
+    by_jac = jac is True or callable(jac)
+    relative = isinstance(jac, str) and jac in FD_METHODS
+    steps = {}
+    if options.get("eps") is not None:
+        eps = step_size(options["eps"], "eps", n)
+        if jac is None:
+            steps["eps"] = eps
+        elif relative:
+            warn_option(f"option 'eps' has no effect with jac={jac!r}: it is the absolute "
+                        f"step of jac=None; the relative step of {jac!r} is "
+                        f"finite_diff_rel_step")
+        elif by_jac:
+            own = (f"; {method.name}'s own eps is set with method=gd.{method.name}(eps=...)"
+                   if "eps" in hyperparameter_names(method) else "")
+            warn_option(f"option 'eps' has no effect: the gradient comes from jac, not from "
+                        f"finite differences{own}")
+    if options.get("finite_diff_rel_step") is not None:
+        rel_step = step_size(options["finite_diff_rel_step"], "finite_diff_rel_step", n)
+        if relative:
+            steps["rel_step"] = rel_step
+        elif jac is None:
+            warn_option("option 'finite_diff_rel_step' has no effect with jac=None: it is "
+                        "the relative step of jac='2-point' and '3-point', and jac=None "
+                        "steps by the absolute eps (scipy.optimize.minimize hands a custom "
+                        "method jac=None in place of '2-point' and '3-point': gd.minimize "
+                        "keeps them)")
+        elif by_jac:
+            warn_option("option 'finite_diff_rel_step' has no effect: the gradient comes "
+                        "from jac, not from finite differences")
+    return steps
+
+
+def step_size(value, name, n):
+    """A finite-difference step: a float > 0, or an array of shape (n,) of them."""
+    try:
+        step = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        step = None
+    if step is None or step.shape not in ((), (n,)) or not np.all(np.isfinite(step)) \
+            or not np.all(step > 0):
+        raise ValueError(f"{name} must be a finite number > 0 or an array of {n} of them "
+                         f"(one per variable), got {value!r}")
+    return float(step) if step.shape == () else step
 
 
 # L-BFGS ----------------------------------------------------------------------------------
@@ -369,15 +526,17 @@ def run_lbfgs(method, fun, x0, args=(), jac=None, bounds=None, constraints=(), c
     n = x.shape[0]
     dtype = x.dtype
     run = Run(objective, options, default_maxiter=15000, default_ftol=2.220446049250313e-09)
-    state = LbfgsState(n, method.m, method.c1, method.c2, run.gtol, run.ftol, box,
-                       dtype=dtype)
+    # maxcor: this run's memory in place of the object's m (L-BFGS-B's name).
+    m = _validate.positive_int(options["maxcor"], "maxcor") if "maxcor" in options else method.m
+    max_ls = _validate.positive_int(options.get("maxls", lb.MAX_LS_DEFAULT), "maxls")
+    state = LbfgsState(n, m, method.c1, method.c2, run.gtol, run.ftol, box, max_ls, dtype)
     if box is not None:
         np.clip(x, box[0], box[1], out=x)
     state.vec[3] = x
     cb = wrap_callback(callback)
     x_eval = np.empty(n, dtype=dtype)  # the objective sees x in x0's dtype
     g_eval = np.empty(n, dtype=np.float64)
-    fg = compiled_fg(objective) if cb is None else None
+    fg = compiled_fg(objective) if cb is None and run.allvecs is None else None
     with run.stop:
         # The first value is taken here, timed for Slices: the state machine then
         # starts from it (FIRST_VALUE) instead of asking for it.
@@ -411,8 +570,10 @@ def lbfgs_python(state, run, cb, f_trial, x_eval, g_eval, dtype):
             continue
         if request == lb.ITERATE:
             run.nit += 1
+            x_new = state.vec[0].astype(dtype)  # a copy, in x0's dtype
+            run.record(x_new)
             if cb is not None:
-                stopped = run.call_back(cb, state.vec[0].astype(dtype), state.fs[lb.F_X])
+                stopped = run.call_back(cb, x_new, state.fs[lb.F_X])
                 if stopped is not None:
                     return state.result(run, *stopped, dtype)
             if run.nit >= run.maxiter and state.js[lb.PHASE] != lb.FINISHED:
@@ -422,7 +583,8 @@ def lbfgs_python(state, run, cb, f_trial, x_eval, g_eval, dtype):
             # Forward differences no longer find a descent: go on with central ones.
             x_eval[:] = state.vec[0]
             try:
-                state.vec[1] = run.stop.user(run.objective.refine, x_eval)
+                state.vec[1] = run.stop.user(run.objective.refine, x_eval,
+                                             state.fs[lb.F_X])
             except KeyboardInterrupt:
                 return state.result(run, INTERRUPTED, _INTERRUPTED_MESSAGE, dtype)
             if lb.restart(state.vec, state.pairs, state.rho, state.alpha, state.fs,
@@ -526,7 +688,8 @@ def run_first_order(optimizer, fun, x0, args=(), jac=None, bounds=None, constrai
     g = np.empty_like(x)
     if box is not None:
         np.clip(x, box[0], box[1], out=x)
-    fg = compiled_fg(objective) if cb is None and batches is None else None
+    fg = (compiled_fg(objective) if cb is None and batches is None and run.allvecs is None
+          else None)
     with run.stop:
         if batches is not None:
             objective.kwargs = {"batch": batches.next()}
@@ -722,21 +885,34 @@ def minimize(fun, x0, args=(), method="lbfgs", jac=None, callback=None, tol=None
         object they are refused (ValueError), as are factories (``gd.adam``
         instead of ``gd.adam()``: TypeError).
     jac : True, callable, None, "2-point" or "3-point"
+        As SciPy defines them; unlike ``scipy.optimize.minimize`` with a
+        method object (which hands it ``jac=None`` instead), '2-point' and
+        '3-point' reach the method.
     callback : callable, optional
         ``callback(intermediate_result)`` or ``callback(xk)``, once per iteration.
     tol : float, optional
         Sets ``gtol`` unless ``options`` does.
     options : dict, optional
-        ``maxiter``, ``maxfun``, ``gtol``, ``ftol``, and the mini-batch
-        options ``n_samples``, ``batch_size``, ``seed``; others are ignored
-        with a RuntimeWarning.
+        ``maxiter``; ``maxfun`` or ``maxfev`` (calls of ``fun``); ``gtol``;
+        ``ftol``; ``eps`` (absolute step of ``jac=None``) and
+        ``finite_diff_rel_step`` (relative step of '2-point' and '3-point');
+        ``disp`` (print a summary at the end); ``return_all`` (the iterates
+        in ``allvecs``); for "lbfgs", ``maxcor`` (memory; ``m`` too, with
+        the same value if both) and ``maxls`` (evaluations per line search);
+        the mini-batch options ``n_samples``, ``batch_size``, ``seed``; and
+        with a method name, that method's hyperparameters, which win over
+        options of the same name (``{"eps": 1e-6}`` for "adam" is Adam's
+        eps).  The meanings are in :mod:`gdcore.minimize`'s docstring; any
+        other option is ignored with an :class:`OptionWarning` (a
+        ``RuntimeWarning`` and an ``OptimizeWarning``).
     bounds : sequence of (lo, hi) or scipy.optimize.Bounds, optional
 
     Returns
     -------
     scipy.optimize.OptimizeResult
-        ``status`` 130 (``INTERRUPTED``) after Ctrl-C or a ``KeyboardInterrupt``
-        from ``fun``, ``jac`` or the callback, with the last accepted iterate.
+        ``fun`` a Python float; ``allvecs`` with ``return_all``; ``status``
+        130 (``INTERRUPTED``) after Ctrl-C or a ``KeyboardInterrupt`` from
+        ``fun``, ``jac`` or the callback, with the last accepted iterate.
     """
     from . import optim  # the factories live there; optim imports this module
 
@@ -759,6 +935,9 @@ def minimize(fun, x0, args=(), method="lbfgs", jac=None, callback=None, tol=None
                 raise ValueError(f"option {key!r} is spelled {ALIASES[key]!r} in gdcore: "
                                  f"options={{{ALIASES[key]!r}: {value!r}}}")
         hyper = {k: options.pop(k) for k in list(options) if k in names}
+        if "m" in hyper and options.get("maxcor", hyper["m"]) != hyper["m"]:
+            raise ValueError(f"options m={hyper['m']!r} and maxcor={options['maxcor']!r} are "
+                             "two names of the memory of L-BFGS: give one")
         method = factory(**hyper)
     if any(method is factory for factory in optim.METHODS.values()):
         raise TypeError(factory_passed(method, by_name=True))

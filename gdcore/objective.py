@@ -71,16 +71,17 @@ class Objective:
         can make central."""
         return self.jac is None or (isinstance(self.jac, str) and self.jac == "2-point")
 
-    def refine(self, x):
+    def refine(self, x, f):
         """Switch to central differences (``"3-point"``, SciPy's relative steps) and
-        return the gradient at ``x`` by them (float64, shape (n,)).
+        return the gradient at ``x``, where ``f`` is the value, by them (float64,
+        shape (n,)).
 
         Forward differences err by about h times the second derivative: near a minimum that can
         exceed the gradient itself, and no step along it then decreases f.
         Central differences err by about h**2 times the third derivative.
         """
         self.jac, self.rel_step = "3-point", None
-        return differences.gradient(self.value, x, self.value(x), "3-point",
+        return differences.gradient(self.value, x, f, "3-point",
                                     bounds=self.bounds)
 
     def count_compiled(self, n_calls):

@@ -146,7 +146,9 @@ class Optimizer:
 
         See :mod:`gdcore.minimize` for the options and the result; options
         naming a hyperparameter (``learning_rate``, ``lr``, ...) raise
-        ValueError, since this object's are fixed.
+        ValueError, since this object's are fixed, except ``eps``: that is
+        SciPy's finite-difference step (this rule's own is ``eps=`` of its
+        factory).
         """
         refuse_hyperparameters(self, options)
         return run_first_order(self, fun, x0, args=args, jac=jac, bounds=bounds,
@@ -523,7 +525,8 @@ class LBFGS:
     """Limited-memory BFGS with a strong-Wolfe line search (projected with bounds).
 
     Only usable as a ``scipy.optimize.minimize`` method (it needs function
-    values); see :mod:`gdcore.minimize`.
+    values); see :mod:`gdcore.minimize`.  The option ``maxcor`` (L-BFGS-B's
+    name) replaces ``m`` for one run; ``maxls`` bounds a line search.
     """
 
     m: int = 10

@@ -601,11 +601,7 @@ def test_maxfun(name):
                       options={"maxfun": 9, "gtol": 1e-12})
     assert res.status == 1 and res.success is False
     assert "evaluations" in res.message
-    assert res.nfev == fun.calls >= 9
-    if name == "gd":
-        assert res.nfev <= 9 + 60  # the limit is checked between line searches
-    else:
-        assert res.nfev == 9
+    assert res.nfev == fun.calls == 9  # the limit is checked before each evaluation
     assert res.fun == pytest.approx(quad_value(res.x), rel=1e-12)
 
 
@@ -654,7 +650,7 @@ def test_unknown_options(name):
         warnings.simplefilter("always")
         res = so.minimize(quad, np.zeros(5), jac=True, method=METHODS[name],
                           options={"foo": 1, "iprint": -1, "disp": False, "maxiter": 3})
-    assert all(w.category is RuntimeWarning for w in record)
+    assert all(issubclass(w.category, RuntimeWarning) for w in record)
     assert sorted(str(w.message) for w in record) == [
         "unknown option 'foo' ignored", "unknown option 'iprint' ignored"]
     assert record[0].filename == __file__  # the warning points at the caller
@@ -680,7 +676,6 @@ HYPERPARAMETER_OPTIONS = [
     (gd.adamw(), "learning_rate_init", "gd.adamw(learning_rate=0.05)"),
     (gd.rmsprop(), "clip_norm", "gd.rmsprop(clip_norm=0.05)"),
     (gd.lbfgs(), "m", "gd.lbfgs(m=0.05)"),
-    (gd.lbfgs(), "maxcor", "gd.lbfgs(m=0.05)"),
     (gd.gd(), "learning_rate", "gd.gd(learning_rate=0.05)"),
     (gd.gd(0.1), "c1", "gd.gd(c1=0.05)"),
 ]
@@ -710,8 +705,8 @@ def test_hyperparameter_options_of_another_method_are_unknown():
 def test_aliases_by_name_give_the_gdcore_spelling():
     with pytest.raises(ValueError, match="'lr' is spelled 'learning_rate'"):
         gd.minimize(quad, np.zeros(5), jac=True, method="adam", options={"lr": 0.05})
-    with pytest.raises(ValueError, match="'maxcor' is spelled 'm'"):
-        gd.minimize(quad, np.zeros(5), jac=True, method="lbfgs", options={"maxcor": 5})
+    with pytest.raises(ValueError, match="'beta1' is spelled 'b1'"):
+        gd.minimize(quad, np.zeros(5), jac=True, method="adam", options={"beta1": 0.5})
 
 
 @pytest.mark.parametrize("name, call", [("lbfgs", "gd.lbfgs()"), ("gd", "gd.gd()"),
