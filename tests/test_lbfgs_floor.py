@@ -1,0 +1,162 @@
+"""gd.lbfgs near f's rounding floor: success where the minimum is reached, failure kept for
+real failures.
+
+Problems are the outside Moré-Garbow-Hillstrom set (``bench/_mgh.py``), plain and
+with a constant added so that f changes only in its last bits near the optimum;
+SciPy's L-BFGS-B runs beside gd.lbfgs on the same problems with the same options.
+"""
+import sys
+import warnings
+from pathlib import Path
+
+import numba
+import numpy as np
+import pytest
+import scipy.optimize as so
+
+import gdcore as gd
+from gdcore import differences
+from gdcore.kernels import lbfgs as lb
+from gdcore.objective import Objective
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
+import _mgh  # noqa: E402  (bench/ is a folder of scripts, not a package)
+
+TIGHT = {"gtol": 1e-8, "ftol": 0, "maxiter": 20000, "maxfun": 50000}
+
+
+def run(problem, method, jac=True, **options):
+    fun = problem.fun_and_grad if jac else problem.fun
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # overflowing trial steps
+        return so.minimize(fun, problem.x0, jac=jac, method=method, options=options)
+
+
+@pytest.mark.parametrize("shift", [0.0, 79.48])
+@pytest.mark.parametrize("jac", [True, None], ids=["exact", "jac=None"])
+def test_success_wherever_the_minimum_is_reached(jac, shift):
+    """Tight tolerances (gtol 1e-8, ftol 0) that the rounding of f or of the
+    finite differences keeps out of reach: each run that reaches f* reports
+    success, and gd.lbfgs solves at least as many problems as L-BFGS-B."""
+    solved = {"gd": [], "L-BFGS-B": []}
+    false_failures = []
+    for problem in _mgh.PROBLEMS:
+        p = _mgh.offset(problem, shift) if shift else problem
+        res = run(p, gd.lbfgs(), jac, **TIGHT)
+        if _mgh.solved(p, res.fun):
+            solved["gd"].append(p.name)
+            if res.status != 0:
+                false_failures.append((p.name, res.status, res.message))
+        if _mgh.solved(p, run(p, "L-BFGS-B", jac, **TIGHT).fun):
+            solved["L-BFGS-B"].append(p.name)
+    assert not false_failures
+    assert len(solved["gd"]) >= len(solved["L-BFGS-B"]), solved
+
+
+def test_meyer_stops_at_the_floor_with_success():
+    # Meyer's residuals are differences of numbers near 3e4: f jitters by 1e4 units
+    # in the last place near the optimum, and gtol=1e-12 cannot be met.
+    p = _mgh.by_name("Meyer")
+    res = run(p, gd.lbfgs(), gtol=1e-12, ftol=0, maxiter=20000)
+    assert res.status == 0, res.message
+    assert "ROUNDING FLOOR" in res.message
+    assert _mgh.solved(p, res.fun)
+
+
+@numba.njit(cache=False)
+def meyer_compiled(x, y):
+    t = 45.0 + 5.0 * np.arange(1.0, 17.0)
+    d = t + x[2]
+    e = np.exp(x[1] / d)
+    r = x[0] * e - y
+    g = np.empty(3)
+    g[0] = 2.0 * np.sum(r * e)
+    g[1] = 2.0 * np.sum(r * x[0] * e / d)
+    g[2] = 2.0 * np.sum(r * (-x[0] * x[1] * e / (d * d)))
+    return np.sum(r * r), g
+
+
+def test_compiled_objective_stops_at_the_floor_as_the_python_one():
+    # The floor rule lives in the state machine, which the compiled loop shares.
+    p = _mgh.by_name("Meyer")
+    y = _mgh._MEYER_Y
+    options = {"gtol": 1e-12, "ftol": 0, "maxiter": 20000}
+    compiled = gd.minimize(meyer_compiled, p.x0, args=(y,), jac=True, method="lbfgs",
+                           options=options)
+    python = gd.minimize(lambda x, y: meyer_compiled(x, y), p.x0, args=(y,), jac=True,
+                         method="lbfgs", options=options)
+    assert compiled.status == python.status == 0, compiled.message
+    assert "ROUNDING FLOOR" in compiled.message
+    np.testing.assert_array_equal(compiled.x, python.x)
+    assert compiled.nfev == python.nfev and compiled.nit == python.nit
+    assert _mgh.solved(p, compiled.fun)
+
+
+@pytest.mark.parametrize("wrong", ["negated", "biased"])
+def test_a_wrong_gradient_still_fails(wrong):
+    # Trials along a direction that is not a descent rise well above f(x) before
+    # they shrink towards it: that is a failure, not the floor.
+    def f(x):
+        return float(np.sum((x - 1) ** 2) + 79.48)
+
+    def jac(x):
+        g = 2 * (x - 1)
+        return -g if wrong == "negated" else g + np.array([5.0, 0.0, 0.0])
+
+    res = so.minimize(f, np.zeros(3), jac=jac, method=gd.lbfgs(),
+                      options={"gtol": 1e-10, "ftol": 0})
+    assert res.status == 2 and not res.success
+
+
+def test_forward_differences_refined_to_central_ones():
+    # Helical valley, jac=None, gtol 1e-8: near f* = 0 the forward-difference
+    # error (about 1e-8 |f''|) exceeds the gradient and no step decreases f;
+    # central differences go on to the minimum.
+    p = _mgh.by_name("Helical valley")
+    res = so.minimize(p.fun, p.x0, method=gd.lbfgs(), options=TIGHT)
+    assert res.status == 0, res.message
+    assert _mgh.solved(p, res.fun)
+
+
+@pytest.mark.parametrize("jac", [None, "2-point"])
+def test_refine_switches_to_scipy_central_differences(jac):
+    p = _mgh.by_name("Helical valley")
+    x = p.x0 + 0.1
+    objective = Objective(p.fun, jac, ())
+    assert objective.refinable()
+    g = objective.refine(x, p.fun(x))
+    assert objective.jac == "3-point" and not objective.refinable()
+    np.testing.assert_array_equal(g, differences.gradient(p.fun, x, p.fun(x), "3-point"))
+    assert objective.nfev == 2 * x.shape[0]  # f(x) was given, not evaluated again
+    assert not Objective(p.fun, "3-point", ()).refinable()
+    assert not Objective(p.fun_and_grad, True, ()).refinable()
+
+
+def test_restart_meets_gtol_with_the_new_gradient_or_searches_from_it():
+    # The kernel entry the driver calls after refining the gradient.
+    n, m = 3, 4
+    shapes = lb.state_sizes(n, m)
+    vec, pairs, rho, alpha, fs = (np.zeros(shapes[k]) for k in
+                                  ("vectors", "pairs", "rho", "alpha", "fs"))
+    js = np.zeros(shapes["js"], dtype=np.int64)
+    fs[lb.GTOL] = 1e-6
+    js[lb.M], js[lb.MAX_LS], js[lb.COUNT] = m, 20, 2
+    vec[0] = [0.5, 0.25, -1.0]
+    vec[1] = [1e-7, -1e-7, 0.0]
+    none = np.zeros(0)
+    assert lb.restart(vec, pairs, rho, alpha, fs, js, none, none) == lb.CONVERGED
+    assert js[lb.MESSAGE] == lb.BY_GTOL and js[lb.COUNT] == 0
+    vec[1] = [3.0, -4.0, 0.0]
+    js[lb.COUNT] = 2
+    assert lb.restart(vec, pairs, rho, alpha, fs, js, none, none) == lb.EVALUATE
+    assert js[lb.COUNT] == 0  # pairs built from the old gradients are dropped
+    np.testing.assert_array_equal(vec[2], -vec[1])  # steepest descent
+    np.testing.assert_allclose(vec[3], vec[0] - vec[1] / 5.0)  # a unit first step
+    # The prepared trial is handed out by the next call, without consuming a value.
+    assert lb.lbfgs_step(vec, pairs, rho, alpha, fs, js, np.nan, none, none) == lb.EVALUATE
+
+
+def test_floor_depends_on_the_dtype():
+    assert lb.floor_for(np.float64) == pytest.approx(np.finfo(np.float64).eps ** (2 / 3))
+    assert lb.floor_for(np.float32) == pytest.approx(np.finfo(np.float32).eps ** (2 / 3))
+    assert lb.floor_for(np.float64) < 2.220446049250313e-09  # below L-BFGS-B's ftol
