@@ -9,8 +9,11 @@ Every gdcore method object (``gd.adam(...)``, ``gd.sgd(...)``, ...,
 
 so ``scipy.optimize.minimize(fun, x0, jac=True, method=gd.adam(0.05))``
 works unchanged.  The result has ``x, fun, jac, nit, nfev, njev, status,
-success, message``; status 0 is success, 1 the iteration or evaluation
-limit, 2 no progress (line search), 3 a NaN/Inf value or gradient (the
+success, message``; status 0 is success (for ``gd.lbfgs()`` also where f
+reached its rounding floor, as L-BFGS-B reports it:
+:mod:`gdcore.kernels.lbfgs`), 1 the iteration or evaluation limit, 2 no
+progress (the line search failed: a wrong gradient, a non-smooth ``f``), 3 a
+NaN/Inf value or gradient (the
 result keeps the last finite point), 99 a callback that raised
 ``StopIteration``, 130 (``INTERRUPTED``, 128 + SIGINT as shells report
 Ctrl-C) an interruption: Ctrl-C, or ``KeyboardInterrupt`` raised by
@@ -32,6 +35,11 @@ Options (SciPy's names; every method honours them):
 * ``gtol``: max-norm of the projected gradient; ``tol`` (what
   ``minimize(tol=...)`` passes) sets it unless ``gtol`` is given.
 * ``ftol``: relative decrease of ``f`` between iterations.
+* Finite differences (``jac`` None, '2-point', '3-point') take the steps
+  ``scipy.optimize.minimize`` takes for its own methods
+  (:mod:`gdcore.differences`).  When a ``gd.lbfgs()`` line search fails on a
+  forward-difference gradient, the run goes on with central differences
+  (:meth:`gdcore.objective.Objective.refine`) rather than fail.
 * ``eps``: the absolute finite-difference step when ``jac`` is None (a float
   or one per variable); ``finite_diff_rel_step``: the relative step when
   ``jac`` is '2-point' or '3-point'.  Where a step has no effect (the

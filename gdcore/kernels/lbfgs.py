@@ -27,7 +27,22 @@ strong Wolfe conditions (Alg. 3.5 and 3.6, cubic interpolation safeguarded
 by bisection).  With bounds, every trial point is projected onto the box,
 coordinates held at a bound by their gradient are left out of the
 direction, and the step is found by backtracking to the Armijo condition
-along the projected path.
+along the projected path.  A search takes at most ``js[MAX_LS]`` evaluations
+(L-BFGS-B's ``maxls``, 20 by default).
+
+Rounding floor.  Near a minimum f may change only in its last bits, and no
+step then decreases it by the Armijo margin however good the iterate.
+L-BFGS-B ends such runs with success (its line search warns that rounding
+prevents progress, and its ``factr * eps`` test on the step taken fires);
+so does this kernel (``BY_FLOOR``): when ``FLAT_TRIALS`` trials in a row of a
+narrowing search (zoom or backtracking, not extrapolation) are within the
+floor of f(x) (:func:`within_floor`: the ftol test's margin, or
+``fs[FLOOR]`` relative, :func:`floor_for`), or when a failed search's every
+trial was.  A trial above f(x) counts only once the search has found a lower
+one: with a wrong gradient every trial rises above f(x), by a lot at first,
+and that search must fail.  After FAILED, a caller whose gradient can be made
+more accurate (forward to central differences) writes it to ``vec[1]`` and
+calls :func:`restart`.
 
 State lives in flat arrays owned by the caller (:func:`state_sizes`).
 """
