@@ -541,6 +541,9 @@ def run_lbfgs(method, fun, x0, args=(), jac=None, bounds=None, constraints=(), c
     if box is not None:
         np.clip(x, box[0], box[1], out=x)
     state.vec[3] = x
+    # A forward-difference gradient is refined to central differences when a line
+    # search fails (lbfgs_python), in place of the steepest-descent retry.
+    state.js[lb.GRADIENT_REFINABLE] = objective.refinable()
     cb = wrap_callback(callback)
     x_eval = np.empty(n, dtype=dtype)  # the objective sees x in x0's dtype
     g_eval = np.empty(n, dtype=np.float64)
@@ -588,7 +591,8 @@ def lbfgs_python(state, run, cb, f_trial, x_eval, g_eval, dtype):
                 return state.result(run, LIMIT, limit_message(run), dtype)
             continue
         if request == lb.FAILED and run.objective.refinable():
-            # Forward differences no longer find a descent: go on with central ones.
+            # Forward differences no longer find a descent: go on with central ones,
+            # from steepest descent.
             x_eval[:] = state.vec[0]
             try:
                 state.vec[1] = run.stop.user(run.objective.refine, x_eval,

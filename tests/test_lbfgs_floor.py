@@ -23,6 +23,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
 import _mgh  # noqa: E402  (bench/ is a folder of scripts, not a package)
 
 TIGHT = {"gtol": 1e-8, "ftol": 0, "maxiter": 20000, "maxfun": 50000}
+# Runs that reach f* and still end in status 2, with why.  Osborne 1, jac=None:
+# its fourth variable (about 0.013, multiplying t up to 320 in exponentials)
+# defeats even central differences, whose steps scale with max(1, |x|): their
+# fourth component is -1.2e-4 where the exact gradient's is +6.5e-5, so no
+# step along the direction decreases f (L-BFGS-B fails there too).
+KNOWN_FALSE_FAILURES = {(None, 0.0): {"Osborne 1"}}
 
 
 def run(problem, method, jac=True, **options):
@@ -39,17 +45,17 @@ def test_success_wherever_the_minimum_is_reached(jac, shift):
     finite differences keeps out of reach: each run that reaches f* reports
     success, and gd.lbfgs solves at least as many problems as L-BFGS-B."""
     solved = {"gd": [], "L-BFGS-B": []}
-    false_failures = []
+    false_failures = {"gd": set(), "L-BFGS-B": set()}
     for problem in _mgh.PROBLEMS:
         p = _mgh.offset(problem, shift) if shift else problem
-        res = run(p, gd.lbfgs(), jac, **TIGHT)
-        if _mgh.solved(p, res.fun):
-            solved["gd"].append(p.name)
-            if res.status != 0:
-                false_failures.append((p.name, res.status, res.message))
-        if _mgh.solved(p, run(p, "L-BFGS-B", jac, **TIGHT).fun):
-            solved["L-BFGS-B"].append(p.name)
-    assert not false_failures
+        for name, method in (("gd", gd.lbfgs()), ("L-BFGS-B", "L-BFGS-B")):
+            res = run(p, method, jac, **TIGHT)
+            if _mgh.solved(p, res.fun):
+                solved[name].append(p.name)
+                if res.status != 0:
+                    false_failures[name].add(problem.name)
+    assert false_failures["gd"] <= KNOWN_FALSE_FAILURES.get((jac, shift), set())
+    assert len(false_failures["gd"]) <= len(false_failures["L-BFGS-B"])
     assert len(solved["gd"]) >= len(solved["L-BFGS-B"]), solved
 
 
@@ -187,3 +193,47 @@ def test_last_bit_noise_ends_at_the_floor_not_in_failure(units):
                       options={"gtol": 1e-6, "ftol": 0, "maxiter": 20000})
     assert res.status == 0, res.message
     assert np.max(np.abs(res.x - x_star)) <= 1e-4
+
+
+def test_rises_along_d_needs_a_fourfold_shorter_step_and_no_lower_point():
+    f0 = 1.0
+    # f = f0 - t + t^2 (slope -1 at 0, the gradient's word): secant slopes 9 at
+    # t = 10 and 1.5 at t = 2.5, less than half: not a rise against the gradient.
+    assert not lb.rises_along_d(2.5, f0 + 2.5 ** 2 - 2.5, 0.0, 10.0, f0 + 90.0, f0)
+    # f = f0 + t (a gradient of the wrong sign): the same slope at both steps.
+    assert lb.rises_along_d(2.5, f0 + 2.5, 0.0, 10.0, f0 + 10.0, f0)
+    assert not lb.rises_along_d(5.0, f0 + 5.0, 0.0, 10.0, f0 + 10.0, f0)  # only 2x shorter
+    assert not lb.rises_along_d(2.5, f0 + 2.5, 1.0, 10.0, f0 + 10.0, f0)  # a lower point known
+    assert not lb.rises_along_d(2.5, f0 - 1e-3, 0.0, 10.0, f0 + 10.0, f0)  # below f(x)
+
+
+SAME_RESULTS_SCRIPT = """
+import hashlib, sys, warnings
+import numpy as np, scipy.optimize as so
+sys.path.insert(0, {bench!r})
+import _mgh, gdcore as gd
+warnings.simplefilter("ignore")
+h = hashlib.sha256()
+for p in _mgh.PROBLEMS:
+    for jac in (True, None):
+        fun = p.fun_and_grad if jac else p.fun
+        r = so.minimize(fun, p.x0, jac=jac, method=gd.lbfgs(),
+                        options=dict(gtol=1e-8, ftol=0, maxiter=20000, maxfun=50000))
+        h.update(r.x.tobytes()); h.update(str((r.nfev, r.status)).encode())
+print(h.hexdigest())
+"""
+
+
+def test_same_iterates_whether_compiled_here_or_loaded_from_the_cache(tmp_path):
+    # With fastmath flags the L-BFGS kernels gave other iterates in a process that
+    # compiled them than in one that loaded them from Numba's cache (nfev changed
+    # on 17 of 70 of these runs); compiled exact, they cannot.
+    import os
+    import subprocess
+
+    script = SAME_RESULTS_SCRIPT.format(
+        bench=str(Path(__file__).resolve().parent.parent / "bench"))
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "numba-cache"))
+    digests = [subprocess.run([sys.executable, "-c", script], env=env, check=True,
+                              capture_output=True, text=True).stdout for _ in range(2)]
+    assert digests[0] == digests[1]

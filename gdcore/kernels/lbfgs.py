@@ -44,11 +44,17 @@ and that search must fail.  After FAILED, a caller whose gradient can be made
 more accurate (forward to central differences) writes it to ``vec[1]`` and
 calls :func:`restart`.
 
+Every kernel here is compiled with no fastmath flag (``exact=True``) and sums
+in one fixed order, so the iterates depend only on the values of f and g:
+not on the CPU's instruction set, nor on whether the kernels were compiled in
+this process or loaded from Numba's cache (they differed with the flags).
+
 State lives in flat arrays owned by the caller (:func:`state_sizes`).
 """
 
 import math
 
+import numba
 import numpy as np
 
 from ._jit import jit
@@ -104,7 +110,8 @@ M = 8
 MAX_LS = 9  # evaluations one line search may take (L-BFGS-B's maxls)
 FLAT = 10  # trials in a row of this search within the rounding floor of f(x)
 ALL_NEAR = 11  # 1 while every trial of this search was within that floor
-N_JS = 12
+GRADIENT_REFINABLE = 12  # 1: FAILED on the first failed search (see restart)
+N_JS = 13
 
 # Phases.
 _START = 0
@@ -113,8 +120,11 @@ _SEARCHING = 2
 _PENDING = 3  # a trial is prepared; hand it out on the next call
 FINISHED = 4  # the last step converged: ITERATE was returned, CONVERGED comes next
 
+SUM_LANES = 8
+
 _BRACKET = 0
 _ZOOM = 1
+_TAKE_LOWEST = 2  # the trial is the search's lowest, evaluated again to be taken
 MAX_LS_DEFAULT = 20  # as L-BFGS-B
 
 
@@ -132,15 +142,60 @@ def state_sizes(n, m):
             "fs": (N_FS,), "js": (N_JS,)}
 
 
-@jit
+# Sums over the n variables run in one fixed order: SUM_LANES running sums over
+# interleaved elements, combined pairwise.  With no fastmath flag (exact=True)
+# the compiler may not reorder them, and they still vectorise (each lane is
+# its own chain), so every CPU and every compilation gives the same iterates.
+@jit(exact=True)
 def dot(a, b):
-    total = 0.0
-    for i in range(a.shape[0]):
-        total += a[i] * b[i]
-    return total
+    """``sum(a * b)`` in the fixed order."""
+    return dot_of_differences(a, None, b, None)
 
 
-@jit
+@jit(exact=True)
+def dot_of_differences(a1, a0, b1, b0):
+    """``sum((a1 - a0) * (b1 - b0))`` in the fixed order; ``a0`` or ``b0`` None
+    stands for zeros (resolved when the kernel is compiled, not per element)."""
+    n = a1.shape[0]
+    s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = 0.0
+    whole = n - n % SUM_LANES
+    for i in range(0, whole, SUM_LANES):
+        s0 += term(a1, a0, b1, b0, i)
+        s1 += term(a1, a0, b1, b0, i + 1)
+        s2 += term(a1, a0, b1, b0, i + 2)
+        s3 += term(a1, a0, b1, b0, i + 3)
+        s4 += term(a1, a0, b1, b0, i + 4)
+        s5 += term(a1, a0, b1, b0, i + 5)
+        s6 += term(a1, a0, b1, b0, i + 6)
+        s7 += term(a1, a0, b1, b0, i + 7)
+    for i in range(whole, n):
+        s0 += term(a1, a0, b1, b0, i)
+    return ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7))
+
+
+def term(a1, a0, b1, b0, i):
+    """``(a1[i] - a0[i]) * (b1[i] - b0[i])``, a None operand being 0 (compiled
+    form: :func:`_term`)."""
+    a = a1[i] if a0 is None else a1[i] - a0[i]
+    b = b1[i] if b0 is None else b1[i] - b0[i]
+    return a * b
+
+
+@numba.extending.overload(term, inline="always")
+def _term(a1, a0, b1, b0, i):
+    """:func:`term` with the None operands resolved while compiling."""
+    a_zero = isinstance(a0, numba.types.NoneType)
+    b_zero = isinstance(b0, numba.types.NoneType)
+    if a_zero and b_zero:
+        return lambda a1, a0, b1, b0, i: a1[i] * b1[i]
+    if a_zero:
+        return lambda a1, a0, b1, b0, i: a1[i] * (b1[i] - b0[i])
+    if b_zero:
+        return lambda a1, a0, b1, b0, i: (a1[i] - a0[i]) * b1[i]
+    return lambda a1, a0, b1, b0, i: (a1[i] - a0[i]) * (b1[i] - b0[i])
+
+
+@jit(exact=True)
 def gradient_check(x, g, lower, upper, has_bounds):
     """Whether ``g`` is finite, and the max-norm of the projected gradient at ``x``.
 
@@ -158,7 +213,7 @@ def gradient_check(x, g, lower, upper, has_bounds):
     return finite, worst
 
 
-@jit
+@jit(exact=True)
 def direction(g, S, Y, rho, alpha, head, count, m, x, lower, upper, has_bounds, d):
     """``d = -H g`` by the two-loop recursion, restricted to the free coordinates.
 
@@ -193,22 +248,16 @@ def direction(g, S, Y, rho, alpha, head, count, m, x, lower, upper, has_bounds, 
                 d[i] = 0.0
 
 
-@jit
+@jit(exact=True)
 def store_pair(x_new, x_old, g_new, g_old, S, Y, rho, js):
     """Push ``s = x_new - x_old``, ``y = g_new - g_old`` unless curvature is too small.
 
     The curvature test runs before anything is written, so a rejected pair
     leaves the stored ones intact.
     """
-    sy = 0.0
-    ss = 0.0
-    yy = 0.0
-    for i in range(x_new.shape[0]):
-        si = x_new[i] - x_old[i]
-        yi = g_new[i] - g_old[i]
-        sy += si * yi
-        ss += si * si
-        yy += yi * yi
+    sy = dot_of_differences(x_new, x_old, g_new, g_old)
+    ss = dot_of_differences(x_new, x_old, x_new, x_old)
+    yy = dot_of_differences(g_new, g_old, g_new, g_old)
     if not sy > 1e-10 * math.sqrt(ss * yy):
         return
     m = js[M]
@@ -221,7 +270,7 @@ def store_pair(x_new, x_old, g_new, g_old, S, Y, rho, js):
     js[COUNT] = min(js[COUNT] + 1, m)
 
 
-@jit
+@jit(exact=True)
 def set_trial(x, d, a, lower, upper, has_bounds, x_trial):
     """``x_trial = P(x + a d)``."""
     for i in range(x.shape[0]):
@@ -231,7 +280,7 @@ def set_trial(x, d, a, lower, upper, has_bounds, x_trial):
         x_trial[i] = v
 
 
-@jit
+@jit(exact=True)
 def cubic_min(a, fa, da, b, fb, db):
     """Minimiser of the cubic through (a, fa, da), (b, fb, db), kept inside the
     middle 80% of the interval; the midpoint when the cubic has none."""
@@ -250,7 +299,7 @@ def cubic_min(a, fa, da, b, fb, db):
     return t
 
 
-@jit
+@jit(exact=True)
 def begin_search(vec, pairs, rho, alpha, fs, js, lower, upper):
     """New direction from the current iterate and the first trial point."""
     x, g, d, x_trial = vec[0], vec[1], vec[2], vec[3]
@@ -281,7 +330,7 @@ def begin_search(vec, pairs, rho, alpha, fs, js, lower, upper):
     set_trial(x, d, a, lower, upper, has_bounds, x_trial)
 
 
-@jit
+@jit(exact=True)
 def accept(vec, pairs, rho, alpha, fs, js, f_trial, lower, upper):
     """Make the trial point the new iterate; returns CONVERGED or ITERATE."""
     x, g, x_trial, g_trial = vec[0], vec[1], vec[3], vec[4]
@@ -318,7 +367,7 @@ def floor_for(dtype):
     return float(np.finfo(dtype).eps) ** (2.0 / 3.0)
 
 
-@jit
+@jit(exact=True)
 def within_floor(phi, f0, ftol, floor):
     """Whether ``phi`` differs from ``f0`` by no more than the ftol test allows
     (``ftol * max(|f0|, |phi|, 1)``, L-BFGS-B's ``factr * eps`` test) or than
@@ -328,7 +377,7 @@ def within_floor(phi, f0, ftol, floor):
     return abs(phi - f0) <= max(ftol * max(scale, 1.0), floor * scale)
 
 
-@jit
+@jit(exact=True)
 def at_floor(flat, js):
     """Count a flat trial (reset the count otherwise): whether ``FLAT_TRIALS`` in a
     row have now been flat."""
@@ -336,35 +385,44 @@ def at_floor(flat, js):
     return js[FLAT] >= FLAT_TRIALS
 
 
-@jit
+@jit(exact=True)
 def finish_at_floor(vec, pairs, rho, alpha, fs, js, f_trial, lower, upper):
-    """End the run: f cannot be changed measurably along the search direction.
+    """A search that cannot change f measurably: take its lowest point when it is
+    below f(x), else end the run (``BY_FLOOR``).
 
-    The trial is taken when it is lower (the step did decrease f, by no more
-    than the floor); the run has converged either way, as an accepted step
-    with so small a decrease would have ended it by the ftol test.
+    A lower point is taken as an ordinary step, and the ftol test on it ends the
+    run or not, as after any step: progress by less than the floor per search
+    can still add up (with ``ftol=0``), and only a flat search that finds
+    nothing lower shows that f has reached its floor.  The lowest point of a
+    zoom that is not the current trial is evaluated once more (its gradient
+    was not kept) and taken then.
     """
     if f_trial < fs[F_X]:
-        accept(vec, pairs, rho, alpha, fs, js, f_trial, lower, upper)
-        if js[PHASE] != FINISHED:  # accept began another search: cancel it
-            js[PHASE] = FINISHED
-            js[MESSAGE] = BY_FLOOR
-        return ITERATE  # an iteration, like any accepted step; CONVERGED comes next
+        return accept(vec, pairs, rho, alpha, fs, js, f_trial, lower, upper)
+    if js[STAGE] == _ZOOM and fs[A_LO] > 0 and fs[PHI_LO] < fs[F_X]:
+        js[STAGE] = _TAKE_LOWEST
+        fs[A_CUR] = fs[A_LO]
+        set_trial(vec[0], vec[2], fs[A_LO], lower, upper, js[HAS_BOUNDS] != 0, vec[3])
+        return EVALUATE
     js[MESSAGE] = BY_FLOOR
     return CONVERGED
 
 
-@jit
+@jit(exact=True)
 def restart(vec, pairs, rho, alpha, fs, js, lower, upper):
     """Search again from steepest descent with a new gradient at ``x`` (``vec[1]``,
-    written by the caller after FAILED).
+    written by the caller after FAILED).  A caller that can refine its gradient
+    sets ``js[GRADIENT_REFINABLE]``: the first failed search then ends in FAILED
+    at once, without the steepest-descent retry on the old gradient, and the
+    caller clears the flag when it calls this.
 
-    Returns ITERATE-free requests only: CONVERGED when the new gradient meets
-    gtol, else EVALUATE (the first trial is prepared and handed out by the next
-    :func:`lbfgs_step` call, as after an accepted step).  The stored pairs are
+    Returns CONVERGED when the new gradient meets gtol, else EVALUATE: the
+    first trial is then prepared, and the next :func:`lbfgs_step` call hands it
+    out without consuming a value, as after an accepted step.  The stored pairs are
     dropped: they were built from the old gradients.
     """
     js[COUNT] = 0
+    js[GRADIENT_REFINABLE] = 0
     if gradient_check(vec[0], vec[1], lower, upper, js[HAS_BOUNDS] != 0)[1] <= fs[GTOL]:
         js[MESSAGE] = BY_GTOL
         js[PHASE] = FINISHED
@@ -374,7 +432,24 @@ def restart(vec, pairs, rho, alpha, fs, js, lower, upper):
     return EVALUATE
 
 
-@jit
+@jit(exact=True)
+def rises_along_d(a, phi, a_lo, a_hi, phi_hi, f0):
+    """Whether f rises along d at the smallest steps, against the gradient's word.
+
+    With no lower point yet (``a_lo == 0``), a trial ``a <= a_hi / 4`` above
+    f(x) whose secant slope ``(phi - f0) / a`` is at least half the one at
+    ``a_hi`` is past doubt: for an f that the gradient describes, the secant
+    slope near 0 is ``dphi0 + a f''/2`` and falls below a quarter of the one at
+    ``a_hi`` when the step shrinks fourfold.  A search on a wrong or too
+    inaccurate gradient (forward differences near a minimum) then fails after
+    two or three trials, not ``MAX_LS``.
+    """
+    if a_lo != 0 or not (a <= 0.25 * a_hi and phi > f0 and phi_hi > f0):
+        return False
+    return (phi - f0) / a >= 0.5 * (phi_hi - f0) / a_hi
+
+
+@jit(exact=True)
 def search_failed(vec, pairs, rho, alpha, fs, js, lower, upper):
     """No acceptable step: retry once from steepest descent, else FAILED; but when
     every trial of the search was within the floor of f(x), f is flat to rounding
@@ -382,14 +457,14 @@ def search_failed(vec, pairs, rho, alpha, fs, js, lower, upper):
     well above f(x) before they shrink towards it)."""
     if js[ALL_NEAR] != 0:
         return finish_at_floor(vec, pairs, rho, alpha, fs, js, fs[F_X], lower, upper)
-    if js[RESTARTED] != 0:
+    if js[RESTARTED] != 0 or js[GRADIENT_REFINABLE] != 0:
         return FAILED
     js[COUNT] = 0
     begin_search(vec, pairs, rho, alpha, fs, js, lower, upper)
     return EVALUATE
 
 
-@jit
+@jit(exact=True)
 def lbfgs_step(vec, pairs, rho, alpha, fs, js, f_trial, lower, upper):
     """Advance the state machine with ``f_trial`` (and ``vec[4]``, the gradient) at
     ``vec[3]``; returns the next request (module docstring).
@@ -449,6 +524,11 @@ def lbfgs_step(vec, pairs, rho, alpha, fs, js, f_trial, lower, upper):
     dphi0 = fs[DPHI0]
     c1 = fs[C1]
     phi = f_trial if finite else np.inf
+    if js[STAGE] == _TAKE_LOWEST:
+        if phi < f0:
+            return accept(vec, pairs, rho, alpha, fs, js, f_trial, lower, upper)
+        js[MESSAGE] = BY_FLOOR  # f is not a function of x alone: end here all the same
+        return CONVERGED
     # A flat trial: f there within the floor of f(x), and not above f(x) unless
     # a lower trial of this search was already found (the zoom's low end is
     # then past 0).  Trials that all rise, however little, are what a wrong
@@ -459,10 +539,7 @@ def lbfgs_step(vec, pairs, rho, alpha, fs, js, f_trial, lower, upper):
     flat = near and (phi <= f0 or (js[STAGE] == _ZOOM and fs[A_LO] > 0))
     if js[HAS_BOUNDS] != 0:
         # Armijo along the projected path, by backtracking.
-        x, x_trial, g = vec[0], vec[3], vec[1]
-        decrease = 0.0
-        for i in range(x.shape[0]):
-            decrease += g[i] * (x_trial[i] - x[i])
+        decrease = dot_of_differences(vec[1], None, vec[3], vec[0])  # g . (x_trial - x)
         if finite and phi <= f0 + c1 * decrease:
             return accept(vec, pairs, rho, alpha, fs, js, f_trial, lower, upper)
         if at_floor(flat, js):
@@ -496,6 +573,8 @@ def lbfgs_step(vec, pairs, rho, alpha, fs, js, f_trial, lower, upper):
     else:
         lo, hi = fs[A_LO], fs[A_HI]
         if not finite or phi > f0 + c1 * a * dphi0 or phi >= fs[PHI_LO]:
+            if rises_along_d(a, phi, lo, hi, fs[PHI_HI], f0):
+                return search_failed(vec, pairs, rho, alpha, fs, js, lower, upper)
             if finite:
                 fs[A_HI], fs[PHI_HI], fs[DPHI_HI] = a, phi, dphi
             else:

@@ -51,7 +51,7 @@ def value_and_gradient(fun, jac):
     return _COMBINED[key]
 
 
-@jit(cache=False)
+@jit(cache=False, exact=True)
 def lbfgs_loop(fg, args, vec, pairs, rho, alpha, fs, js, lower, upper, x_eval, maxiter,
                maxfun, nit, nfev, f_trial, pause_at):
     """Drive :func:`.lbfgs.lbfgs_step` with ``fg`` until it finishes, a limit is hit,
@@ -104,7 +104,7 @@ def lbfgs_loop(fg, args, vec, pairs, rho, alpha, fs, js, lower, upper, x_eval, m
             return request, nit, nfev, f_trial
 
 
-@jit(cache=False)
+@jit(cache=False, exact=True)
 def first_order_loop(fg, args, code, hyper, lrs, x, x_prev, g, g_prev, slots, scalars, lower,
                      upper, has_bounds, gtol, ftol, maxiter, maxfun, nit, nfev, f, worst,
                      pause_at):
