@@ -65,9 +65,11 @@ ftol 0): status, nfev and ``f - f*`` of L-BFGS-B, BFGS and ``gd.lbfgs``.
 These runs are counted, not timed, and run with one BLAS thread
 (threadpoolctl): the problems are tiny and OpenBLAS' threads would dominate.
 They take about 15 s.  The report says whether ``gd.lbfgs``' kernels were
-loaded from Numba's on-disk cache or compiled in the run: the two round
-differently in the last bits, which moves some stops across the solved
-threshold.
+loaded from Numba's on-disk cache or compiled in the run (first calls then
+include compilation).  The counts are the same either way: the kernels are
+compiled exact, with fixed-order sums (with fastmath flags they rounded
+differently when compiled in the run, and 13 of the 35 tight ``jac=None``
+stops moved; ``tests/test_lbfgs_floor.py`` checks that they no longer do).
 
 Targets (PASS/MISS):
 
@@ -473,10 +475,8 @@ def flat_example():
 def lbfgs_kernel_cache():
     """How many of gd.lbfgs' kernels (``kernels/lbfgs.py``) Numba's on-disk cache holds.
 
-    Called before anything compiles: 0 means they compile in this process.
-    Their fastmath code rounds differently when compiled in the process that
-    runs it than when loaded from the cache (nfev changed on 13 of the 35
-    tight ``jac=None`` problems), so the report says which one it measured.
+    Called before anything compiles: 0 means they compile in this process, and
+    the first calls' times include compilation.
     """
     if os.environ.get("NUMBA_CACHE_DIR"):  # a folder per source folder below it
         return len(list(Path(os.environ["NUMBA_CACHE_DIR"]).glob("**/lbfgs.*.nbi")))
