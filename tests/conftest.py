@@ -30,13 +30,19 @@ def _drop_stale_kernel_cache():
     for source in sorted(kernels.glob("*.py")) + [kernels.parent / "codes.py"]:
         digest.update(source.read_bytes())
     cache = kernels / "__pycache__"
-    if os.environ.get("NUMBA_CACHE_DIR"):  # Numba mirrors the source path below it
-        cache = Path(os.environ["NUMBA_CACHE_DIR"]) / str(kernels).lstrip(os.sep)
+    folders = [cache]
+    if os.environ.get("NUMBA_CACHE_DIR"):
+        root = Path(os.environ["NUMBA_CACHE_DIR"])
+        cache = root / str(kernels).lstrip(os.sep)  # where the stamp is kept
+        # Numba 0.68 keeps a folder per source folder below NUMBA_CACHE_DIR, named
+        # after it and a hash of its path (kernels_<hash>); older ones mirrored the path.
+        folders = [cache] + sorted(root.glob("kernels_*"))
     stamp = cache / "sources.sha256"
     if stamp.exists() and stamp.read_text() == digest.hexdigest():
         return
-    for cached in list(cache.glob("*.nbi")) + list(cache.glob("*.nbc")):
-        cached.unlink()
+    for folder in folders:
+        for cached in list(folder.glob("*.nbi")) + list(folder.glob("*.nbc")):
+            cached.unlink()
     cache.mkdir(parents=True, exist_ok=True)
     stamp.write_text(digest.hexdigest())
 
