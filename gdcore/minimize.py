@@ -38,8 +38,9 @@ Options (SciPy's names; every method honours them):
 * Finite differences (``jac`` None, '2-point', '3-point') take the steps
   ``scipy.optimize.minimize`` takes for its own methods
   (:mod:`gdcore.differences`).  When a ``gd.lbfgs()`` line search fails on a
-  forward-difference gradient, the run goes on with central differences
-  (:meth:`gdcore.objective.Objective.refine`) rather than fail.
+  finite-difference gradient, the run goes on with more accurate ones rather
+  than fail: central differences, then central steps relative to ``|x|``
+  (:meth:`gdcore.objective.Objective.refine`).
 * ``eps``: the absolute finite-difference step when ``jac`` is None (a float
   or one per variable); ``finite_diff_rel_step``: the relative step when
   ``jac`` is '2-point' or '3-point'.  Where a step has no effect (the
@@ -591,8 +592,8 @@ def lbfgs_python(state, run, cb, f_trial, x_eval, g_eval, dtype):
                 return state.result(run, LIMIT, limit_message(run), dtype)
             continue
         if request == lb.FAILED and run.objective.refinable():
-            # Forward differences no longer find a descent: go on with central ones,
-            # from steepest descent.
+            # The finite differences no longer find a descent: go on with more
+            # accurate ones (Objective.refine), from steepest descent.
             x_eval[:] = state.vec[0]
             try:
                 state.vec[1] = run.stop.user(run.objective.refine, x_eval,
@@ -601,6 +602,7 @@ def lbfgs_python(state, run, cb, f_trial, x_eval, g_eval, dtype):
                 return state.result(run, INTERRUPTED, _INTERRUPTED_MESSAGE, dtype)
             if lb.restart(state.vec, state.pairs, state.rho, state.alpha, state.fs,
                           state.js, state.lower, state.upper) == lb.EVALUATE:
+                state.js[lb.GRADIENT_REFINABLE] = run.objective.refinable()
                 continue
             request = lb.CONVERGED
         return lbfgs_outcome(request, state, run, dtype, f_trial, g_eval)

@@ -67,21 +67,33 @@ class Objective:
         self.bounds = None  # (lower, upper): finite differences stay inside
 
     def refinable(self):
-        """Whether the gradient is by forward differences, which :meth:`refine`
-        can make central."""
-        return self.jac is None or (isinstance(self.jac, str) and self.jac == "2-point")
+        """Whether :meth:`refine` can make the finite differences more accurate:
+        forward ones (jac None or "2-point"), or central ones with SciPy's default
+        steps."""
+        if not isinstance(self.jac, str) and self.jac is not None:
+            return False
+        return self.jac != "3-point" or self.rel_step is None
 
     def refine(self, x, f):
-        """Switch to central differences (``"3-point"``, SciPy's relative steps) and
-        return the gradient at ``x``, where ``f`` is the value, by them (float64,
-        shape (n,)).
+        """The next rung of finite differences, and the gradient at ``x`` by it
+        (``f``, the value at ``x``, is not evaluated again): float64, shape (n,).
 
-        Forward differences err by about h times the second derivative: near a minimum that can
-        exceed the gradient itself, and no step along it then decreases f.
-        Central differences err by about h**2 times the third derivative.
+        Forward differences err by about h times the second derivative; near a
+        minimum that can exceed the gradient itself, and no step along it then
+        decreases f.  So the first rung is central differences with SciPy's
+        steps (``eps**(1/3) max(1, |x|)``), which err by about h**2 times the
+        third derivative.  Where a variable is much smaller than 1 and f
+        curves fast along it, those steps are still too long (Osborne 1's
+        fourth variable, 0.013: a gradient component of the wrong sign); the
+        second rung takes steps relative to ``|x|`` (``eps**(1/3) |x|``,
+        SciPy's rule for a given ``finite_diff_rel_step``, which falls back to
+        the default where the step would vanish).
         """
-        self.jac, self.rel_step = "3-point", None
-        return differences.gradient(self.value, x, f, "3-point",
+        if self.jac == "3-point":
+            self.rel_step = np.finfo(x.dtype).eps ** (1 / 3)
+        else:
+            self.jac, self.rel_step = "3-point", None
+        return differences.gradient(self.value, x, f, "3-point", rel_step=self.rel_step,
                                     bounds=self.bounds)
 
     def count_compiled(self, n_calls):

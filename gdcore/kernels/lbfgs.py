@@ -40,9 +40,11 @@ floor of f(x) (:func:`within_floor`: the ftol test's margin, or
 ``fs[FLOOR]`` relative, :func:`floor_for`), or when a failed search's every
 trial was.  A trial above f(x) counts only once the search has found a lower
 one: with a wrong gradient every trial rises above f(x), by a lot at first,
-and that search must fail.  After FAILED, a caller whose gradient can be made
-more accurate (forward to central differences) writes it to ``vec[1]`` and
-calls :func:`restart`.
+and that search must fail, which the secant slopes of its trials show after
+two or three of them (:func:`rises_along_d`).  After FAILED, a caller whose
+gradient can be made more accurate (finite differences: forward to central,
+then to steps relative to ``|x|``) writes it to ``vec[1]`` and calls
+:func:`restart`.
 
 Every kernel here is compiled with no fastmath flag (``exact=True``) and sums
 in one fixed order, so the iterates depend only on the values of f and g:
