@@ -849,7 +849,7 @@ def main():
     problems = make_problems(opts.quick)
     print(f"gd.lbfgs kernels in Numba's on-disk cache: {cached_kernels}"
           + (" (warm: loaded, not compiled)" if cached_kernels else
-             " (cold: compiled in this run, which rounds differently in the last bits)"))
+             " (cold: compiled in this run; first calls include compilation)"))
     print(f"stopping rule: gtol={GTOL:g} (max-norm of the gradient) for all; ftol=0 for "
           f"gd.lbfgs and L-BFGS-B; maxiter=maxfun={MAXITER}; memory m=10 for both L-BFGS")
 

@@ -593,18 +593,27 @@ def lbfgs_python(state, run, cb, f_trial, x_eval, g_eval, dtype):
             continue
         if request == lb.FAILED and run.objective.refinable():
             # The finite differences no longer find a descent: go on with more
-            # accurate ones (Objective.refine), from steepest descent.
+            # accurate ones (Objective.refine), from steepest descent.  Only this
+            # Python driver refines: compiled objectives have exact gradients.
+            if run.out_of_evaluations():
+                return state.result(run, LIMIT, limit_message(run), dtype)
+            if run.stop.pending:
+                return state.result(run, INTERRUPTED, _INTERRUPTED_MESSAGE, dtype)
             x_eval[:] = state.vec[0]
+            g_before = state.vec[1].copy()
             try:
                 state.vec[1] = run.stop.user(run.objective.refine, x_eval,
                                              state.fs[lb.F_X])
             except KeyboardInterrupt:
+                state.vec[1] = g_before
                 return state.result(run, INTERRUPTED, _INTERRUPTED_MESSAGE, dtype)
-            if lb.restart(state.vec, state.pairs, state.rho, state.alpha, state.fs,
-                          state.js, state.lower, state.upper) == lb.EVALUATE:
-                state.js[lb.GRADIENT_REFINABLE] = run.objective.refinable()
+            state.js[lb.GRADIENT_REFINABLE] = run.objective.refinable()
+            request = lb.restart(state.vec, state.pairs, state.rho, state.alpha, state.fs,
+                                 state.js, state.lower, state.upper)
+            if request == lb.EVALUATE:
                 continue
-            request = lb.CONVERGED
+            if request == lb.FAILED:  # NaN or Inf in the refined gradient: report the last
+                state.vec[1] = g_before
         return lbfgs_outcome(request, state, run, dtype, f_trial, g_eval)
 
 

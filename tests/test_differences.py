@@ -77,6 +77,8 @@ def test_same_points_and_gradient_as_lbfgsb(x0, jac, options):
         want = [(bumpy(p) - f0) / (p[i] - x0[i]) for i, p in enumerate(expected[1:])]
     np.testing.assert_array_equal(g, want)
     assert objective.nfev == len(expected)
+    if jac is None:  # and SciPy's public forward differences agree, bitwise
+        np.testing.assert_array_equal(g, so.approx_fprime(x0, bumpy, options.get("eps", 1e-8)))
 
 
 @pytest.mark.parametrize("jac", [None, "2-point", "3-point"])

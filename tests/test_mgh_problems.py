@@ -17,6 +17,7 @@ No Numba and no gdcore: this checks the test problems, not the solvers.
 """
 
 import contextlib
+import math
 import sys
 import warnings
 from pathlib import Path
@@ -86,7 +87,7 @@ def test_jacobian_and_gradient_match_finite_differences(p, where):
                                err_msg=f"{p.name}: Jacobian at {where}")
     f, g = p.fun_and_grad(x)
     assert isinstance(f, np.float64) and g.shape == (p.n,) and g.dtype == np.float64
-    assert f == p.fun(x) == r @ r
+    assert f == p.fun(x) == math.fsum(r * r)  # the correctly rounded sum of squares
     g_fd = _central_differences(p.fun, x, h)
     np.testing.assert_allclose(g, g_fd, rtol=1e-4, atol=1e-5 * max(1.0, np.abs(g).max()),
                                err_msg=f"{p.name}: gradient at {where}")

@@ -12,7 +12,8 @@ next, the way the Fortran L-BFGS-B code talks to SciPy:
                ``f`` fell to ``ftol``, or the line search found ``f`` at its
                rounding floor; ``js[MESSAGE]`` says which;
 ``FAILED``     the line search found no acceptable step from a steepest-descent
-               direction either;
+               direction either (or at once, when ``js[GRADIENT_REFINABLE]``:
+               the caller then refines its gradient and calls :func:`restart`);
 ``NONFINITE``  ``f`` or ``g`` at the starting point is NaN or Inf.
 
 Because the driver only shuttles values, a Python objective and a compiled
@@ -113,7 +114,8 @@ MAX_LS = 9  # evaluations one line search may take (L-BFGS-B's maxls)
 FLAT = 10  # trials in a row of this search within the rounding floor of f(x)
 ALL_NEAR = 11  # 1 while every trial of this search was within that floor
 GRADIENT_REFINABLE = 12  # 1: FAILED on the first failed search (see restart)
-N_JS = 13
+RISES = 13  # trials of this search that rose along d against the gradient's word
+N_JS = 14
 
 # Phases.
 _START = 0
@@ -123,6 +125,8 @@ _PENDING = 3  # a trial is prepared; hand it out on the next call
 FINISHED = 4  # the last step converged: ITERATE was returned, CONVERGED comes next
 
 SUM_LANES = 8
+RISE_JUMP = 1e-3  # a rising search's next step, relative to the last (rises_along_d)
+RISE_JUMPS = 2  # jumps after which a search that still rises fails
 
 _BRACKET = 0
 _ZOOM = 1
@@ -144,10 +148,12 @@ def state_sizes(n, m):
             "fs": (N_FS,), "js": (N_JS,)}
 
 
-# Sums over the n variables run in one fixed order: SUM_LANES running sums over
-# interleaved elements, combined pairwise.  With no fastmath flag (exact=True)
-# the compiler may not reorder them, and they still vectorise (each lane is
-# its own chain), so every CPU and every compilation gives the same iterates.
+# Sums over the n variables run in one fixed order: SUM_LANES (8) running sums
+# over interleaved elements, combined pairwise.  With no fastmath flag
+# (exact=True) the compiler may not reorder them, so every CPU and every
+# compilation gives the same iterates.  LLVM does not vectorise them; the
+# eight independent chains still overlap (400 ns for 1000 elements, against
+# 200 ns for the reassociated, vectorised loop).
 @jit(exact=True)
 def dot(a, b):
     """``sum(a * b)`` in the fixed order."""
@@ -328,6 +334,7 @@ def begin_search(vec, pairs, rho, alpha, fs, js, lower, upper):
     js[LS_EVALS] = 0
     js[FLAT] = 0
     js[ALL_NEAR] = 1
+    js[RISES] = 0
     js[RESTARTED] = 1 if js[COUNT] == 0 else 0
     set_trial(x, d, a, lower, upper, has_bounds, x_trial)
 
@@ -380,7 +387,7 @@ def within_floor(phi, f0, ftol, floor):
 
 
 @jit(exact=True)
-def at_floor(flat, js):
+def count_flat_trial(flat, js):
     """Count a flat trial (reset the count otherwise): whether ``FLAT_TRIALS`` in a
     row have now been flat."""
     js[FLAT] = js[FLAT] + 1 if flat else 0
@@ -392,7 +399,8 @@ def finish_at_floor(vec, pairs, rho, alpha, fs, js, f_trial, lower, upper):
     """A search that cannot change f measurably: take its lowest point when it is
     below f(x), else end the run (``BY_FLOOR``).
 
-    A lower point is taken as an ordinary step, and the ftol test on it ends the
+    ``f_trial`` is the current trial's value (``np.inf`` when there is none to
+    take, as after a failed search).  A lower point is taken as an ordinary step, and the ftol test on it ends the
     run or not, as after any step: progress by less than the floor per search
     can still add up (with ``ftol=0``), and only a flat search that finds
     nothing lower shows that f has reached its floor.  The lowest point of a
@@ -414,18 +422,23 @@ def finish_at_floor(vec, pairs, rho, alpha, fs, js, f_trial, lower, upper):
 def restart(vec, pairs, rho, alpha, fs, js, lower, upper):
     """Search again from steepest descent with a new gradient at ``x`` (``vec[1]``,
     written by the caller after FAILED).  A caller that can refine its gradient
-    sets ``js[GRADIENT_REFINABLE]``: the first failed search then ends in FAILED
-    at once, without the steepest-descent retry on the old gradient, and the
-    caller clears the flag when it calls this.
+    sets ``js[GRADIENT_REFINABLE]`` (and only the caller writes it): a failed
+    search then ends in FAILED at once, without the steepest-descent retry on
+    the old gradient.  On the MGH problems with ``jac=None`` that retry first,
+    then refining, left one solved run in status 2 and a median nfev ratio to
+    L-BFGS-B of 1.021, against none and 1.009.
 
-    Returns CONVERGED when the new gradient meets gtol, else EVALUATE: the
+    Returns FAILED when the new gradient is not finite, CONVERGED when it meets
+    gtol, else EVALUATE: the
     first trial is then prepared, and the next :func:`lbfgs_step` call hands it
     out without consuming a value, as after an accepted step.  The stored pairs are
     dropped: they were built from the old gradients.
     """
     js[COUNT] = 0
-    js[GRADIENT_REFINABLE] = 0
-    if gradient_check(vec[0], vec[1], lower, upper, js[HAS_BOUNDS] != 0)[1] <= fs[GTOL]:
+    finite, worst = gradient_check(vec[0], vec[1], lower, upper, js[HAS_BOUNDS] != 0)
+    if not finite:  # the new gradient is no better: NaN or Inf in it
+        return FAILED
+    if worst <= fs[GTOL]:
         js[MESSAGE] = BY_GTOL
         js[PHASE] = FINISHED
         return CONVERGED
@@ -436,15 +449,19 @@ def restart(vec, pairs, rho, alpha, fs, js, lower, upper):
 
 @jit(exact=True)
 def rises_along_d(a, phi, a_lo, a_hi, phi_hi, f0):
-    """Whether f rises along d at the smallest steps, against the gradient's word.
+    """Whether f rises along d at this step about as steeply as at a step four
+    times longer, with no lower point found yet.
 
     With no lower point yet (``a_lo == 0``), a trial ``a <= a_hi / 4`` above
     f(x) whose secant slope ``(phi - f0) / a`` is at least half the one at
-    ``a_hi`` is past doubt: for an f that the gradient describes, the secant
-    slope near 0 is ``dphi0 + a f''/2`` and falls below a quarter of the one at
-    ``a_hi`` when the step shrinks fourfold.  A search on a wrong or too
-    inaccurate gradient (forward differences near a minimum) then fails after
-    two or three trials, not ``MAX_LS``.
+    ``a_hi``.  Near 0 the secant slope of a differentiable f tends to
+    ``dphi0 < 0``, so this is what a wrong or too inaccurate gradient gives
+    (forward differences near a minimum), but also a correct one whose first
+    step overshot far into a region where f grows linearly (a Huber-like or
+    ``sqrt(c + x**2)`` f).  The search therefore does not fail at once: the
+    next trial jumps to a step ``RISE_JUMP`` times shorter, where a correct
+    gradient shows its decrease, and only after ``RISE_JUMPS`` such jumps that
+    still rise does it fail, in a handful of trials instead of ``MAX_LS``.
     """
     if a_lo != 0 or not (a <= 0.25 * a_hi and phi > f0 and phi_hi > f0):
         return False
@@ -458,7 +475,7 @@ def search_failed(vec, pairs, rho, alpha, fs, js, lower, upper):
     along the whole search: the run ends there (a wrong gradient's trials rise
     well above f(x) before they shrink towards it)."""
     if js[ALL_NEAR] != 0:
-        return finish_at_floor(vec, pairs, rho, alpha, fs, js, fs[F_X], lower, upper)
+        return finish_at_floor(vec, pairs, rho, alpha, fs, js, np.inf, lower, upper)
     if js[RESTARTED] != 0 or js[GRADIENT_REFINABLE] != 0:
         return FAILED
     js[COUNT] = 0
@@ -544,7 +561,7 @@ def lbfgs_step(vec, pairs, rho, alpha, fs, js, f_trial, lower, upper):
         decrease = dot_of_differences(vec[1], None, vec[3], vec[0])  # g . (x_trial - x)
         if finite and phi <= f0 + c1 * decrease:
             return accept(vec, pairs, rho, alpha, fs, js, f_trial, lower, upper)
-        if at_floor(flat, js):
+        if count_flat_trial(flat, js):
             return finish_at_floor(vec, pairs, rho, alpha, fs, js, f_trial, lower, upper)
         if js[LS_EVALS] >= js[MAX_LS]:
             return search_failed(vec, pairs, rho, alpha, fs, js, lower, upper)
@@ -574,9 +591,12 @@ def lbfgs_step(vec, pairs, rho, alpha, fs, js, f_trial, lower, upper):
             new_a = 4.0 * a  # extrapolate
     else:
         lo, hi = fs[A_LO], fs[A_HI]
+        rising = finite and rises_along_d(a, phi, lo, hi, fs[PHI_HI], f0)
         if not finite or phi > f0 + c1 * a * dphi0 or phi >= fs[PHI_LO]:
-            if rises_along_d(a, phi, lo, hi, fs[PHI_HI], f0):
-                return search_failed(vec, pairs, rho, alpha, fs, js, lower, upper)
+            if rising:
+                js[RISES] += 1
+                if js[RISES] > RISE_JUMPS:
+                    return search_failed(vec, pairs, rho, alpha, fs, js, lower, upper)
             if finite:
                 fs[A_HI], fs[PHI_HI], fs[DPHI_HI] = a, phi, dphi
             else:
@@ -587,7 +607,9 @@ def lbfgs_step(vec, pairs, rho, alpha, fs, js, f_trial, lower, upper):
             if dphi * (hi - lo) >= 0:
                 fs[A_HI], fs[PHI_HI], fs[DPHI_HI] = lo, fs[PHI_LO], fs[DPHI_LO]
             fs[A_LO], fs[PHI_LO], fs[DPHI_LO] = a, phi, dphi
-        if not finite:
+        if rising:
+            new_a = RISE_JUMP * a
+        elif not finite:
             new_a = 0.5 * (fs[A_LO] + fs[A_HI])
         else:
             new_a = cubic_min(fs[A_LO], fs[PHI_LO], fs[DPHI_LO],
@@ -596,7 +618,7 @@ def lbfgs_step(vec, pairs, rho, alpha, fs, js, f_trial, lower, upper):
             return search_failed(vec, pairs, rho, alpha, fs, js, lower, upper)
     # Only trials that narrow a bracket count towards the floor: an extrapolating
     # search whose trials each lower f a little is making progress.
-    if at_floor(flat and js[STAGE] == _ZOOM, js):
+    if count_flat_trial(flat and js[STAGE] == _ZOOM, js):
         return finish_at_floor(vec, pairs, rho, alpha, fs, js, f_trial, lower, upper)
     if js[LS_EVALS] >= js[MAX_LS]:
         return search_failed(vec, pairs, rho, alpha, fs, js, lower, upper)
