@@ -311,3 +311,46 @@ def test_refinement_counts_and_respects_maxfun():
         # gradient began within the limit can still converge.
         assert res.status == 1 or (res.status == 0 and maxfun > full.nfev - 2 * n - 1), \
             (maxfun, res.status, res.nfev)
+
+
+def zoom_state(n=2, m=3):
+    """State arrays in the middle of a zoom from x = 0 along d = (1, ..., 1)."""
+    shapes = lb.state_sizes(n, m)
+    vec, pairs, rho, alpha, fs = (np.zeros(shapes[k]) for k in
+                                  ("vectors", "pairs", "rho", "alpha", "fs"))
+    js = np.zeros(shapes["js"], dtype=np.int64)
+    js[lb.M], js[lb.MAX_LS], js[lb.PHASE], js[lb.STAGE] = m, 20, lb._SEARCHING, lb._ZOOM
+    fs[lb.F_X], fs[lb.F_OLD], fs[lb.GTOL], fs[lb.FLOOR] = 5.0, 6.0, 1e-12, 1e-10
+    vec[1] = -1.0  # g
+    vec[2] = 1.0  # d
+    fs[lb.DPHI0] = -float(n)
+    fs[lb.A_LO], fs[lb.PHI_LO], fs[lb.DPHI_LO] = 0.25, 5.0 - 1e-12, -0.1
+    fs[lb.A_HI], fs[lb.PHI_HI], fs[lb.DPHI_HI] = 0.5, 5.0 + 1e-12, 0.1
+    return vec, pairs, rho, alpha, fs, js
+
+
+@pytest.mark.parametrize("again", [5.0 - 1e-12, 5.0 + 1e-12])
+def test_a_flat_search_takes_its_lowest_point_or_ends_at_the_floor(again):
+    vec, pairs, rho, alpha, fs, js = zoom_state()
+    none = np.zeros(0)
+    # The current trial is not lower: the zoom's lowest point is asked for again.
+    request = lb.finish_at_floor(vec, pairs, rho, alpha, fs, js, 5.0, none, none)
+    assert request == lb.EVALUATE and js[lb.STAGE] == lb._TAKE_LOWEST
+    np.testing.assert_array_equal(vec[3], vec[0] + 0.25 * vec[2])
+    vec[4] = -0.5  # its gradient
+    request = lb.lbfgs_step(vec, pairs, rho, alpha, fs, js, again, none, none)
+    if again < 5.0:  # taken as an ordinary step: an iteration, and the run goes on
+        assert request == lb.ITERATE and fs[lb.F_X] == again
+        np.testing.assert_array_equal(vec[0], 0.25)
+    else:  # f gave another value at the same point: the run ends there
+        assert request == lb.CONVERGED and js[lb.MESSAGE] == lb.BY_FLOOR
+        assert fs[lb.F_X] == 5.0
+
+
+def test_a_flat_search_with_nothing_lower_ends_at_the_floor():
+    vec, pairs, rho, alpha, fs, js = zoom_state()
+    fs[lb.A_LO], fs[lb.PHI_LO] = 0.0, 5.0  # no lower trial
+    none = np.zeros(0)
+    assert lb.finish_at_floor(vec, pairs, rho, alpha, fs, js, np.inf, none, none) \
+        == lb.CONVERGED
+    assert js[lb.MESSAGE] == lb.BY_FLOOR
