@@ -35,14 +35,18 @@ Rounding floor.  Near a minimum f may change only in its last bits, and no
 step then decreases it by the Armijo margin however good the iterate.
 L-BFGS-B ends such runs with success (its line search warns that rounding
 prevents progress, and its ``factr * eps`` test on the step taken fires);
-so does this kernel (``BY_FLOOR``): when ``FLAT_TRIALS`` trials in a row of a
-narrowing search (zoom or backtracking, not extrapolation) are within the
+so does this kernel.  A search is flat when ``FLAT_TRIALS`` trials in a row
+of it, narrowing (zoom or backtracking, not extrapolation), are within the
 floor of f(x) (:func:`within_floor`: the ftol test's margin, or
-``fs[FLOOR]`` relative, :func:`floor_for`), or when a failed search's every
-trial was.  A trial above f(x) counts only once the search has found a lower
-one: with a wrong gradient every trial rises above f(x), by a lot at first,
-and that search must fail, which the secant slopes of its trials show after
-two or three of them (:func:`rises_along_d`).  After FAILED, a caller whose
+``fs[FLOOR]`` relative, :func:`floor_for`), or when it failed with every
+trial there.  A flat search takes its lowest point when that is below f(x),
+as an ordinary step, and the run goes on; only a flat search with nothing
+lower ends the run (``BY_FLOOR``, :func:`finish_at_floor`).  A trial above
+f(x) counts only once the search has found a lower one: with a wrong
+gradient every trial rises above f(x), by a lot at first, and that search
+must fail, which the secant slopes of its trials show within a few trials
+(:func:`rises_along_d`: two jumps to 1000x shorter steps that still rise).
+After FAILED, a caller whose
 gradient can be made more accurate (finite differences: forward to central,
 then to steps relative to ``|x|``) writes it to ``vec[1]`` and calls
 :func:`restart`.
