@@ -93,7 +93,9 @@ FTOL = 14
 C1 = 15
 C2 = 16
 FLOOR = 17  # relative change of f that counts as rounding (floor_for)
-N_FS = 18
+A_MAX = 18  # with bounds: the longest step along d that stays in the box
+A_LAST = 19  # with bounds: the step past which P(x + a d) no longer moves
+N_FS = 20
 
 # Trials in a row within the floor of f(x) that end a line search at the floor.
 # One such trial can be an accident (a quadratic's value at twice the
@@ -115,7 +117,8 @@ FLAT = 10  # trials in a row of this search within the rounding floor of f(x)
 ALL_NEAR = 11  # 1 while every trial of this search was within that floor
 GRADIENT_REFINABLE = 12  # 1: FAILED on the first failed search (see restart)
 RISES = 13  # trials of this search that rose along d against the gradient's word
-N_JS = 14
+PROJECTED = 14  # 1: this search backtracks along the projected path (it bends at a bound)
+N_JS = 15
 
 # Phases.
 _START = 0
@@ -279,6 +282,64 @@ def store_pair(x_new, x_old, g_new, g_old, S, Y, rho, js):
 
 
 @jit(exact=True)
+def box_steps(x, d, lower, upper):
+    """The steps along ``d`` at which the first and the last moving coordinate of
+    ``x + a d`` reach a bound: up to the first, the projected path is the
+    straight line; past the last, ``P(x + a d)`` no longer moves.
+
+    A coordinate at a bound whose ``d`` points out of the box is set to 0 in
+    ``d`` first: the projection holds it there for every step, so the trial
+    points do not change, and ``g . d`` becomes the slope of f along the path.
+    Both steps are ``inf`` when no bound lies ahead.
+    """
+    first = np.inf
+    last = 0.0
+    for i in range(x.shape[0]):
+        di = d[i]
+        if di == 0.0:
+            continue
+        room = upper[i] - x[i] if di > 0 else lower[i] - x[i]
+        if (di > 0 and room <= 0) or (di < 0 and room >= 0):
+            d[i] = 0.0
+            continue
+        t = room / di
+        first = min(first, t)
+        last = max(last, t)
+    return first, last
+
+
+@jit(exact=True)
+def boxed(lower, upper):
+    """Whether every variable has a finite lower and upper bound."""
+    for i in range(lower.shape[0]):
+        if not (math.isfinite(lower[i]) and math.isfinite(upper[i])):
+            return False
+    return True
+
+
+@jit(exact=True)
+def backtrack_step(a, phi, f0, decrease, finite, a_last):
+    """The next step of a backtracking search along the projected path after the
+    trial at step ``a`` (value ``phi``, linear decrease ``g . (x_trial - x)``)
+    failed the Armijo test.
+
+    The minimiser of the quadratic in the step through ``f0``, the slope
+    ``decrease / a`` at 0 and ``phi``, kept within [0.1, 0.5] of ``a``
+    (Nocedal and Wright, section 3.5); half of ``a`` when the quadratic has no
+    minimum there or f was not finite.  Steps past ``a_last`` give the same
+    point as ``a_last``, so ``a`` counts as ``a_last`` then: no two trials of
+    the search project to the same point.
+    """
+    if a > a_last:
+        a = a_last
+    t = 0.5
+    curv = phi - f0 - decrease
+    if finite and decrease < 0 and curv > 0:
+        t = min(max(-decrease / (2.0 * curv), 0.1), 0.5)
+    return t * a
+
+
+@jit(exact=True)
 def set_trial(x, d, a, lower, upper, has_bounds, x_trial):
     """``x_trial = P(x + a d)``."""
     for i in range(x.shape[0]):
@@ -314,17 +375,30 @@ def begin_search(vec, pairs, rho, alpha, fs, js, lower, upper):
     has_bounds = js[HAS_BOUNDS] != 0
     direction(g, pairs[0], pairs[1], rho, alpha, js[HEAD], js[COUNT], js[M], x, lower, upper,
               has_bounds, d)
+    if has_bounds:
+        fs[A_MAX], fs[A_LAST] = box_steps(x, d, lower, upper)
     dphi0 = dot(g, d)
     if not dphi0 < 0:  # not a descent direction: fall back to steepest descent
         js[COUNT] = 0
         direction(g, pairs[0], pairs[1], rho, alpha, 0, 0, js[M], x, lower, upper,
                   has_bounds, d)
+        if has_bounds:
+            fs[A_MAX], fs[A_LAST] = box_steps(x, d, lower, upper)
         dphi0 = dot(g, d)
-    if js[COUNT] == 0:
+    if js[COUNT] == 0 and has_bounds and boxed(lower, upper):
+        # No curvature yet, every variable in a finite box: step 1 along -g, to
+        # the Cauchy point of the model with unit Hessian, as L-BFGS-B.
+        a = 1.0
+    elif js[COUNT] == 0:
         # No curvature yet: a first step of unit length along d.
         a = min(1.0, 1.0 / math.sqrt(dot(d, d))) if dphi0 < 0 else 1.0
     else:
         a = 1.0
+    # With bounds, a first trial inside the box searches the straight line for a
+    # strong Wolfe step no longer than A_MAX, as without bounds (and as
+    # L-BFGS-B, whose steps stop at the box); one past a bound backtracks along
+    # the projected path, which can make several bounds active at once.
+    js[PROJECTED] = 1 if has_bounds and a > fs[A_MAX] else 0
     fs[DPHI0] = dphi0
     fs[A_CUR] = a
     fs[A_PREV] = 0.0
@@ -556,17 +630,20 @@ def lbfgs_step(vec, pairs, rho, alpha, fs, js, f_trial, lower, upper):
     if not near:
         js[ALL_NEAR] = 0
     flat = near and (phi <= f0 or (js[STAGE] == _ZOOM and fs[A_LO] > 0))
-    if js[HAS_BOUNDS] != 0:
-        # Armijo along the projected path, by backtracking.
+    has_bounds = js[HAS_BOUNDS] != 0
+    if js[PROJECTED] != 0:
+        # Armijo along the projected path, by backtracking.  Where the path bends
+        # g . (x_trial - x) can be positive: f must not rise then.
         decrease = dot_of_differences(vec[1], None, vec[3], vec[0])  # g . (x_trial - x)
-        if finite and phi <= f0 + c1 * decrease:
+        if finite and phi <= f0 + c1 * min(decrease, 0.0):
             return accept(vec, pairs, rho, alpha, fs, js, f_trial, lower, upper)
         if count_flat_trial(flat, js):
             return finish_at_floor(vec, pairs, rho, alpha, fs, js, f_trial, lower, upper)
         if js[LS_EVALS] >= js[MAX_LS]:
             return search_failed(vec, pairs, rho, alpha, fs, js, lower, upper)
-        fs[A_CUR] = 0.5 * a
-        set_trial(vec[0], vec[2], 0.5 * a, lower, upper, True, vec[3])
+        new_a = backtrack_step(a, phi, f0, decrease, finite, fs[A_LAST])
+        fs[A_CUR] = new_a
+        set_trial(vec[0], vec[2], new_a, lower, upper, True, vec[3])
         return EVALUATE
     dphi = dot(g_trial, vec[2]) if finite else np.nan
     c2 = fs[C2]
@@ -579,7 +656,8 @@ def lbfgs_step(vec, pairs, rho, alpha, fs, js, f_trial, lower, upper):
             fs[A_LO], fs[PHI_LO], fs[DPHI_LO] = fs[A_PREV], fs[PHI_PREV], fs[DPHI_PREV]
             fs[A_HI], fs[PHI_HI], fs[DPHI_HI] = a, phi, dphi
             new_a = cubic_min(fs[A_LO], fs[PHI_LO], fs[DPHI_LO], a, phi, dphi)
-        elif abs(dphi) <= -c2 * dphi0:
+        elif abs(dphi) <= -c2 * dphi0 or (has_bounds and a >= fs[A_MAX]):
+            # (At the box's edge f still decreases: the step stops at the bound.)
             return accept(vec, pairs, rho, alpha, fs, js, f_trial, lower, upper)
         elif dphi >= 0:
             js[STAGE] = _ZOOM
@@ -589,6 +667,8 @@ def lbfgs_step(vec, pairs, rho, alpha, fs, js, f_trial, lower, upper):
         else:
             fs[A_PREV], fs[PHI_PREV], fs[DPHI_PREV] = a, phi, dphi
             new_a = 4.0 * a  # extrapolate
+            if has_bounds:
+                new_a = min(new_a, fs[A_MAX])
     else:
         lo, hi = fs[A_LO], fs[A_HI]
         rising = finite and rises_along_d(a, phi, lo, hi, fs[PHI_HI], f0)
@@ -623,5 +703,5 @@ def lbfgs_step(vec, pairs, rho, alpha, fs, js, f_trial, lower, upper):
     if js[LS_EVALS] >= js[MAX_LS]:
         return search_failed(vec, pairs, rho, alpha, fs, js, lower, upper)
     fs[A_CUR] = new_a
-    set_trial(vec[0], vec[2], new_a, lower, upper, False, vec[3])
+    set_trial(vec[0], vec[2], new_a, lower, upper, has_bounds, vec[3])
     return EVALUATE
