@@ -25,11 +25,23 @@ The direction is the two-loop recursion over the last ``m`` pairs
 7.4); pairs with ``s.y <= 1e-10 |s| |y|`` are skipped, which keeps the
 implicit Hessian positive definite.  Without bounds the step satisfies the
 strong Wolfe conditions (Alg. 3.5 and 3.6, cubic interpolation safeguarded
-by bisection).  With bounds, every trial point is projected onto the box,
+by bisection).  With bounds, every trial point is projected onto the box;
 coordinates held at a bound by their gradient are left out of the
-direction, and the step is found by backtracking to the Armijo condition
-along the projected path.  A search takes at most ``js[MAX_LS]`` evaluations
-(L-BFGS-B's ``maxls``, 20 by default).
+direction, and so are those at a bound that the direction points out of
+(the projection would hold them).  When the first trial lies inside the box
+(:func:`box_steps`), the search is the same strong Wolfe search along the
+straight line, its steps capped at the box's edge (``fs[A_MAX]``; a step
+there that still decreases f is taken), as L-BFGS-B, whose steps stop at
+the box, so that the curvature pairs stay as good as without bounds.  When
+the first trial lies past a bound (``js[PROJECTED]``), the path bends, and
+the step is found by backtracking to the Armijo condition along the
+projected path, each step from the quadratic interpolation of the last
+within [0.1, 0.5] of it (:func:`backtrack_step`), and never past the step
+beyond which the projected point stops moving (``fs[A_LAST]``): no two
+trials are the same point.  With no curvature pair yet and every variable
+in a finite box, the first trial is step 1 along -g (L-BFGS-B's Cauchy point
+of the model with unit Hessian), not a step of unit length.  A search takes
+at most ``js[MAX_LS]`` evaluations (L-BFGS-B's ``maxls``, 20 by default).
 
 Rounding floor.  Near a minimum f may change only in its last bits, and no
 step then decreases it by the Armijo margin however good the iterate.
