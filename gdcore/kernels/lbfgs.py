@@ -27,8 +27,12 @@ implicit Hessian positive definite.  Without bounds the step satisfies the
 strong Wolfe conditions (Alg. 3.5 and 3.6, cubic interpolation safeguarded
 by bisection).  With bounds, every trial point is projected onto the box;
 coordinates held at a bound by their gradient are left out of the
-direction, and so are those at a bound that the direction points out of
-(the projection would hold them).  When the first trial lies inside the box
+direction, which is the two-loop recursion on the other (free) variables
+alone, over the pairs' free parts (:func:`free_direction`: L-BFGS-B's
+reduced quasi-Newton step; the full recursion with the held entries zeroed
+took twice the iterations on bounded Watson), and coordinates at a bound
+that the direction points out of are left out too (the projection would
+hold them).  When the first trial lies inside the box
 (:func:`box_steps`), the search is the same strong Wolfe search along the
 straight line, its steps capped at the box's edge (``fs[A_MAX]``; a step
 there that still decreases f is taken), as L-BFGS-B, whose steps stop at
@@ -238,16 +242,15 @@ def gradient_check(x, g, lower, upper, has_bounds):
 
 @jit(exact=True)
 def direction(g, S, Y, rho, alpha, head, count, m, x, lower, upper, has_bounds, d):
-    """``d = -H g`` by the two-loop recursion, restricted to the free coordinates.
-
-    With bounds, a coordinate at a bound whose gradient pushes it outward is
-    held: its gradient entry is treated as 0 and its direction entry is 0.
+    """``d = -H g`` by the two-loop recursion; with bounds, on the free variables
+    (:func:`free_direction`).
     """
+    if has_bounds:
+        free_direction(g, S, Y, rho, alpha, head, count, m, x, lower, upper, d)
+        return
     n = g.shape[0]
     for i in range(n):
         d[i] = -g[i]
-        if has_bounds and ((x[i] <= lower[i] and g[i] > 0) or (x[i] >= upper[i] and g[i] < 0)):
-            d[i] = 0.0
     # d holds -q; the recursion is linear, so it runs on -q directly.
     for k in range(count):
         j = (head - k) % m
@@ -265,10 +268,64 @@ def direction(g, S, Y, rho, alpha, head, count, m, x, lower, upper, has_bounds, 
         b = rho[j] * dot(Y[j], d)
         for i in range(n):
             d[i] += (alpha[j] - b) * S[j, i]
-    if has_bounds:
+
+
+@jit(exact=True)
+def held(x, g, lower, upper, i):
+    """Whether a bound holds variable ``i``: at it, with the gradient pushing out."""
+    return (x[i] <= lower[i] and g[i] > 0) or (x[i] >= upper[i] and g[i] < 0)
+
+
+@jit(exact=True)
+def free_curvature(s, y, x, g, lower, upper):
+    """``(1 / s.y, s.y / y.y)`` over the variables no bound holds; ``(0, 0)`` when
+    that curvature fails the test of :func:`store_pair`."""
+    sy = ss = yy = 0.0
+    for i in range(s.shape[0]):
+        if not held(x, g, lower, upper, i):
+            sy += s[i] * y[i]
+            ss += s[i] * s[i]
+            yy += y[i] * y[i]
+    if not sy > 1e-10 * math.sqrt(ss * yy):
+        return 0.0, 0.0
+    return 1.0 / sy, sy / yy
+
+
+@jit(exact=True)
+def free_direction(g, S, Y, rho, alpha, head, count, m, x, lower, upper, d):
+    """:func:`direction` under bounds: the two-loop recursion on the free variables
+    alone, ``d = -H_F g_F`` with ``H_F`` built from the pairs' free parts (the
+    reduced quasi-Newton step of L-BFGS-B's subspace minimisation, without its
+    Cauchy point); a pair whose free part has too little curvature is skipped.
+    Held variables get ``d = 0``.
+    """
+    n = g.shape[0]
+    for i in range(n):
+        d[i] = 0.0 if held(x, g, lower, upper, i) else -g[i]
+    gamma = 0.0
+    for k in range(count):
+        j = (head - k) % m
+        r, ratio = free_curvature(S[j], Y[j], x, g, lower, upper)
+        if gamma == 0.0:
+            gamma = ratio  # the newest pair that counts scales H_0
+        a = r * dot(S[j], d)  # d is 0 where held: a dot over the free variables
+        alpha[j] = a
+        if r != 0.0:
+            for i in range(n):
+                if not held(x, g, lower, upper, i):
+                    d[i] -= a * Y[j, i]
+    if gamma != 0.0:
         for i in range(n):
-            if (x[i] <= lower[i] and g[i] > 0) or (x[i] >= upper[i] and g[i] < 0):
-                d[i] = 0.0
+            d[i] *= gamma
+    for k in range(count - 1, -1, -1):
+        j = (head - k) % m
+        r = free_curvature(S[j], Y[j], x, g, lower, upper)[0]
+        if r == 0.0:
+            continue
+        b = r * dot(Y[j], d)
+        for i in range(n):
+            if not held(x, g, lower, upper, i):
+                d[i] += (alpha[j] - b) * S[j, i]
 
 
 @jit(exact=True)
