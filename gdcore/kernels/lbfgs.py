@@ -29,10 +29,10 @@ by bisection).  With bounds, every trial point is projected onto the box;
 coordinates held at a bound by their gradient are left out of the
 direction, which is the two-loop recursion on the other (free) variables
 alone, over the pairs' free parts (:func:`free_direction`: L-BFGS-B's
-reduced quasi-Newton step; the full recursion with the held entries zeroed
-took twice the iterations on bounded Watson), and coordinates at a bound
-that the direction points out of are left out too (the projection would
-hold them).  When the first trial lies inside the box
+reduced quasi-Newton step; the full recursion with the held entries
+zeroed took 125 iterations on a bounded Watson n=9, against 80), and
+coordinates at a bound that the direction points out of are left out too
+(the projection would hold them).  When the first trial lies inside the box
 (:func:`box_steps`), the search is the same strong Wolfe search along the
 straight line, its steps capped at the box's edge (``fs[A_MAX]``; a step
 there that still decreases f is taken), as L-BFGS-B, whose steps stop at
