@@ -188,6 +188,34 @@ def test_restart_meets_gtol_with_the_new_gradient_or_searches_from_it():
     assert lb.lbfgs_step(vec, pairs, rho, alpha, fs, js, np.nan, none, none) == lb.EVALUATE
 
 
+def test_bounded_direction_uses_only_the_free_variables():
+    # Under bounds the recursion runs on the free variables: the pairs' entries
+    # for held variables (at a bound, gradient pushing out) must not move the
+    # direction.  The full recursion with held entries zeroed afterwards let
+    # them in, and bounded Watson n=9 took 125 iterations (L-BFGS-B 64; now 80).
+    rng = np.random.default_rng(7)
+    n, m, count = 6, 4, 3
+    lower, upper = np.full(n, -1.0), np.full(n, 1.0)
+    x = rng.uniform(-0.5, 0.5, n)
+    x[1], x[4] = -1.0, 1.0
+    g = rng.normal(size=n)
+    g[1], g[4] = 2.0, -3.0  # both held
+    S = np.zeros((m, n))
+    Y = np.zeros((m, n))
+    S[:count] = rng.normal(size=(count, n))
+    Y[:count] = S[:count] * rng.uniform(1.0, 5.0, n)  # a diagonal Hessian: s.y > 0
+    d = np.empty(n)
+    lb.direction(g, S, Y, np.zeros(m), np.zeros(m), count - 1, count, m, x, lower, upper,
+                 True, d)
+    assert d[1] == 0.0 and d[4] == 0.0 and np.dot(g, d) < 0
+    S[:count, [1, 4]] = rng.normal(size=(count, 2))
+    Y[:count, [1, 4]] = 1e3 * rng.normal(size=(count, 2))
+    d2 = np.empty(n)
+    lb.direction(g, S, Y, np.zeros(m), np.zeros(m), count - 1, count, m, x, lower, upper,
+                 True, d2)
+    np.testing.assert_array_equal(d2, d)
+
+
 def test_floor_sits_between_measured_noise_and_the_default_ftol():
     # What the floor must allow: Meyer's f jitters by 2e-12 relative near its
     # minimum (measured), and the floor must not stop runs that the default ftol
