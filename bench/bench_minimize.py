@@ -71,6 +71,12 @@ compiled exact, with fixed-order sums (with fastmath flags they rounded
 differently when compiled in the run, and 13 of the 35 tight ``jac=None``
 stops moved; ``tests/test_lbfgs_floor.py`` checks that they no longer do).
 
+Context (no target): the same problems in two boxes, ``b1`` around x0
+(``[x0 - max(1, |x0|), x0 + max(1, |x0|) / 2]``) and ``b2`` with the first
+variable held 0.1 below the unbounded minimiser, each solver's final f
+compared with the other's (no worse: within 1e-6 relative or below), status-2
+counts, and the median nfev ratio over the runs that end at the same f.
+
 Targets (PASS/MISS):
 
 * ``gd.lbfgs`` solves (success and ``max |x - x*| <= 1e-4``) at least as many
@@ -587,6 +593,78 @@ def print_mgh(mgh, verbose):
     print(example_markdown(mgh["example"]))
 
 
+def mgh_boxes(problem):
+    """``(name, bounds)`` of the two boxes of the bounded comparison.
+
+    ``b1``: ``[x0 - max(1, |x0|), x0 + max(1, |x0|) / 2]`` around the start;
+    ``b2``: wide enough to hold both x0 and the unbounded minimiser L-BFGS-B
+    finds, except that the first variable must stay 0.1 below that
+    minimiser, so the bound is active at the solution.
+    """
+    x0 = problem.x0
+    lo, hi = x0 - np.maximum(1.0, np.abs(x0)), x0 + 0.5 * np.maximum(1.0, np.abs(x0))
+    xs = so.minimize(problem.fun_and_grad, x0, jac=True, method="L-BFGS-B",
+                     options={"gtol": 1e-10, "ftol": 0.0, "maxiter": 20000}).x
+    lo2 = np.minimum(lo, xs - np.maximum(1.0, np.abs(xs)))
+    hi2 = np.maximum(hi, xs + 0.5 * np.maximum(1.0, np.abs(xs)))
+    hi2[0] = xs[0] - 0.1
+    lo2[0] = min(lo2[0], hi2[0] - 1.0)
+    return ("b1", list(zip(lo, hi))), ("b2", list(zip(lo2, hi2)))
+
+
+def mgh_bounded_case(quick):
+    """L-BFGS-B and gd.lbfgs on every MGH problem in two boxes, context for the
+    bounded search: per (box, jac, rule), the median nfev ratio and how often
+    each solver ends at an f no worse than the other's (within 1e-6 relative)."""
+    limit = (threadpool_limits(limits=1, user_api="blas") if threadpool_limits is not None
+             else contextlib.nullcontext())
+    rules = MGH_RULES[:1] if quick else MGH_RULES
+    cells = {}
+    t0 = time.perf_counter()
+    with limit, warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        for p in _mgh.PROBLEMS:
+            for box, bounds in mgh_boxes(p):
+                for jac in (True, None):
+                    fun = p.fun_and_grad if jac else p.fun
+                    for rule, options in rules:
+                        runs = [so.minimize(fun, p.x0, jac=jac, method=method, bounds=bounds,
+                                            options=dict(options))
+                                for method in ("L-BFGS-B", gd.lbfgs())]
+                        cells.setdefault((box, jac, rule), []).append(runs)
+    rows = []
+    for (box, jac, rule), pairs in cells.items():
+        def no_worse(a, b):
+            return a.fun <= b.fun + 1e-6 * max(1.0, abs(b.fun))
+        ratios = [g.nfev / lb.nfev for lb, g in pairs if no_worse(g, lb) and no_worse(lb, g)]
+        rows.append({"box": box, "jac": jac, "rule": rule, "problems": len(pairs),
+                     "gd_no_worse": sum(no_worse(g, lb) for lb, g in pairs),
+                     "lbfgsb_no_worse": sum(no_worse(lb, g) for lb, g in pairs),
+                     "gd_status2": sum(g.status == 2 for lb, g in pairs),
+                     "lbfgsb_status2": sum(lb.status == 2 for lb, g in pairs),
+                     "median_nfev_ratio": float(np.median(ratios)) if ratios else float("nan"),
+                     "max_nfev_ratio": float(np.max(ratios)) if ratios else float("nan"),
+                     "same_f": len(ratios)})
+    return {"rows": rows, "seconds": time.perf_counter() - t0}
+
+
+def print_mgh_bounded(bounded):
+    print(f"\nbounded outside problems (context; {bounded['seconds']:.1f} s, one BLAS thread): "
+          "the 35 MGH problems in box b1 (around x0) and b2 (first variable held 0.1 "
+          "below the unbounded minimiser); 'no worse': final f within 1e-6 relative of "
+          "the other solver's or below; nfev ratio over the runs where both end at the "
+          "same f\n")
+    print("| box | jac | rule | problems | gd.lbfgs no worse | L-BFGS-B no worse | "
+          "status 2: gd.lbfgs | L-BFGS-B | nfev ratio, median | max |")
+    print("|-----|-----|------|---------:|------------------:|------------------:|"
+          "-------------------:|---------:|-------------------:|----:|")
+    for r in bounded["rows"]:
+        print(f"| {r['box']} | {r['jac']} | {r['rule']} | {r['problems']} | "
+              f"{r['gd_no_worse']} | {r['lbfgsb_no_worse']} | {r['gd_status2']} | "
+              f"{r['lbfgsb_status2']} | {r['median_nfev_ratio']:.2f} | "
+              f"{r['max_nfev_ratio']:.2f} |")
+
+
 def mgh_targets(mgh):
     """Per setting: solved count, median nfev ratio, status 0 wherever solved; then overall."""
     out = []
@@ -882,6 +960,8 @@ def main():
     print(f"running the outside problems (Moré-Garbow-Hillstrom), "
           f"{len(mgh_settings(opts.quick))} settings ...", flush=True)
     mgh = mgh_case(opts.quick)
+    print("running the bounded outside problems (context) ...", flush=True)
+    mgh_bounded = mgh_bounded_case(opts.quick)
 
     print_results(results, adam)
     compiled = compile_report(results, adam, objective_compile)
@@ -904,6 +984,7 @@ def main():
         print(f"\n> Not for publication: other processes used more than {MAX_BACKGROUND} cores "
               f"during most rounds of: {', '.join(noisy) or 'the Adam case'}.")
     print_mgh(mgh, opts.verbose)
+    print_mgh_bounded(mgh_bounded)
     print()
     verdicts = targets(results, adam) + mgh_targets(mgh)
     for v in verdicts:
@@ -932,6 +1013,7 @@ def main():
         "lbfgsb_breakdown": lbfgsb_breakdown,
         "lbfgsb_profile": profile,
         "mgh": mgh,
+        "mgh_bounded": mgh_bounded["rows"],
         "lbfgs_kernels_cached_at_start": cached_kernels,
         "table": rows,
         "targets": verdicts,
