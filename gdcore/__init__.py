@@ -1,5 +1,9 @@
 """gdcore: Numba-compiled gradient descent and backpropagation on flat parameters."""
 
+from . import _compile_notice
+
+_compile_notice.install()  # before any kernel can compile: the first compile is announced
+
 from .fit import FitResult, ReduceOnPlateau, fit, reduce_on_plateau
 from .functional import loss, predict, value_and_grad
 from .gradcheck import GradCheckReport, check_grad
