@@ -21,7 +21,8 @@ from numba.core import event
 
 LOGGER = logging.getLogger("gdcore")
 MESSAGE = ("compiling gdcore's kernels for this machine (first: {name}); this happens once "
-           "per machine: they are cached on disk for later processes")
+           "per machine: they are cached on disk for later processes ('python -m gdcore "
+           "warmup' compiles them all ahead of time)")
 
 
 class Notice(event.Listener):
