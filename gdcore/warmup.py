@@ -23,6 +23,8 @@ from concurrent.futures import ProcessPoolExecutor
 import numpy as np
 from numba.core import event
 
+from ._compile_notice import compiled_name
+
 DTYPES = ("float32", "float64")
 
 
@@ -78,9 +80,9 @@ class _Counter(event.Listener):
         self.names = set()
 
     def on_start(self, ev):
-        func = getattr(ev.data.get("dispatcher"), "py_func", None)
-        if func is not None and func.__module__.startswith("gdcore."):
-            self.names.add(f"{func.__module__}.{func.__qualname__}")
+        name = compiled_name(ev.data.get("dispatcher"))
+        if name is not None and name.startswith("gdcore."):
+            self.names.add(name)
 
     def on_end(self, ev):
         pass

@@ -81,6 +81,7 @@ import numba
 import numpy as np
 
 from ._jit import jit
+from .updates import SUM_LANES  # the fixed summation order clip-norm uses too
 
 # Requests.
 EVALUATE = 0
@@ -147,7 +148,6 @@ _SEARCHING = 2
 _PENDING = 3  # a trial is prepared; hand it out on the next call
 FINISHED = 4  # the last step converged: ITERATE was returned, CONVERGED comes next
 
-SUM_LANES = 8
 RISE_JUMP = 1e-3  # a rising search's next step, relative to the last (rises_along_d)
 RISE_JUMPS = 2  # jumps after which a search that still rises fails
 
@@ -171,7 +171,7 @@ def state_sizes(n, m):
             "fs": (N_FS,), "js": (N_JS,)}
 
 
-# Sums over the n variables run in one fixed order: SUM_LANES (8) running sums
+# Sums over the n variables run in one fixed order: SUM_LANES running sums
 # over interleaved elements, combined pairwise.  With no fastmath flag
 # (exact=True) the compiler may not reorder them, so every CPU and every
 # compilation gives the same iterates.  LLVM does not vectorise them; the
@@ -181,6 +181,9 @@ def state_sizes(n, m):
 def dot(a, b):
     """``sum(a * b)`` in the fixed order."""
     return dot_of_differences(a, None, b, None)
+
+
+assert SUM_LANES == 8  # dot_of_differences writes its eight running sums out
 
 
 @jit(exact=True)
