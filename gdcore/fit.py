@@ -1,7 +1,8 @@
 """The training driver: epochs, validation, early stopping, callbacks, progress.
 
 :func:`fit` validates everything once, allocates every buffer once, and then
-runs each epoch in compiled calls (:func:`gdcore.kernels.epoch.run_epoch`):
+runs each epoch in compiled calls (:func:`gdcore.kernels.epoch.run_epoch`, compiled
+for the optimizer at hand by :func:`~gdcore.kernels.epoch.epoch_runner`):
 one call per epoch when an epoch takes less than ``_SLICE_SECONDS``, else
 slices of it sized from the measured step time (ending on gather-chunk
 boundaries where they can), so that Ctrl-C takes effect within about that
@@ -44,7 +45,7 @@ from . import _blas_threads, _validate, codes, optim
 from ._interrupt import NEVER, CtrlC
 from .functional import prepare_batch
 from .kernels import checks
-from .kernels.epoch import LOSS_NOT_FINITE, OK, evaluate, run_epoch
+from .kernels.epoch import LOSS_NOT_FINITE, OK, epoch_runner, evaluate
 from .kernels.gather import chunk_rows
 from .model import require_model
 from .optim import Optimizer, adam
@@ -565,9 +566,9 @@ class _Trainer:
                 last -= last % self.chunk_batches
             t0 = time.perf_counter()
             status, batch, updates, loss_sum, weight_sum, in_spare = ctrl_c.compiled(
-                run_epoch,
+                epoch_runner(opt.code),
                 self.params, self.spare, m.offsets, t.X, t.Y, t.labels, t.weights, m.loss_code,
-                self.l2, order, self.batch_size, first, last, opt.code, opt.hyper, lrs,
+                self.l2, order, self.batch_size, first, last, opt.hyper, lrs,
                 updates, self.state.slots, self.state.scalars, self.work, self.grad, self.Xb,
                 self.Yb, self.Lb, self.Wb, loss_sum, weight_sum)
             seconds = time.perf_counter() - t0

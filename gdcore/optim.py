@@ -32,7 +32,7 @@ import numba
 import numpy as np
 
 from . import _validate, codes
-from .kernels.updates import BLOCK, apply_update, apply_update_threaded
+from .kernels.updates import BLOCK, apply_update_threaded, update_kernel
 from .minimize import (method_factory, refuse_hyperparameters, run_first_order,
                        run_gradient_descent, run_lbfgs)
 from .schedules import Schedule
@@ -273,8 +273,8 @@ class Optimizer:
             with _PARALLEL_REGION:
                 return bool(apply_update_threaded(self.code, self.hyper, lr, params, grad,
                                                   slots, scalars, out, inplace, chunks))
-        return bool(apply_update(self.code, self.hyper, lr, params, grad, slots, scalars, out,
-                                 inplace))
+        return bool(update_kernel(self.code)(self.hyper, lr, params, grad, slots, scalars, out,
+                                             inplace))
 
     def _check(self, grad, state, params, needs_writeable):
         """Raise unless ``grad`` and ``state`` fit ``params`` (one cheap test first).

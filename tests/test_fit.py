@@ -576,11 +576,16 @@ def test_sliced_epochs_equal_one_call_epochs_bitwise(monkeypatch, slicing):
     all-zero batches skipped, labels, validation, and through a divergence."""
     calls = []
 
-    def counted(*args):
-        calls.append(args[11:13])  # first, last
-        return gd.kernels.epoch.run_epoch(*args)
+    def counted_runner(opt_code):
+        runner = gd.kernels.epoch.epoch_runner(opt_code)
 
-    monkeypatch.setattr(FIT, "run_epoch", counted)
+        def counted(*args):
+            calls.append(args[11:13])  # first, last
+            return runner(*args)
+
+        return counted
+
+    monkeypatch.setattr(FIT, "epoch_runner", counted_runner)
     row_bytes = X.itemsize * X.shape[1] + Y.itemsize + SW.itemsize
     monkeypatch.setattr(gd.kernels.gather, "CHUNK_BYTES", int(2.5 * 4 * row_bytes))
     if slicing == "three batches":

@@ -32,6 +32,10 @@
 * ``nogil=True`` everywhere: kernels take arrays and scalars only, so they
   release the GIL and Python threads (scikit-learn's threading backend, Dask's
   threaded workers, a user's thread pool) run them in parallel.
+* ``no_cfunc_wrapper``: Numba otherwise builds, for every compiled
+  function, a C-callable wrapper that only ``cfunc`` users and first-class
+  function values need; gdcore uses neither, and the wrappers were 2% of a
+  cold first ``fit``'s compile time.
 * ``inline=True`` for small helpers called once per layer or per step
   (views of the flat arrays, bias and column sums, the forward pass):
   Numba then compiles them into their callers.  A call between compiled
@@ -40,13 +44,21 @@
   :mod:`.network`'s helpers inlined it took 8% less time (paired in-process
   runs of both variants, 40 rounds each, twice: median ratios 0.918 and 0.915).
   Measure each case: inlining the activation dispatch made the same gradient
-  about 20% slower, and a ``strict`` kernel must never be inlined, since its
-  body would take the caller's fastmath flags.
+  about 20% slower.  Inlining also saves compile time: a helper compiled
+  on its own goes through Numba's whole pipeline, wrappers included, and its
+  machine code is optimized and emitted again in every caller that links it.
+  A ``strict`` kernel must never be inlined, since its body would take the
+  caller's fastmath flags; an ``exact`` helper may be (``exact=True,
+  inline=True``) because it is only ever called from ``exact`` kernels,
+  which have no flags to give it (``tests/test_jit_policy.py`` checks every
+  caller).
 * ``parallel=True`` only where a caller asks for threads on a large,
   memory-bound step (:func:`.updates.apply_update_threaded`): Numba's
   threads and multithreaded BLAS must not share a kernel, and tiny steps
   would pay microseconds per parallel region.
 """
+
+import functools
 
 import numba
 
@@ -60,16 +72,47 @@ def jit(func=None, *, strict=False, exact=False, cache=True, parallel=False, inl
     Use as ``@jit``, ``@jit(strict=True)``, ``@jit(exact=True)`` (no fastmath
     flag at all), ``@jit(cache=False)``, ``@jit(parallel=True)`` (a kernel
     with ``numba.prange`` loops) or ``@jit(inline=True)`` (compiled into each
-    caller).
+    caller; with ``exact=True`` only for helpers of exact kernels).
     """
-    if (strict or exact) and inline:
-        raise ValueError("a strict or exact kernel cannot be inlined: it would take its "
-                         "caller's fastmath flags")
-    flags = frozenset() if exact else STRICT_FASTMATH_FLAGS if strict else FASTMATH_FLAGS
+    if strict and inline:
+        raise ValueError("a strict kernel cannot be inlined: it would take its caller's "
+                         "fastmath flags")
 
     def compile_(f):
-        return numba.njit(cache=cache, error_model="numpy", fastmath=set(flags) or False,
-                          nogil=True, parallel=parallel,
-                          inline="always" if inline else "never")(f)
+        return numba.njit(cache=cache, parallel=parallel, inline="always" if inline else "never",
+                          **options(strict=strict, exact=exact))(f)
 
     return compile_ if func is None else compile_(func)
+
+
+def options(strict=False, exact=False):
+    """The Numba options of the policy (for ``jit`` and for ``overload``'s ``jit_options``)."""
+    flags = frozenset() if exact else STRICT_FASTMATH_FLAGS if strict else FASTMATH_FLAGS
+    return dict(error_model="numpy", fastmath=set(flags) or False, nogil=True,
+                no_cfunc_wrapper=True)
+
+
+def per_code(codes, kind):
+    """Decorate a factory ``make(code) -> kernel``: one kernel per code, made on first use.
+
+    The factory compiles a kernel with ``code`` as a constant of its body
+    (a closure value), so that only the code's own branch is compiled (see
+    :func:`.updates.rule_step`).  Numba keys its on-disk cache by closure
+    values too, so every code's kernel is cached once per machine.  Codes
+    not in ``codes`` raise ValueError naming ``kind``.
+    """
+    def decorate(make):
+        made = {}
+
+        @functools.wraps(make)
+        def kernel_for(code):
+            kernel = made.get(code)
+            if kernel is None:
+                if code not in codes:
+                    raise ValueError(f"unknown {kind} code {code!r}")
+                kernel = made[code] = make(int(code))
+            return kernel
+
+        return kernel_for
+
+    return decorate

@@ -20,10 +20,10 @@ buffer holding the last finite parameters is reported.
 import math
 
 from .. import codes
-from ._jit import jit
+from ._jit import jit, per_code
 from .network import loss_value, output_block, split_workspace, value_and_grad
 from .gather import gather_chunk
-from .updates import apply_update
+from .updates import RULES, apply_update
 
 _CE = codes.CROSS_ENTROPY
 _BCE = codes.BINARY_CROSS_ENTROPY
@@ -53,7 +53,7 @@ def batch_weight(weights, m):
     return total
 
 
-@jit
+@jit(inline=True)
 def run_epoch(params, spare, offsets, X, Y, labels, weights_, loss_code, l2, order,
               batch_size, first, last, opt_code, hyper, lrs, updates, slots, scalars, work,
               grad, Xb, Yb, Lb, Wb, loss_sum, weight_sum):
@@ -144,6 +144,26 @@ def run_epoch(params, spare, offsets, X, Y, labels, weights_, loss_code, l2, ord
         loss_sum += loss * bw
         weight_sum += bw
     return OK, last, updates, loss_sum, weight_sum, in_spare
+
+
+@per_code(RULES, "optimizer")
+def epoch_runner(opt_code):
+    """:func:`run_epoch` compiled for optimizer ``opt_code`` alone.
+
+    Returns a kernel taking :func:`run_epoch`'s arguments without
+    ``opt_code``, which is a constant of its compiled body: a first ``fit``
+    compiles that optimizer's step and no other (see
+    :func:`.updates.update_kernel`, the same for one step).
+    """
+    @jit
+    def run_epoch_of(params, spare, offsets, X, Y, labels, weights_, loss_code, l2, order,
+                     batch_size, first, last, hyper, lrs, updates, slots, scalars, work, grad,
+                     Xb, Yb, Lb, Wb, loss_sum, weight_sum):
+        return run_epoch(params, spare, offsets, X, Y, labels, weights_, loss_code, l2, order,
+                         batch_size, first, last, opt_code, hyper, lrs, updates, slots, scalars,
+                         work, grad, Xb, Yb, Lb, Wb, loss_sum, weight_sum)
+
+    return run_epoch_of
 
 
 @jit

@@ -57,9 +57,11 @@ import math
 
 import numba
 import numpy as np
+from numba.core import types
+from numba.extending import overload
 
 from .. import codes
-from ._jit import jit
+from ._jit import jit, options, per_code
 
 _SGD = codes.SGD
 _ADAM = codes.ADAM
@@ -90,7 +92,7 @@ BLOCK = 2048
 SUM_LANES = 8
 
 
-@jit(exact=True)
+@jit(exact=True, inline=True)
 def clipped_square(gi, clip_value):
     """``min(max(g, -clip_value), clip_value) ** 2`` in float64."""
     g = min(max(np.float64(gi), -clip_value), clip_value)
@@ -129,7 +131,7 @@ def gradient_scale(grad, clip_value, clip_norm):
     return clip_norm / norm if norm > clip_norm else 1.0
 
 
-@jit
+@jit(inline=True)
 def lerp_base(w):
     """PyTorch's lerp is ``a + w*(b - a)`` for w < 0.5, else ``b - (b - a)*(1 - w)``.
 
@@ -145,34 +147,34 @@ def lerp_base(w):
 # ``inplace``, else to ``out``); ``cv`` is the clip value (inf when off) and
 # ``scale`` the norm-clipping factor.  Each returns True when the gradient, the new
 # parameters and any squared-gradient accumulator are finite.  The element
-# helpers below are inlined by the compiler, so each loop still compiles to
-# one vectorised pass.
+# helpers below are compiled into the loops (``jit(exact=True, inline=True)``),
+# so each loop is one vectorised pass and one compiled function.
 
-@jit(exact=True)
+@jit(exact=True, inline=True)
 def not_finite(x, zero):
     """NaN/Inf test that vectorises: ``x * 0`` is 0 exactly for finite ``x``."""
     return x * zero != zero
 
 
-@jit(exact=True)
+@jit(exact=True, inline=True)
 def clipped(gi, cv, scale):
     """A gradient entry clipped to ``[-cv, cv]``, then scaled by the norm clip."""
     return min(max(gi, -cv), cv) * scale
 
 
-@jit(exact=True)
+@jit(exact=True, inline=True)
 def with_decay(gi, pi, cv, scale, wd):
     """The clipped gradient entry plus coupled weight decay ``wd * p``."""
     return clipped(gi, cv, scale) + wd * pi
 
 
-@jit(exact=True)
+@jit(exact=True, inline=True)
 def moving_mean(prev, gi, from_prev, c):
     """PyTorch's ``lerp(prev, gi, w)`` in the form given by :func:`lerp_base`."""
     return (prev if from_prev else gi) + c * (gi - prev)
 
 
-@jit(exact=True)
+@jit(exact=True, inline=True)
 def moving_square(prev, gi, rho, w):
     """``rho * prev + (1 - rho) * gi**2``, rounded as torch's ``mul_().addcmul_()``."""
     return prev * rho + w * gi * gi
@@ -399,77 +401,176 @@ def lion_loop(p, g, m, out, inplace, lr, b1, w1, b2, w2, wd, cv, scale):
     return not bad
 
 
-@jit
+@jit(inline=True)
 def row(slots, k, start, stop):
     """Columns ``start:stop`` of state row ``k``, as a contiguous 1-D view."""
     return slots[k][start:stop]
 
 
-@jit
+@jit(inline=True)
+def clip_and_decay(hyper, p, scale):
+    """``(wd, cv, sc)`` in ``p``'s dtype: coupled weight decay, clip value (inf when
+    off) and the norm-clip factor, as the loops take them."""
+    dt = p.dtype.type
+    clip = hyper[_H_CLIP_VALUE]
+    return dt(hyper[_H_WD]), dt(clip) if clip > 0 else dt(np.inf), dt(scale)
+
+
+# One step rule per optimizer code, as the implementations of ``rule_step``.
+# Every rule takes the same arguments: ``code``, ``hyper``, ``lr``, ``step`` and
+# ``mu_product`` (from begin_step), the span's ``p``, ``g``, state rows ``s0``,
+# ``s1``, ``s2`` (a row an optimizer does not have stands in as row 0, never
+# touched), ``out``, ``inplace`` and the norm-clip ``scale``.
+
+def _sgd_rule(code, hyper, lr, step, mu_product, p, g, s0, s1, s2, out, inplace, scale):
+    dt = p.dtype.type
+    wd, cv, sc = clip_and_decay(hyper, p, scale)
+    mu = hyper[_H_MOMENTUM]
+    if mu == 0:
+        return sgd_plain(p, g, out, inplace, dt(lr), wd, cv, sc)
+    nesterov = hyper[_H_NESTEROV] != 0
+    return sgd_momentum(p, g, s0, out, inplace, dt(lr), wd, cv, sc, dt(mu),
+                        dt(1) if nesterov else dt(0), dt(mu) if nesterov else dt(1))
+
+
+def _adam_rule(code, hyper, lr, step, mu_product, p, g, s0, s1, s2, out, inplace, scale):
+    """Adam, and AdamW (``code == ADAMW``: decoupled weight decay)."""
+    dt = p.dtype.type
+    wd, cv, sc = clip_and_decay(hyper, p, scale)
+    b1 = hyper[_H_BETA1]
+    b2 = hyper[_H_BETA2]
+    eps = dt(hyper[_H_EPS])
+    from_m, c1 = lerp_base(1.0 - b1)
+    decoupled = code == _ADAMW
+    decay = dt(1.0 - lr * hyper[_H_WD]) if decoupled else dt(1)
+    coupled_wd = dt(0) if decoupled else wd
+    step_size = dt(lr / (1.0 - b1 ** step))
+    inv_bc2_sqrt = dt(1.0 / math.sqrt(1.0 - b2 ** step))
+    if hyper[_H_AMSGRAD] != 0:
+        return adam_amsgrad_loop(p, g, s0, s1, s2, out, inplace, step_size, inv_bc2_sqrt,
+                                 dt(b2), dt(1.0 - b2), eps, from_m, dt(c1), decay, coupled_wd,
+                                 cv, sc)
+    return adam_loop(p, g, s0, s1, out, inplace, step_size, inv_bc2_sqrt, dt(b2), dt(1.0 - b2),
+                     eps, from_m, dt(c1), decay, coupled_wd, cv, sc)
+
+
+def _rmsprop_rule(code, hyper, lr, step, mu_product, p, g, s0, s1, s2, out, inplace, scale):
+    dt = p.dtype.type
+    wd, cv, sc = clip_and_decay(hyper, p, scale)
+    b2 = hyper[_H_BETA2]
+    centered = hyper[_H_CENTERED] != 0
+    mu = hyper[_H_MOMENTUM]
+    from_avg, c = lerp_base(1.0 - b2)
+    avg_g = s1 if centered else s0
+    buf = (s2 if centered else s1) if mu > 0 else s0
+    return rmsprop_loop(p, g, s0, avg_g, buf, out, inplace, dt(lr), dt(b2), dt(1.0 - b2),
+                        dt(hyper[_H_EPS]), centered, from_avg, dt(c), dt(mu), wd, cv, sc)
+
+
+def _adagrad_rule(code, hyper, lr, step, mu_product, p, g, s0, s1, s2, out, inplace, scale):
+    dt = p.dtype.type
+    wd, cv, sc = clip_and_decay(hyper, p, scale)
+    return adagrad_loop(p, g, s0, out, inplace, dt(lr), dt(hyper[_H_EPS]), wd, cv, sc)
+
+
+def _adamax_rule(code, hyper, lr, step, mu_product, p, g, s0, s1, s2, out, inplace, scale):
+    dt = p.dtype.type
+    wd, cv, sc = clip_and_decay(hyper, p, scale)
+    b1 = hyper[_H_BETA1]
+    from_m, c1 = lerp_base(1.0 - b1)
+    return adamax_loop(p, g, s0, s1, out, inplace, dt(lr / (1.0 - b1 ** step)),
+                       dt(hyper[_H_BETA2]), dt(hyper[_H_EPS]), from_m, dt(c1), wd, cv, sc)
+
+
+def _nadam_rule(code, hyper, lr, step, mu_product, p, g, s0, s1, s2, out, inplace, scale):
+    dt = p.dtype.type
+    wd, cv, sc = clip_and_decay(hyper, p, scale)
+    b1 = hyper[_H_BETA1]
+    b2 = hyper[_H_BETA2]
+    psi = hyper[_H_MOMENTUM_DECAY]
+    mu_t = b1 * (1.0 - 0.5 * 0.96 ** (step * psi))
+    mu_next = b1 * (1.0 - 0.5 * 0.96 ** ((step + 1.0) * psi))
+    c_grad = -lr * (1.0 - mu_t) / (1.0 - mu_product)
+    c_avg = -lr * mu_next / (1.0 - mu_product * mu_next)
+    from_m, c1 = lerp_base(1.0 - b1)
+    return nadam_loop(p, g, s0, s1, out, inplace, dt(c_grad), dt(c_avg), dt(b2), dt(1.0 - b2),
+                      dt(1.0 / (1.0 - b2 ** step)), dt(hyper[_H_EPS]), from_m, dt(c1), wd, cv,
+                      sc)
+
+
+def _lion_rule(code, hyper, lr, step, mu_product, p, g, s0, s1, s2, out, inplace, scale):
+    dt = p.dtype.type
+    wd, cv, sc = clip_and_decay(hyper, p, scale)
+    b1 = hyper[_H_BETA1]
+    b2 = hyper[_H_BETA2]
+    return lion_loop(p, g, s0, out, inplace, dt(lr), dt(b1), dt(1.0 - b1), dt(b2), dt(1.0 - b2),
+                     wd, cv, sc)
+
+
+RULES = {_SGD: _sgd_rule, _ADAM: _adam_rule, _ADAMW: _adam_rule, _RMSPROP: _rmsprop_rule,
+         _ADAGRAD: _adagrad_rule, _ADAMAX: _adamax_rule, _NADAM: _nadam_rule,
+         _LION: _lion_rule}
+assert set(RULES) == set(codes.OPTIMIZER_NAMES)
+
+
+def rule_step(code, hyper, lr, step, mu_product, p, g, s0, s1, s2, out, inplace, scale):
+    """Optimizer ``code``'s step on one span; compiled code only (see :func:`_rule_step`)."""
+    raise NotImplementedError("rule_step is only callable from compiled code")
+
+
+def _any_rule(code, hyper, lr, step, mu_product, p, g, s0, s1, s2, out, inplace, scale):
+    """The step of whichever optimizer ``code`` names, decided per call."""
+    if code == _SGD:
+        return rule_step(_SGD, hyper, lr, step, mu_product, p, g, s0, s1, s2, out, inplace,
+                         scale)
+    if code == _ADAM:
+        return rule_step(_ADAM, hyper, lr, step, mu_product, p, g, s0, s1, s2, out, inplace,
+                         scale)
+    if code == _ADAMW:
+        return rule_step(_ADAMW, hyper, lr, step, mu_product, p, g, s0, s1, s2, out, inplace,
+                         scale)
+    if code == _RMSPROP:
+        return rule_step(_RMSPROP, hyper, lr, step, mu_product, p, g, s0, s1, s2, out, inplace,
+                         scale)
+    if code == _ADAGRAD:
+        return rule_step(_ADAGRAD, hyper, lr, step, mu_product, p, g, s0, s1, s2, out, inplace,
+                         scale)
+    if code == _ADAMAX:
+        return rule_step(_ADAMAX, hyper, lr, step, mu_product, p, g, s0, s1, s2, out, inplace,
+                         scale)
+    if code == _NADAM:
+        return rule_step(_NADAM, hyper, lr, step, mu_product, p, g, s0, s1, s2, out, inplace,
+                         scale)
+    return rule_step(_LION, hyper, lr, step, mu_product, p, g, s0, s1, s2, out, inplace, scale)
+
+
+@overload(rule_step, prefer_literal=True, jit_options=options())
+def _rule_step(code, hyper, lr, step, mu_product, p, g, s0, s1, s2, out, inplace, scale):
+    """Type ``rule_step``: a code known when compiling compiles that optimizer's rule
+    alone; a code known only at run time compiles all of them behind a dispatch.
+
+    Kernels compiled for one optimizer (:func:`.epoch.epoch_runner`,
+    :func:`update_kernel`) pass its code as a constant, so a first ``fit``
+    with Adam compiles no other optimizer's loop.
+    """
+    if isinstance(code, types.IntegerLiteral):
+        return RULES.get(code.literal_value)
+    return _any_rule
+
+
+@jit(inline=True)
 def step_rows(code, hyper, lr, step, mu_product, p, g, slots, start, stop, out, inplace,
               scale):
     """Run ``code``'s loop on ``p``, ``g``, ``out`` and state columns ``start:stop``."""
-    dt = p.dtype.type
-    wd = dt(hyper[_H_WD])
-    clip = hyper[_H_CLIP_VALUE]
-    cv = dt(clip) if clip > 0 else dt(np.inf)
-    sc = dt(scale)
-    eps = dt(hyper[_H_EPS])
-    b1 = hyper[_H_BETA1]
-    b2 = hyper[_H_BETA2]
     # State rows; rows an optimizer does not have stand in as row 0 (never touched).
     n_rows = slots.shape[0]
     s0 = row(slots, 0, start, stop) if n_rows > 0 else p
     s1 = row(slots, 1, start, stop) if n_rows > 1 else s0
     s2 = row(slots, 2, start, stop) if n_rows > 2 else s0
-    if code == _SGD:
-        mu = hyper[_H_MOMENTUM]
-        if mu == 0:
-            return sgd_plain(p, g, out, inplace, dt(lr), wd, cv, sc)
-        nesterov = hyper[_H_NESTEROV] != 0
-        return sgd_momentum(p, g, s0, out, inplace, dt(lr), wd, cv, sc, dt(mu),
-                            dt(1) if nesterov else dt(0), dt(mu) if nesterov else dt(1))
-    if code == _ADAM or code == _ADAMW:
-        from_m, c1 = lerp_base(1.0 - b1)
-        decoupled = code == _ADAMW
-        decay = dt(1.0 - lr * hyper[_H_WD]) if decoupled else dt(1)
-        coupled_wd = dt(0) if decoupled else wd
-        step_size = dt(lr / (1.0 - b1 ** step))
-        inv_bc2_sqrt = dt(1.0 / math.sqrt(1.0 - b2 ** step))
-        if hyper[_H_AMSGRAD] != 0:
-            return adam_amsgrad_loop(p, g, s0, s1, s2, out, inplace, step_size, inv_bc2_sqrt, dt(b2),
-                                     dt(1.0 - b2), eps, from_m, dt(c1), decay, coupled_wd, cv,
-                                     sc)
-        return adam_loop(p, g, s0, s1, out, inplace, step_size, inv_bc2_sqrt, dt(b2), dt(1.0 - b2), eps,
-                         from_m, dt(c1), decay, coupled_wd, cv, sc)
-    if code == _RMSPROP:
-        centered = hyper[_H_CENTERED] != 0
-        mu = hyper[_H_MOMENTUM]
-        from_avg, c = lerp_base(1.0 - b2)
-        avg_g = s1 if centered else s0
-        buf = (s2 if centered else s1) if mu > 0 else s0
-        return rmsprop_loop(p, g, s0, avg_g, buf, out, inplace, dt(lr), dt(b2), dt(1.0 - b2), eps,
-                            centered, from_avg, dt(c), dt(mu), wd, cv, sc)
-    if code == _ADAGRAD:
-        return adagrad_loop(p, g, s0, out, inplace, dt(lr), eps, wd, cv, sc)
-    if code == _ADAMAX:
-        from_m, c1 = lerp_base(1.0 - b1)
-        return adamax_loop(p, g, s0, s1, out, inplace, dt(lr / (1.0 - b1 ** step)), dt(b2), eps,
-                           from_m, dt(c1), wd, cv, sc)
-    if code == _NADAM:
-        psi = hyper[_H_MOMENTUM_DECAY]
-        mu_t = b1 * (1.0 - 0.5 * 0.96 ** (step * psi))
-        mu_next = b1 * (1.0 - 0.5 * 0.96 ** ((step + 1.0) * psi))
-        c_grad = -lr * (1.0 - mu_t) / (1.0 - mu_product)
-        c_avg = -lr * mu_next / (1.0 - mu_product * mu_next)
-        from_m, c1 = lerp_base(1.0 - b1)
-        return nadam_loop(p, g, s0, s1, out, inplace, dt(c_grad), dt(c_avg), dt(b2), dt(1.0 - b2),
-                          dt(1.0 / (1.0 - b2 ** step)), eps, from_m, dt(c1), wd, cv, sc)
-    return lion_loop(p, g, s0, out, inplace, dt(lr), dt(b1), dt(1.0 - b1), dt(b2), dt(1.0 - b2), wd,
-                     cv, sc)
+    return rule_step(code, hyper, lr, step, mu_product, p, g, s0, s1, s2, out, inplace, scale)
 
 
-@jit
+@jit(inline=True)
 def begin_step(code, hyper, grad, scalars):
     """Advance the step count (and NAdam's momentum product); the norm-clip factor.
 
@@ -489,7 +590,7 @@ def begin_step(code, hyper, grad, scalars):
     return step, mu_product, gradient_scale(grad, hyper[_H_CLIP_VALUE], hyper[_H_CLIP_NORM])
 
 
-@jit
+@jit(inline=True)
 def step_span(code, hyper, lr, step, mu_product, params, grad, slots, lo, hi, out, inplace,
               scale):
     """The step on elements ``lo:hi`` (``out`` is not touched when ``inplace``)."""
@@ -498,7 +599,7 @@ def step_span(code, hyper, lr, step, mu_product, params, grad, slots, lo, hi, ou
                      lo, hi, dst, inplace, scale)
 
 
-@jit
+@jit(inline=True)
 def apply_update(code, hyper, lr, params, grad, slots, scalars, out, inplace):
     """One optimizer step, state updated in place.
 
@@ -533,6 +634,21 @@ def apply_update(code, hyper, lr, params, grad, slots, scalars, out, inplace):
     step, mu_product, scale = begin_step(code, hyper, grad, scalars)
     return step_span(code, hyper, lr, step, mu_product, params, grad, slots, 0,
                      params.shape[0], out, inplace, scale)
+
+
+@per_code(RULES, "optimizer")
+def update_kernel(code):
+    """:func:`apply_update` compiled for optimizer ``code`` alone.
+
+    Returns a kernel taking :func:`apply_update`'s arguments without
+    ``code``, which is a constant of its compiled body: only that optimizer's
+    loops are compiled (``rule_step``).
+    """
+    @jit
+    def apply_update_of(hyper, lr, params, grad, slots, scalars, out, inplace):
+        return apply_update(code, hyper, lr, params, grad, slots, scalars, out, inplace)
+
+    return apply_update_of
 
 
 @jit(parallel=True)

@@ -1,0 +1,72 @@
+"""The jit policy's promises that no single kernel test sees (see ``gdcore.kernels._jit``).
+
+An ``exact`` helper compiled into its callers (``jit(exact=True, inline=True)``)
+takes its caller's fastmath flags, so every function that calls one must be
+exact itself: the step rules' element helpers are only exact because the loops
+that inline them are.  Functions are matched by the global names their code
+reads, which is how a kernel reaches a helper.
+"""
+
+import importlib
+import inspect
+import pkgutil
+
+import pytest
+from numba.core.registry import CPUDispatcher
+
+from gdcore import kernels
+from gdcore.kernels import updates
+
+
+def _kernel_functions():
+    """(name, python function, dispatcher or None) of every function in gdcore.kernels."""
+    for info in pkgutil.iter_modules(kernels.__path__):
+        module = importlib.import_module(f"{kernels.__name__}.{info.name}")
+        for attr, value in vars(module).items():
+            if isinstance(value, CPUDispatcher) and inspect.getmodule(value.py_func) is module:
+                yield f"{info.name}.{attr}", value.py_func, value
+            elif inspect.isfunction(value) and inspect.getmodule(value) is module:
+                yield f"{info.name}.{attr}", value, None
+
+
+FUNCTIONS = sorted(_kernel_functions(), key=lambda f: f[0])
+
+
+def _is_exact(dispatcher):
+    return dispatcher.targetoptions.get("fastmath") is False
+
+
+def _exact_inline_helpers():
+    return {name.split(".")[-1]: d for name, _, d in FUNCTIONS
+            if d is not None and d.targetoptions.get("inline") == "always" and _is_exact(d)}
+
+
+def test_the_step_rules_element_helpers_are_exact_and_inlined():
+    assert {"not_finite", "clipped", "with_decay", "moving_mean", "moving_square",
+            "clipped_square"} <= set(_exact_inline_helpers())
+
+
+def test_every_caller_of_an_exact_inlined_helper_is_exact():
+    helpers = _exact_inline_helpers()
+    callers = 0
+    for name, func, dispatcher in FUNCTIONS:
+        used = set(func.__code__.co_names) & set(helpers)
+        if not used:
+            continue
+        callers += 1
+        assert dispatcher is not None and _is_exact(dispatcher), (
+            f"{name} calls the exact inlined helper(s) {sorted(used)} but is not "
+            f"jit(exact=True): the helper would take its fastmath flags")
+    assert callers >= 9  # the step loops and the clip-norm sum
+
+
+@pytest.mark.parametrize("code", sorted(updates.RULES))
+def test_each_optimizer_code_has_its_own_update_kernel(code):
+    kernel = updates.update_kernel(code)
+    assert kernel is updates.update_kernel(code)
+    assert updates.update_kernel(code) is not updates.update_kernel((code + 1) % len(updates.RULES))
+
+
+def test_an_unknown_optimizer_code_is_refused():
+    with pytest.raises(ValueError, match="unknown optimizer code"):
+        updates.update_kernel(99)
