@@ -71,15 +71,16 @@ busy neighbours.  One untimed process first imports every library, so the
 first timed import does not read them from disk.
 
 Run ``.venv/bin/python bench/bench_startup.py`` (``make bench`` runs it
-too).  By default it repeats each measurement 3 times but stops starting
-rounds that would end after ``--budget-minutes`` (15): while a cold gdcore
-process takes 10-60 s, the first round (about 8 minutes on a 2-core AMD
-EPYC, most of it the twelve cold processes and the sequence) leaves time
-only for a second round of the rows compared with JAX; with faster cold
-starts all three rounds fit.  ``--quick`` (one round, the float32 network
-and float64 minimize rows with their peers, no sequence) takes 2-4
-minutes; ``--entry NAME`` runs one entry point's rows and peers.  Results
-also go to ``bench/results/startup.json``.
+too).  By default it makes 3 rounds, but starts none that would end after
+``--budget-minutes`` (15) and shortens the later ones to the rows compared
+with peers when a whole round would not fit: while cold gdcore processes
+take 10-35 s each, the first round took 7.4 minutes on a 2-core AMD EPYC
+(the twelve cold processes and the 142 s sequence, most of it) and two
+short rounds of 2.8 minutes followed, 13.5 minutes in all; with faster cold
+starts all three rounds are whole.  ``--quick`` (one round, the float32
+network and float64 minimize rows with their peers, no sequence) takes
+about 3 minutes; ``--entry NAME`` runs one entry point's rows and peers.
+Results also go to ``bench/results/startup.json``.
 """
 
 import argparse
@@ -499,7 +500,7 @@ class Row:
     impl: str  # "gdcore" or a PEERS name
     dtype: str  # "float32", "float64" or "both"
     calls: tuple  # ((entry, dtype), ...)
-    headline: bool  # compared with a peer: kept in short rounds
+    headline: bool  # gdcore's row compared with peers, or a peer's: kept in short rounds
 
     @property
     def key(self):
@@ -520,7 +521,8 @@ def plan_rows(entries, quick, available):
             continue
         headline = HEADLINE_DTYPE[entry]
         for dtype in ((headline,) if quick else DTYPES):
-            rows.append(Row(entry, "gdcore", dtype, ((entry, dtype),), dtype == headline))
+            rows.append(Row(entry, "gdcore", dtype, ((entry, dtype),),
+                            dtype == headline and bool(PEERS[entry])))
         for peer in PEERS[entry]:
             if available[peer]:
                 rows.append(Row(entry, peer, headline, ((entry, headline),), True))

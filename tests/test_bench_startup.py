@@ -50,10 +50,12 @@ def test_default_plan_covers_every_entry_point_in_both_dtypes():
     assert len({r.key for r in rows}) == len(rows)
 
 
-def test_quick_plan_keeps_the_headline_rows_only():
+def test_quick_plan_keeps_the_headline_dtype_only():
     rows = bs.plan_rows(set(bs.ENTRIES), quick=True, available={p: False for p in ALL_PEERS})
-    assert all(r.headline and r.dtype == bs.HEADLINE_DTYPE[r.entry] for r in rows)
+    assert all(r.dtype == bs.HEADLINE_DTYPE[r.entry] for r in rows)
     assert [r.entry for r in rows] == list(bs.ENTRIES)
+    # short rounds keep what is compared with a peer, and nothing else
+    assert {r.entry for r in rows if r.headline} == {e for e in bs.ENTRIES if bs.PEERS[e]}
 
 
 def test_summary_prefers_quiet_runs_and_flags_when_none_was():
