@@ -34,6 +34,7 @@ bench: $(STAMP)-bench
 	$(PY) bench/bench_training.py
 	$(PY) bench/bench_minimize.py
 	$(PY) bench/bench_threads.py
+	$(PY) bench/bench_startup.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis
