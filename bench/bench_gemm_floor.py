@@ -33,9 +33,10 @@ DTYPE = np.float32
 
 
 @numba.njit
-def _repeat_kernel(params, offsets, X, Y, labels, weights, loss_code, work, grad, calls):
+def _repeat_kernel(params, offsets, X, Y, labels, weights, loss_code, work, grad, calls, acts):
     for _ in range(calls):
-        network.value_and_grad(params, offsets, X, Y, labels, weights, loss_code, 0.0, work, grad)
+        network.value_and_grad(params, offsets, X, Y, labels, weights, loss_code, 0.0, work, grad,
+                               acts)
 
 
 @numba.njit
@@ -126,7 +127,8 @@ def bench_mnist(measure_peak):
 
     rows = [
         ("gdcore kernel (value_and_grad)", timed(lambda c: _repeat_kernel(
-            params, model.offsets, X, Y, labels, weights, model.loss_code, work, grad, c), 200)),
+            params, model.offsets, X, Y, labels, weights, model.loss_code, work, grad, c,
+            model.acts), 200)),
         (f"its 8 products, gdcore gemm ({blas.BOUND_TO} BLAS)",
          timed(lambda c: _repeat_products(A, B, C, kinds, True, c), 200)),
         ("its 8 products, Numba np.dot (SciPy BLAS)",

@@ -297,7 +297,8 @@ def check_steps(model, params, X, y, optimizer, kind, lr, batch, variants):
 # gdcore internals for the breakdown -----------------------------------------------------
 @numba.njit(cache=False)
 def _steps_loop(which, p0, params, spare, offsets, X, Y, labels, weights, loss_code, batch,
-                n_steps, code, hyper, lr, slots0, scalars0, slots, scalars, work, grad, tail):
+                n_steps, code, hyper, lr, slots0, scalars0, slots, scalars, work, grad, tail,
+                acts):
     """``n_steps`` steps over in-order batches: 0 gradient + update, 1 gradient, 2 update.
 
     The same kernel calls as ``run_epoch`` in storage order, minus its
@@ -315,7 +316,7 @@ def _steps_loop(which, p0, params, spare, offsets, X, Y, labels, weights, loss_c
         if which != 2:
             start = (s % nb) * batch
             xb, yb, lb, wb = batch_views(X, Y, labels, weights, start, start + batch)
-            vg_kernel(cur, offsets, xb, yb, lb, wb, loss_code, 0.0, work, grad)
+            vg_kernel(cur, offsets, xb, yb, lb, wb, loss_code, 0.0, work, grad, acts)
         if which != 1:
             apply_update(code, hyper, lr, cur, grad, slots, scalars, nxt, *tail)
             cur, nxt = nxt, cur
@@ -358,7 +359,7 @@ def breakdown_fns(model, params, X, y, optimizer, batch, n_steps):
             _steps_loop(which, params, p, spare, model.offsets, Xk, Y, labels, weights,
                         model.loss_code, batch, n_steps, optimizer.code, optimizer.hyper, lr,
                         fresh.slots, fresh.scalars, state.slots, state.scalars, work, grad,
-                        tail)
+                        tail, model.acts)
         return call
 
     make(1)()  # a real gradient in ``grad`` for the update-only loop

@@ -38,6 +38,22 @@ ACTIVATION_NAMES = {code: name for name, code in ACTIVATIONS.items()}
 # membership with ``in`` (Numba freezes global tuples as constants).
 KINKED_ACTIVATIONS = (RELU, LEAKY_RELU, ELU)
 
+# Activation specs: a model's activations as one integer, which the kernels
+# compiled for the model take as a constant (gdcore.kernels.activations.
+# activate_layer): ``hidden * ACTS_BASE + output``, with ``hidden`` the code
+# every hidden layer shares (the output's when there is none) or MIXED.
+ACTS_BASE = 16
+MIXED = 15  # hidden layers of several activations: each layer's code is read at run time
+ANY_ACTS = -1  # no spec: every layer's code is read at run time
+
+
+def activation_spec(layer_codes):
+    """The activation spec of a model whose layers have ``layer_codes`` (input to output)."""
+    *hidden, output = (int(c) for c in layer_codes)
+    shared = set(hidden) or {output}
+    return (shared.pop() if len(shared) == 1 else MIXED) * ACTS_BASE + output
+
+
 # Losses ------------------------------------------------------------------------
 MSE = 0
 MAE = 1

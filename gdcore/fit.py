@@ -45,7 +45,7 @@ from . import _blas_threads, _validate, codes, optim
 from ._interrupt import NEVER, CtrlC
 from .functional import prepare_batch
 from .kernels import checks
-from .kernels.epoch import LOSS_NOT_FINITE, OK, epoch_runner, evaluate
+from .kernels.epoch import LOSS_NOT_FINITE, OK, epoch_runner, evaluate_kernel
 from .kernels.gather import chunk_rows
 from .model import require_model
 from .optim import Optimizer, adam
@@ -501,8 +501,9 @@ class _Trainer:
     # Compiled calls --------------------------------------------------------------------
     def validate(self, ctrl_c=NEVER):
         v, m = self.val, self.model
-        return ctrl_c.compiled(evaluate, self.params, m.offsets, v.X, v.Y, v.labels,
-                               v.weights, m.loss_code, self.eval_chunk, self.eval_work)
+        return ctrl_c.compiled(evaluate_kernel(m.loss_code, m.acts), self.params, m.offsets,
+                               v.X, v.Y, v.labels, v.weights, m.loss_code, self.eval_chunk,
+                               self.eval_work, m.acts)
 
     def warm_up(self):
         """Compile (or load from the cache) the validation kernel, on no rows.
@@ -512,8 +513,9 @@ class _Trainer:
         """
         if self.val is not None:
             v, m = self.val, self.model
-            evaluate(self.params, m.offsets, v.X[:0], v.Y[:0], v.labels[:0], v.weights[:0],
-                     m.loss_code, self.eval_chunk, self.eval_work)
+            evaluate_kernel(m.loss_code, m.acts)(
+                self.params, m.offsets, v.X[:0], v.Y[:0], v.labels[:0], v.weights[:0],
+                m.loss_code, self.eval_chunk, self.eval_work, m.acts)
 
     def resize(self, seconds, batches):
         """Batches of the next call, from the time ``batches`` took in the last one.
@@ -566,11 +568,11 @@ class _Trainer:
                 last -= last % self.chunk_batches
             t0 = time.perf_counter()
             status, batch, updates, loss_sum, weight_sum, in_spare = ctrl_c.compiled(
-                epoch_runner(opt.code),
+                epoch_runner(opt.code, m.loss_code, m.acts),
                 self.params, self.spare, m.offsets, t.X, t.Y, t.labels, t.weights, m.loss_code,
-                self.l2, order, self.batch_size, first, last, opt.hyper, lrs,
+                self.l2, order, self.batch_size, first, last, opt.code, opt.hyper, lrs,
                 updates, self.state.slots, self.state.scalars, self.work, self.grad, self.Xb,
-                self.Yb, self.Lb, self.Wb, loss_sum, weight_sum)
+                self.Yb, self.Lb, self.Wb, loss_sum, weight_sum, m.acts)
             seconds = time.perf_counter() - t0
             if in_spare:
                 self.params, self.spare = self.spare, self.params

@@ -102,6 +102,7 @@ from scipy.optimize import Bounds, OptimizeResult, OptimizeWarning
 from . import _validate
 from .kernels import lbfgs as lb
 from .kernels import minimize_loops
+from .kernels.updates import update_kernel
 from ._interrupt import CtrlC
 from .objective import FD_METHODS, Objective, compiled_fg
 from .schedules import as_schedule
@@ -771,7 +772,8 @@ def first_order_compiled(fg, optimizer, run, x, f, g, pg_norm, state, box, slice
         try:
             status, run.nit, nfev_now, f, pg_norm = run.stop.compiled(
                 minimize_loops.first_order_loop,
-                fg, objective.args, optimizer.code, optimizer.hyper, lrs, x, x_prev, g,
+                fg, objective.args, update_kernel(optimizer.code), optimizer.code,
+                optimizer.hyper, lrs, x, x_prev, g,
                 g_prev, state.slots, state.scalars, lower, upper, box is not None,
                 run.gtol, run.ftol, run.maxiter, run.maxfun or 0, run.nit, nfev, f,
                 pg_norm, pause_at)

@@ -31,6 +31,7 @@ class _Layout(NamedTuple):
     n_inputs: int
     n_outputs: int
     loss_code: int
+    acts: int  # activation spec (codes.activation_spec): the kernels compiled for the model
     workspace_units: int  # per-sample scratch of the gradient kernels (kernels.network)
     forward_units: int  # per-sample scratch of forward-only kernels (loss, predict): Z and A
 
@@ -58,6 +59,7 @@ def _build_layout(layers, loss_code):
     widest = max(layer.n_out for layer in layers)
     return _Layout(offsets=offsets, n_params=start, n_inputs=layers[0].n_in,
                    n_outputs=layers[-1].n_out, loss_code=loss_code,
+                   acts=codes.activation_spec(table[:, codes.COL_ACTIVATION]),
                    workspace_units=2 * units + 2 * widest, forward_units=2 * units)
 
 

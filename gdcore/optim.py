@@ -273,8 +273,8 @@ class Optimizer:
             with _PARALLEL_REGION:
                 return bool(apply_update_threaded(self.code, self.hyper, lr, params, grad,
                                                   slots, scalars, out, inplace, chunks))
-        return bool(update_kernel(self.code)(self.hyper, lr, params, grad, slots, scalars, out,
-                                             inplace))
+        return bool(update_kernel(self.code)(self.code, self.hyper, lr, params, grad, slots,
+                                             scalars, out, inplace))
 
     def _check(self, grad, state, params, needs_writeable):
         """Raise unless ``grad`` and ``state`` fit ``params`` (one cheap test first).

@@ -7,6 +7,12 @@ later processes load the cache.  Running this once after installing, in a
 Docker image build or on each node of a cluster, moves that wait out of the
 first real run.
 
+A model's kernels are compiled for its loss, its activations and its
+optimizer (:func:`gdcore.kernels._jit.per_code`), so warming up means naming
+them: by default a relu network with each of the cross-entropy and mse
+losses, trained with SGD and with Adam; ``--activation``, ``--loss`` and
+``--optimizer`` name others (``--optimizer all`` for every optimizer).
+
 The entry points are exercised in groups (:data:`GROUPS`), each for each
 dtype, one process per (group, dtype), as many at a time as there are cores:
 compilation is single-threaded, so separate processes use them all.  Each
@@ -23,50 +29,58 @@ from concurrent.futures import ProcessPoolExecutor
 import numpy as np
 from numba.core import event
 
+from . import codes
 from ._compile_notice import compiled_name
 
 DTYPES = ("float32", "float64")
 
 
-def functional(dtype):
-    """predict, value_and_grad and loss on a small relu / cross-entropy network."""
+def functional(dtype, spec):
+    """predict, value_and_grad and loss on a small network of each named kind."""
     import gdcore as gd
 
-    model, params, X, y = _problem(dtype)
-    gd.predict(model, params, X)
-    gd.value_and_grad(model, params, X, y)
-    gd.loss(model, params, X, y)
+    for model, params, X, y in _problems(dtype, spec):
+        gd.predict(model, params, X)
+        gd.value_and_grad(model, params, X, y)
+        gd.loss(model, params, X, y)
 
 
-def fit(dtype):
-    """fit for one epoch with SGD and with Adam."""
+def fit(dtype, spec):
+    """fit for one epoch, with each named optimizer, on each named kind of network."""
     import gdcore as gd
 
-    model, params, X, y = _problem(dtype)
-    for optimizer in (gd.sgd(1e-2), gd.adam(1e-3)):
-        gd.fit(model, params, X, y, optimizer=optimizer, epochs=1, batch_size=8, seed=0)
+    for model, params, X, y in _problems(dtype, spec):
+        for name in spec.optimizer:
+            optimizer = gd.sgd(1e-2) if name == "sgd" else name
+            gd.fit(model, params, X, y, optimizer=optimizer, epochs=1, batch_size=8, seed=0,
+                   progress=False)
 
 
-def minimize(dtype):
-    """gd.minimize with L-BFGS and with Adam on a NumPy objective."""
+def minimize(dtype, spec):
+    """gd.minimize with L-BFGS and with each named optimizer on a NumPy objective."""
     import gdcore as gd
 
     x0 = np.ones(3, dtype=dtype)
-    for method in ("lbfgs", "adam"):
+    for name in ("lbfgs", *spec.optimizer):
+        method = gd.sgd(1e-2) if name == "sgd" else name
         gd.minimize(_quadratic, x0, jac=True, method=method, options={"maxiter": 5})
 
 
 GROUPS = {"functional": functional, "fit": fit, "minimize": minimize}
 
 
-def _problem(dtype):
+def _problems(dtype, spec):
+    """A small (model, params, X, y) for each named activation and loss."""
     import gdcore as gd
 
     rng = np.random.default_rng(0)
     X = rng.standard_normal((16, 4)).astype(dtype)
-    y = rng.integers(0, 3, 16)
-    model = gd.mlp([4, 8, 3], activation="relu", loss="cross_entropy")
-    return model, gd.init(model, seed=0, dtype=dtype), X, y
+    labels = rng.integers(0, 3, 16)
+    targets = {"cross_entropy": labels, "binary_cross_entropy": np.eye(3)[labels]}
+    for activation in spec.activation:
+        for loss in spec.loss:
+            model = gd.mlp([4, 8, 3], activation=activation, loss=loss)
+            yield model, gd.init(model, seed=0, dtype=dtype), X, targets.get(loss, X[:, :3])
 
 
 def _quadratic(x):
@@ -88,14 +102,14 @@ class _Counter(event.Listener):
         pass
 
 
-def run_group(name, dtype):
+def run_group(name, dtype, spec):
     """Run one group for one dtype in this process: ``(name, dtype, seconds,
     number of gdcore functions compiled)``."""
     counter = _Counter()
     event.register("numba:compile", counter)
     start = time.perf_counter()
     try:
-        GROUPS[name](dtype)
+        GROUPS[name](dtype, spec)
     finally:
         event.unregister("numba:compile", counter)
     return name, dtype, time.perf_counter() - start, len(counter.names)
@@ -108,13 +122,26 @@ def main(argv=None):
                         help="processes at a time (default: the number of cores)")
     parser.add_argument("--dtype", nargs="+", choices=DTYPES, default=list(DTYPES))
     parser.add_argument("--group", nargs="+", choices=sorted(GROUPS), default=list(GROUPS))
+    parser.add_argument("--activation", nargs="+", default=["relu"],
+                        choices=sorted(set(codes.ACTIVATIONS) - {"softmax"}),
+                        help="hidden activations of the networks to warm (default: relu)")
+    parser.add_argument("--loss", nargs="+", default=["cross_entropy", "mse"],
+                        choices=sorted(codes.LOSSES),
+                        help="losses of the networks to warm (default: cross_entropy mse)")
+    parser.add_argument("--optimizer", nargs="+", default=["sgd", "adam"],
+                        choices=["all"] + sorted(codes.OPTIMIZER_NAMES.values()),
+                        help="optimizers of fit and minimize (default: sgd adam)")
     opts = parser.parse_args(argv)
+    if "all" in opts.optimizer:
+        opts.optimizer = [codes.OPTIMIZER_NAMES[c] for c in sorted(codes.OPTIMIZER_NAMES)]
+    spec = argparse.Namespace(activation=opts.activation, loss=opts.loss,
+                              optimizer=opts.optimizer)
     if opts.jobs < 1:
         parser.error(f"--jobs must be at least 1, got {opts.jobs}")
     tasks = [(g, d) for g in opts.group for d in opts.dtype]
     start = time.perf_counter()
     with ProcessPoolExecutor(max_workers=min(opts.jobs, len(tasks))) as pool:
-        results = list(pool.map(run_group, *zip(*tasks)))
+        results = list(pool.map(run_group, *zip(*tasks), [spec] * len(tasks)))
     total = time.perf_counter() - start
     for name, dtype, seconds, compiled in results:
         print(f"{name:<11} {dtype:<8} {seconds:6.1f} s  {compiled:3d} gdcore kernels compiled")

@@ -10,6 +10,14 @@ import hashlib
 import os
 from pathlib import Path
 
+# Generic kernels (codes read at run time) unless a run asks otherwise: the
+# suite builds models of every activation, loss and optimizer, and the kernels
+# specialised for each would compile once per combination.  The specialised
+# kernels, which users get, run the same per-code implementations; they are
+# tested against the generic ones in tests/test_specialised.py.  Set before
+# gdcore is imported: the choice is read at import.
+os.environ.setdefault("GDCORE_KERNELS", "generic")
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, settings

@@ -576,8 +576,8 @@ def test_sliced_epochs_equal_one_call_epochs_bitwise(monkeypatch, slicing):
     all-zero batches skipped, labels, validation, and through a divergence."""
     calls = []
 
-    def counted_runner(opt_code):
-        runner = gd.kernels.epoch.epoch_runner(opt_code)
+    def counted_runner(*codes_):
+        runner = gd.kernels.epoch.epoch_runner(*codes_)
 
         def counted(*args):
             calls.append(args[11:13])  # first, last

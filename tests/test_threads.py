@@ -193,25 +193,25 @@ def test_concurrent_holders_keep_the_first_count_until_the_last_leaves():
 
 
 @needs_thread_control
-@pytest.mark.parametrize("func, kernel", [
-    ("value_and_grad", "checked_value_and_grad"), ("loss", "checked_loss"),
-    ("predict", "checked_predict")])
+@pytest.mark.parametrize("func, factory", [
+    ("value_and_grad", "value_and_grad_kernel"), ("loss", "loss_kernel"),
+    ("predict", "predict_kernel")])
 @pytest.mark.parametrize("threads, rows, expected", [
     ("auto", 1347, 1), ("auto", 8, None), (None, 1347, None), (3, 8, 3)])
-def test_functional_calls_hold_the_blas_threads_they_chose(func, kernel, threads, rows,
+def test_functional_calls_hold_the_blas_threads_they_chose(func, factory, threads, rows,
                                                            expected, monkeypatch):
     from gdcore.kernels import entry
     from gdcore.kernels.blas import get_blas_threads, set_blas_threads
     model = gd.mlp([64, 128, 10], loss="cross_entropy")
     rng = np.random.default_rng(1)
     X, y = rng.random((rows, 64)), rng.integers(0, 10, rows)
-    seen, real = [], getattr(entry, kernel)
+    seen, real = [], getattr(entry, factory)(model.loss_code, model.acts)
 
     def recording(*args):
         seen.append(get_blas_threads())
         return real(*args)
 
-    monkeypatch.setattr(entry, kernel, recording)
+    monkeypatch.setattr(entry, factory, lambda *key: recording)
     before = get_blas_threads()
     set_blas_threads(2)
     try:

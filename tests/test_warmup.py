@@ -24,3 +24,5 @@ def test_usage_errors_exit_2():
     assert none.returncode == 2 and "usage: python -m gdcore {warmup}" in none.stderr
     jobs = warmup("warmup", "--jobs", "0")
     assert jobs.returncode == 2 and "--jobs must be at least 1" in jobs.stderr
+    loss = warmup("warmup", "--loss", "hinge")
+    assert loss.returncode == 2 and "invalid choice: 'hinge'" in loss.stderr

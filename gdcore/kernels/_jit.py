@@ -59,6 +59,7 @@
 """
 
 import functools
+import os
 
 import numba
 
@@ -92,25 +93,36 @@ def options(strict=False, exact=False):
                 no_cfunc_wrapper=True)
 
 
-def per_code(codes, kind):
-    """Decorate a factory ``make(code) -> kernel``: one kernel per code, made on first use.
+# GDCORE_KERNELS=generic (read at import) makes every per_code factory return
+# its generic kernel: one compilation serves every model and optimizer, which
+# is what a run over many of them (gdcore's own test suite) wants.
+SPECIALISE = os.environ.get("GDCORE_KERNELS", "specialised").strip().lower() != "generic"
 
-    The factory compiles a kernel with ``code`` as a constant of its body
-    (a closure value), so that only the code's own branch is compiled (see
+
+def per_code(generic, valid, kind):
+    """Decorate a factory ``make(*key) -> kernel``: one kernel per key, made on first use.
+
+    ``key`` is one or more integer codes (an optimizer's, a loss's, a
+    model's activation spec).  The factory compiles a kernel that takes the
+    same arguments as ``generic`` but uses the codes of ``key`` as constants
+    of its body (closure values) in place of the run-time ones, so that only
+    the branches those codes select are compiled (see
     :func:`.updates.rule_step`).  Numba keys its on-disk cache by closure
-    values too, so every code's kernel is cached once per machine.  Codes
-    not in ``codes`` raise ValueError naming ``kind``.
+    values too, so every key's kernel is cached once per machine.  Keys
+    that ``valid(*key)`` rejects raise ValueError naming ``kind``.  With
+    ``GDCORE_KERNELS=generic`` every key gets ``generic`` itself.
     """
     def decorate(make):
         made = {}
 
         @functools.wraps(make)
-        def kernel_for(code):
-            kernel = made.get(code)
+        def kernel_for(*key):
+            kernel = made.get((SPECIALISE, key))
             if kernel is None:
-                if code not in codes:
-                    raise ValueError(f"unknown {kind} code {code!r}")
-                kernel = made[code] = make(int(code))
+                if not valid(*key):
+                    raise ValueError(f"unknown {kind} {key if len(key) > 1 else key[0]!r}")
+                kernel = make(*(int(k) for k in key)) if SPECIALISE else generic
+                made[SPECIALISE, key] = kernel
             return kernel
 
         return kernel_for

@@ -5,18 +5,34 @@ Folding the input scan (:func:`.checks.scan_inputs`) into the same compiled
 call saves a Python-to-Numba dispatch, which is a measurable share of a small
 network's gradient.  The computation only runs when the scan finds nothing;
 the caller turns a non-OK status into the documented error.
+
+A model's kernels come from the factories at the bottom, one per model spec
+(its loss code and activation spec, :func:`gdcore.codes.activation_spec`):
+they compile with the spec's codes as constants, so a relu / cross-entropy
+network compiles relu, its output activation and cross-entropy, not every
+activation and loss gdcore has.  The generic kernels above them read the
+codes at run time (``GDCORE_KERNELS=generic``, see :mod:`._jit`).
 """
 
 from .. import codes
-from ._jit import jit
+from ._jit import jit, per_code
 from .checks import OK, scan_inputs
 from .network import loss_value, predict, value_and_grad
 
 _NOUT = codes.COL_N_OUT
 
 
-@jit
-def checked_value_and_grad(params, offsets, X, Y, labels, weights_, loss_code, l2, work, grad):
+def valid_model_spec(loss_code, acts):
+    """Whether ``(loss_code, acts)`` names a loss and an activation spec."""
+    hidden, output = divmod(acts, codes.ACTS_BASE) if acts >= 0 else (0, 0)
+    return (loss_code in codes.LOSSES.values() and acts >= 0
+            and (hidden in codes.ACTIVATION_NAMES or hidden == codes.MIXED)
+            and output in codes.ACTIVATION_NAMES)
+
+
+@jit(inline=True)
+def checked_value_and_grad(params, offsets, X, Y, labels, weights_, loss_code, l2, work, grad,
+                           acts):
     """Scan, then :func:`.network.value_and_grad`.
 
     Returns
@@ -29,23 +45,57 @@ def checked_value_and_grad(params, offsets, X, Y, labels, weights_, loss_code, l
     if status != OK:
         return status, index, 0.0
     return OK, 0, value_and_grad(params, offsets, X, Y, labels, weights_, loss_code, l2,
-                                 work, grad)
+                                 work, grad, acts)
 
 
-@jit
-def checked_loss(params, offsets, X, Y, labels, weights_, loss_code, l2, work):
+@jit(inline=True)
+def checked_loss(params, offsets, X, Y, labels, weights_, loss_code, l2, work, acts):
     """Scan, then :func:`.network.loss_value`; returns (status, index, loss)."""
     status, index = scan_inputs(params, X, Y, labels, weights_, loss_code, offsets[-1, _NOUT])
     if status != OK:
         return status, index, 0.0
-    return OK, 0, loss_value(params, offsets, X, Y, labels, weights_, loss_code, l2, work)
+    return OK, 0, loss_value(params, offsets, X, Y, labels, weights_, loss_code, l2, work, acts)
 
 
-@jit
-def checked_predict(params, offsets, X, Y, labels, weights_, loss_code, work, out):
+@jit(inline=True)
+def checked_predict(params, offsets, X, Y, labels, weights_, loss_code, work, out, acts):
     """Scan, then :func:`.network.predict` copied into ``out``; returns (status, index)."""
     status, index = scan_inputs(params, X, Y, labels, weights_, loss_code, offsets[-1, _NOUT])
     if status != OK:
         return status, index
-    out[:, :] = predict(params, offsets, X, work)
+    out[:, :] = predict(params, offsets, X, work, acts)
     return OK, 0
+
+
+@per_code(checked_value_and_grad, valid_model_spec, "loss code and activation spec")
+def value_and_grad_kernel(loss_code, acts):
+    """:func:`checked_value_and_grad` compiled for one model spec (its arguments;
+    the spec's codes replace the run-time ``loss_code`` and ``acts``)."""
+    @jit
+    def checked_value_and_grad_of(params, offsets, X, Y, labels, weights_, loss_code_, l2, work,
+                                  grad, acts_):
+        return checked_value_and_grad(params, offsets, X, Y, labels, weights_, loss_code, l2,
+                                      work, grad, acts)
+
+    return checked_value_and_grad_of
+
+
+@per_code(checked_loss, valid_model_spec, "loss code and activation spec")
+def loss_kernel(loss_code, acts):
+    """:func:`checked_loss` compiled for one model spec (as :func:`value_and_grad_kernel`)."""
+    @jit
+    def checked_loss_of(params, offsets, X, Y, labels, weights_, loss_code_, l2, work, acts_):
+        return checked_loss(params, offsets, X, Y, labels, weights_, loss_code, l2, work, acts)
+
+    return checked_loss_of
+
+
+@per_code(checked_predict, valid_model_spec, "loss code and activation spec")
+def predict_kernel(loss_code, acts):
+    """:func:`checked_predict` compiled for one model spec (as :func:`value_and_grad_kernel`)."""
+    @jit
+    def checked_predict_of(params, offsets, X, Y, labels, weights_, loss_code_, work, out, acts_):
+        return checked_predict(params, offsets, X, Y, labels, weights_, loss_code, work, out,
+                               acts)
+
+    return checked_predict_of

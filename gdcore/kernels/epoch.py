@@ -21,8 +21,9 @@ import math
 
 from .. import codes
 from ._jit import jit, per_code
-from .network import loss_value, output_block, split_workspace, value_and_grad
+from .entry import valid_model_spec
 from .gather import gather_chunk
+from .network import loss_value, output_block, split_workspace, value_and_grad
 from .updates import RULES, apply_update
 
 _CE = codes.CROSS_ENTROPY
@@ -56,7 +57,7 @@ def batch_weight(weights, m):
 @jit(inline=True)
 def run_epoch(params, spare, offsets, X, Y, labels, weights_, loss_code, l2, order,
               batch_size, first, last, opt_code, hyper, lrs, updates, slots, scalars, work,
-              grad, Xb, Yb, Lb, Wb, loss_sum, weight_sum):
+              grad, Xb, Yb, Lb, Wb, loss_sum, weight_sum, acts):
     """Train on batches ``first`` to ``last - 1`` of one pass over ``X`` in mini-batches.
 
     Parameters
@@ -96,6 +97,8 @@ def run_epoch(params, spare, offsets, X, Y, labels, weights_, loss_code, l2, ord
         guarantees the row counts, widths and batch range.
     loss_sum, weight_sum : float
         The sums (below) over the epoch's earlier ranges; 0 for the first.
+    acts : int
+        The model's activation spec (see :func:`.network.forward`).
 
     Returns
     -------
@@ -132,7 +135,7 @@ def run_epoch(params, spare, offsets, X, Y, labels, weights_, loss_code, l2, ord
         bw = batch_weight(wb, stop - start)
         if bw == 0:
             continue  # all weights zero: the batch carries no gradient
-        loss = value_and_grad(cur, offsets, xb, yb, lb, wb, loss_code, l2, work, grad)
+        loss = value_and_grad(cur, offsets, xb, yb, lb, wb, loss_code, l2, work, grad, acts)
         if not math.isfinite(loss):
             return LOSS_NOT_FINITE, s, updates, loss_sum, weight_sum, in_spare
         if not apply_update(opt_code, hyper, lrs[updates], cur, grad, slots, scalars, nxt,
@@ -144,26 +147,6 @@ def run_epoch(params, spare, offsets, X, Y, labels, weights_, loss_code, l2, ord
         loss_sum += loss * bw
         weight_sum += bw
     return OK, last, updates, loss_sum, weight_sum, in_spare
-
-
-@per_code(RULES, "optimizer")
-def epoch_runner(opt_code):
-    """:func:`run_epoch` compiled for optimizer ``opt_code`` alone.
-
-    Returns a kernel taking :func:`run_epoch`'s arguments without
-    ``opt_code``, which is a constant of its compiled body: a first ``fit``
-    compiles that optimizer's step and no other (see
-    :func:`.updates.update_kernel`, the same for one step).
-    """
-    @jit
-    def run_epoch_of(params, spare, offsets, X, Y, labels, weights_, loss_code, l2, order,
-                     batch_size, first, last, hyper, lrs, updates, slots, scalars, work, grad,
-                     Xb, Yb, Lb, Wb, loss_sum, weight_sum):
-        return run_epoch(params, spare, offsets, X, Y, labels, weights_, loss_code, l2, order,
-                         batch_size, first, last, opt_code, hyper, lrs, updates, slots, scalars,
-                         work, grad, Xb, Yb, Lb, Wb, loss_sum, weight_sum)
-
-    return run_epoch_of
 
 
 @jit
@@ -199,8 +182,8 @@ def correct_weight(loss_code, logits, Y, labels, weights_):
     return total
 
 
-@jit
-def evaluate(params, offsets, X, Y, labels, weights_, loss_code, chunk, work):
+@jit(inline=True)
+def evaluate(params, offsets, X, Y, labels, weights_, loss_code, chunk, work, acts):
     """Mean loss (without L2 penalty) and accuracy of a data set, ``chunk`` rows at a time.
 
     Parameters
@@ -210,6 +193,8 @@ def evaluate(params, offsets, X, Y, labels, weights_, loss_code, chunk, work):
     chunk : int
         Rows per forward pass; bounds the workspace.
     work : ndarray of shape (>= chunk * Model.forward_units,)
+    acts : int
+        The model's activation spec (see :func:`.network.forward`).
 
     Returns
     -------
@@ -230,7 +215,7 @@ def evaluate(params, offsets, X, Y, labels, weights_, loss_code, chunk, work):
         bw = batch_weight(wb, m)
         if bw == 0:
             continue
-        loss_sum += bw * loss_value(params, offsets, xb, yb, lb, wb, loss_code, 0.0, work)
+        loss_sum += bw * loss_value(params, offsets, xb, yb, lb, wb, loss_code, 0.0, work, acts)
         weight_sum += bw
         if loss_code == _CE or loss_code == _BCE:
             Zs, As, D0, D1 = split_workspace(work, offsets, m)
@@ -238,3 +223,38 @@ def evaluate(params, offsets, X, Y, labels, weights_, loss_code, chunk, work):
                                       yb, lb, wb)
     accuracy = correct / weight_sum if (loss_code == _CE or loss_code == _BCE) else -1.0
     return loss_sum / weight_sum, accuracy
+
+
+def valid_spec(opt_code, loss_code, acts):
+    """Whether :func:`epoch_runner` can compile for these codes."""
+    return opt_code in RULES and valid_model_spec(loss_code, acts)
+
+
+@per_code(run_epoch, valid_spec, "optimizer code, loss code and activation spec")
+def epoch_runner(opt_code, loss_code, acts):
+    """:func:`run_epoch` compiled for one optimizer, loss and activation spec.
+
+    The kernel takes :func:`run_epoch`'s arguments; the factory's codes are
+    constants of its compiled body in place of the run-time ones, so a first
+    ``fit`` compiles that optimizer's step, that loss and those activations,
+    and no others.
+    """
+    @jit
+    def run_epoch_of(params, spare, offsets, X, Y, labels, weights_, loss_code_, l2, order,
+                     batch_size, first, last, opt_code_, hyper, lrs, updates, slots, scalars,
+                     work, grad, Xb, Yb, Lb, Wb, loss_sum, weight_sum, acts_):
+        return run_epoch(params, spare, offsets, X, Y, labels, weights_, loss_code, l2, order,
+                         batch_size, first, last, opt_code, hyper, lrs, updates, slots, scalars,
+                         work, grad, Xb, Yb, Lb, Wb, loss_sum, weight_sum, acts)
+
+    return run_epoch_of
+
+
+@per_code(evaluate, valid_model_spec, "loss code and activation spec")
+def evaluate_kernel(loss_code, acts):
+    """:func:`evaluate` compiled for one loss and activation spec (as :func:`epoch_runner`)."""
+    @jit
+    def evaluate_of(params, offsets, X, Y, labels, weights_, loss_code_, chunk, work, acts_):
+        return evaluate(params, offsets, X, Y, labels, weights_, loss_code, chunk, work, acts)
+
+    return evaluate_of

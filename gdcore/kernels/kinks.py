@@ -15,6 +15,7 @@ _KINKED = codes.KINKED_ACTIVATIONS
 _MAE = codes.MAE
 _HUBER = codes.HUBER
 _ACT = codes.COL_ACTIVATION
+_ANY_ACTS = codes.ANY_ACTS
 
 
 @jit
@@ -36,7 +37,7 @@ def kink_pattern(params, offsets, X, Y, loss_code, work, pattern):
     """
     n = X.shape[0]
     Zs, As, D0, D1 = split_workspace(work, offsets, n)
-    forward(params, offsets, X, Zs, As, True)
+    forward(params, offsets, X, Zs, As, True, _ANY_ACTS)  # gradient checks only: generic
     pattern[:] = 0
     p = 0
     for l in range(offsets.shape[0]):

@@ -19,8 +19,11 @@ stable forms only stay stable if the compiler keeps the order of operations.
 
 import math
 
+from numba.core import types
+from numba.extending import overload
+
 from .. import codes
-from ._jit import jit
+from ._jit import jit, options
 from .activations import sigmoid
 from .views import flat_view
 
@@ -28,7 +31,6 @@ _MSE = codes.MSE
 _MAE = codes.MAE
 _HUBER = codes.HUBER
 _CE = codes.CROSS_ENTROPY
-
 
 
 @jit
@@ -52,14 +54,14 @@ def sample_scale(weights, i, n, inv_weight_sum):
     return weights[i] * inv_weight_sum
 
 
-@jit(strict=True)
 def loss_and_delta(loss_code, out, Y, labels, weights, delta, want_delta):
     """Mean loss of a batch and, optionally, its gradient w.r.t. ``out``.
 
     Parameters
     ----------
     loss_code : int
-        Loss code from :mod:`gdcore.codes`.
+        Loss code from :mod:`gdcore.codes`; a compile-time constant compiles
+        that loss alone (``cross_entropy``, or the element-wise losses).
     out : ndarray of shape (n_samples, n_outputs)
         Logits for the logit losses, the activated outputs otherwise.
     Y : ndarray of shape (n_samples, n_outputs) or (0, n_outputs)
@@ -77,52 +79,68 @@ def loss_and_delta(loss_code, out, Y, labels, weights, delta, want_delta):
     loss : float
         The (weighted) mean loss, in float64.
     """
+    raise NotImplementedError("loss_and_delta is only callable from compiled code")
+
+
+@jit(strict=True)
+def cross_entropy_loss(out, Y, labels, weights, delta, want_delta):
+    """:func:`loss_and_delta` for ``cross_entropy`` (softmax of the logits ``out``)."""
+    n, k = out.shape
+    zero = out.dtype.type(0)
+    one = out.dtype.type(1)
+    inv_weight_sum = inverse_weight_sum(weights)
+    total = 0.0
+    for i in range(n):
+        s_i = sample_scale(weights, i, n, inv_weight_sum)
+        m = out[i, 0]
+        for j in range(1, k):
+            m = max(m, out[i, j])
+        se = zero
+        for j in range(k):
+            e = math.exp(out[i, j] - m)
+            se += e
+            if want_delta:
+                delta[i, j] = e  # kept for the gradient: exp is the costly part (scalar libm)
+        # Work with the shifted logits z - m throughout: forming m + log(se)
+        # first would round away digits in proportion to |m|.
+        log_se = math.log(se)
+        inv_se = one / se
+        if labels.shape[0] > 0:
+            c = labels[i]
+            total += s_i * (log_se - (out[i, c] - m))
+            if want_delta:
+                scale = out.dtype.type(s_i)
+                for j in range(k):
+                    delta[i, j] = scale * (delta[i, j] * inv_se)
+                delta[i, c] -= scale
+        else:
+            # Soft targets: l = sum_j p_j (lse - z_j); dl/dz_j = sum(p) softmax_j - p_j.
+            l_i = 0.0
+            psum = zero
+            for j in range(k):
+                p = Y[i, j]
+                if p != zero:  # skip 0 * (lse - z): exact, and safe for huge logits
+                    l_i += p * (log_se - (out[i, j] - m))
+                psum += p
+            total += s_i * l_i
+            if want_delta:
+                scale = out.dtype.type(s_i)
+                for j in range(k):
+                    softmax = delta[i, j] * inv_se
+                    delta[i, j] = scale * (psum * softmax - Y[i, j])
+    return total
+
+
+@jit(strict=True)
+def pointwise_loss(loss_code, out, Y, labels, weights, delta, want_delta):
+    """:func:`loss_and_delta` for the element-wise losses (regression and binary
+    cross-entropy), through :func:`_pointwise`."""
     n, k = out.shape
     zero = out.dtype.type(0)
     one = out.dtype.type(1)
     half = out.dtype.type(0.5)
     inv_weight_sum = inverse_weight_sum(weights)
     total = 0.0
-    if loss_code == _CE:
-        for i in range(n):
-            s_i = sample_scale(weights, i, n, inv_weight_sum)
-            m = out[i, 0]
-            for j in range(1, k):
-                m = max(m, out[i, j])
-            se = zero
-            for j in range(k):
-                e = math.exp(out[i, j] - m)
-                se += e
-                if want_delta:
-                    delta[i, j] = e  # kept for the gradient: exp is the costly part (scalar libm)
-            # Work with the shifted logits z - m throughout: forming m + log(se)
-            # first would round away digits in proportion to |m|.
-            log_se = math.log(se)
-            inv_se = one / se
-            if labels.shape[0] > 0:
-                c = labels[i]
-                total += s_i * (log_se - (out[i, c] - m))
-                if want_delta:
-                    scale = out.dtype.type(s_i)
-                    for j in range(k):
-                        delta[i, j] = scale * (delta[i, j] * inv_se)
-                    delta[i, c] -= scale
-            else:
-                # Soft targets: l = sum_j p_j (lse - z_j); dl/dz_j = sum(p) softmax_j - p_j.
-                l_i = 0.0
-                psum = zero
-                for j in range(k):
-                    p = Y[i, j]
-                    if p != zero:  # skip 0 * (lse - z): exact, and safe for huge logits
-                        l_i += p * (log_se - (out[i, j] - m))
-                    psum += p
-                total += s_i * l_i
-                if want_delta:
-                    scale = out.dtype.type(s_i)
-                    for j in range(k):
-                        softmax = delta[i, j] * inv_se
-                        delta[i, j] = scale * (psum * softmax - Y[i, j])
-        return total
     if weights.shape[0] == 0:
         # Plain mean: one flat loop over the C-contiguous block (a loop per
         # sample would be a loop of length 1 for single-output models).
@@ -147,6 +165,31 @@ def loss_and_delta(loss_code, out, Y, labels, weights, delta, want_delta):
                 delta[i, j] = scale * g_ij
         total += s_i * l_i
     return total
+
+
+
+
+def _cross_entropy_impl(loss_code, out, Y, labels, weights, delta, want_delta):
+    return cross_entropy_loss(out, Y, labels, weights, delta, want_delta)
+
+
+def _pointwise_impl(loss_code, out, Y, labels, weights, delta, want_delta):
+    return pointwise_loss(loss_code, out, Y, labels, weights, delta, want_delta)
+
+
+def _any_impl(loss_code, out, Y, labels, weights, delta, want_delta):
+    if loss_code == _CE:
+        return cross_entropy_loss(out, Y, labels, weights, delta, want_delta)
+    return pointwise_loss(loss_code, out, Y, labels, weights, delta, want_delta)
+
+
+@overload(loss_and_delta, prefer_literal=True, jit_options=options(strict=True))
+def _loss_and_delta(loss_code, out, Y, labels, weights, delta, want_delta):
+    """A loss code known when compiling compiles its kernel alone (as
+    :func:`.updates.rule_step`); one known at run time compiles both."""
+    if isinstance(loss_code, types.IntegerLiteral):
+        return _cross_entropy_impl if loss_code.literal_value == _CE else _pointwise_impl
+    return _any_impl
 
 
 @jit(strict=True)

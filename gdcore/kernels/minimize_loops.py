@@ -23,7 +23,6 @@ import math
 
 from ._jit import jit
 from .lbfgs import EVALUATE, FINISHED, ITERATE, PHASE, gradient_check, lbfgs_step
-from .updates import apply_update
 
 # Outcomes besides the lbfgs requests (kept apart from their values).
 LIMIT_ITERATIONS = 10
@@ -105,8 +104,8 @@ def lbfgs_loop(fg, args, vec, pairs, rho, alpha, fs, js, lower, upper, x_eval, m
 
 
 @jit(cache=False, exact=True)
-def first_order_loop(fg, args, code, hyper, lrs, x, x_prev, g, g_prev, slots, scalars, lower,
-                     upper, has_bounds, gtol, ftol, maxiter, maxfun, nit, nfev, f, worst,
+def first_order_loop(fg, args, update, code, hyper, lrs, x, x_prev, g, g_prev, slots, scalars,
+                     lower, upper, has_bounds, gtol, ftol, maxiter, maxfun, nit, nfev, f, worst,
                      pause_at):
     """A gdcore update rule on ``fg``: the compiled twin of ``minimize.run_first_order``'s loop.
 
@@ -116,6 +115,10 @@ def first_order_loop(fg, args, code, hyper, lrs, x, x_prev, g, g_prev, slots, sc
 
     Parameters
     ----------
+    update : Numba dispatcher
+        The optimizer's step, :func:`.updates.update_kernel` of ``code``: a
+        kernel cached on disk, so this loop, which is compiled anew for each
+        objective, does not compile the step again.
     lrs : ndarray of shape (min(pause_at, maxiter) - nit,), float64
         ``lrs[k]`` is the learning rate of step ``nit + k``.
     x, g : ndarray of shape (n,)
@@ -148,7 +151,7 @@ def first_order_loop(fg, args, code, hyper, lrs, x, x_prev, g, g_prev, slots, sc
         x_prev[:] = x
         g_prev[:] = g
         f_prev = f
-        ok = apply_update(code, hyper, lrs[nit - first], x, g, slots, scalars, x, True)
+        ok = update(code, hyper, lrs[nit - first], x, g, slots, scalars, x, True)
         if has_bounds:
             for i in range(x.shape[0]):
                 x[i] = min(max(x[i], lower[i]), upper[i])

@@ -28,7 +28,7 @@ import numpy as np
 
 from .. import codes
 from ._jit import jit
-from .activations import activate, backprop_activation
+from .activations import activate_layer, backprop_layer
 from .linalg import matmul, matmul_nt, matmul_tn
 from .losses import loss_and_delta
 from .views import matrix_view
@@ -124,7 +124,7 @@ def column_sums(D, out):
 
 
 @jit(inline=True)
-def forward(params, offsets, X, Zs, As, activate_output):
+def forward(params, offsets, X, Zs, As, activate_output, acts):
     """Run the network on ``X``, filling every layer's Z and A blocks.
 
     Parameters
@@ -137,6 +137,10 @@ def forward(params, offsets, X, Zs, As, activate_output):
     activate_output : bool
         Apply the output layer's activation (False when a logit loss reads
         the output layer's Z directly).
+    acts : int
+        The model's activation spec (:func:`gdcore.codes.activation_spec`):
+        a compile-time constant compiles only the activations it names;
+        ``ANY_ACTS`` reads every layer's code from ``offsets``.
     """
     n = X.shape[0]
     n_layers = offsets.shape[0]
@@ -147,7 +151,7 @@ def forward(params, offsets, X, Zs, As, activate_output):
         add_bias(Z, bias(params, offsets, l))
         A = layer_block(As, offsets, l, n)
         if l < n_layers - 1 or activate_output:
-            activate(offsets[l, _ACT], Z, A)
+            activate_layer(acts, l == n_layers - 1, offsets[l, _ACT], Z, A)
         prev = A
 
 
@@ -173,14 +177,15 @@ def l2_penalty(params, offsets):
 
 
 @jit(inline=True)
-def forward_loss(params, offsets, X, Y, labels, weights_, loss_code, l2, Zs, As, D0, want_delta):
+def forward_loss(params, offsets, X, Y, labels, weights_, loss_code, l2, Zs, As, D0, want_delta,
+                 acts):
     """Forward pass, then the mean loss plus L2 penalty.
 
     With ``want_delta``, dL/d(out) of the data term goes to the front of
     ``D0`` as an (n, n_outputs) block, which is returned with the loss.
     """
     n = X.shape[0]
-    forward(params, offsets, X, Zs, As, loss_code not in _LOGIT_LOSSES)
+    forward(params, offsets, X, Zs, As, loss_code not in _LOGIT_LOSSES, acts)
     out = output_block(offsets, loss_code, Zs, As, n)
     k = out.shape[1]
     # Without gradient D0 may be empty: ``out`` then fills the unused slot.
@@ -192,7 +197,7 @@ def forward_loss(params, offsets, X, Y, labels, weights_, loss_code, l2, Zs, As,
 
 
 @jit
-def loss_value(params, offsets, X, Y, labels, weights_, loss_code, l2, work):
+def loss_value(params, offsets, X, Y, labels, weights_, loss_code, l2, work, acts):
     """Mean loss (plus L2 penalty) of a batch without any gradient work.
 
     Parameters are those of :func:`value_and_grad`, minus ``grad``; ``work``
@@ -200,11 +205,11 @@ def loss_value(params, offsets, X, Y, labels, weights_, loss_code, l2, work):
     """
     Zs, As, D0, D1 = split_workspace(work, offsets, X.shape[0])
     return forward_loss(params, offsets, X, Y, labels, weights_, loss_code, l2,
-                        Zs, As, D0, False)[0]
+                        Zs, As, D0, False, acts)[0]
 
 
 @jit
-def value_and_grad(params, offsets, X, Y, labels, weights_, loss_code, l2, work, grad):
+def value_and_grad(params, offsets, X, Y, labels, weights_, loss_code, l2, work, grad, acts):
     """Mean loss of a batch and its gradient with respect to ``params``.
 
     Parameters
@@ -216,12 +221,15 @@ def value_and_grad(params, offsets, X, Y, labels, weights_, loss_code, l2, work,
     labels : ndarray of shape (n_samples,) or (0,), int64
     weights_ : ndarray of shape (n_samples,) or (0,)
     loss_code : int
+        A compile-time constant compiles that loss alone.
     l2 : float
         Adds ``0.5 * l2 * sum(W**2)`` over weight matrices.
     work : ndarray of shape (>= n_samples * Model.workspace_units,)
         Scratch space, overwritten.
     grad : ndarray of shape (n_params,)
         Receives the gradient.
+    acts : int
+        Activation spec, as for :func:`forward`.
 
     Returns
     -------
@@ -231,11 +239,11 @@ def value_and_grad(params, offsets, X, Y, labels, weights_, loss_code, l2, work,
     last = offsets.shape[0] - 1
     Zs, As, D0, D1 = split_workspace(work, offsets, n)
     loss, delta = forward_loss(params, offsets, X, Y, labels, weights_, loss_code, l2,
-                               Zs, As, D0, True)
+                               Zs, As, D0, True, acts)
     if loss_code not in _LOGIT_LOSSES:
         # The loss read the activated output: chain through the output activation.
-        backprop_activation(offsets[last, _ACT], layer_block(Zs, offsets, last, n),
-                            layer_block(As, offsets, last, n), delta)
+        backprop_layer(acts, True, offsets[last, _ACT], layer_block(Zs, offsets, last, n),
+                       layer_block(As, offsets, last, n), delta)
     current, spare = D0, D1  # delta lives in `current`; the layer below goes to `spare`
     for l in range(last, -1, -1):
         prev = X if l == 0 else layer_block(As, offsets, l - 1, n)
@@ -252,15 +260,15 @@ def value_and_grad(params, offsets, X, Y, labels, weights_, loss_code, l2, work,
             nin = offsets[l, _NIN]
             below = matrix_view(spare[:n * nin], n, nin)
             matmul_nt(delta, W, below)
-            backprop_activation(offsets[l - 1, _ACT], layer_block(Zs, offsets, l - 1, n),
-                                layer_block(As, offsets, l - 1, n), below)
+            backprop_layer(acts, False, offsets[l - 1, _ACT], layer_block(Zs, offsets, l - 1, n),
+                           layer_block(As, offsets, l - 1, n), below)
             current, spare = spare, current
             delta = below
     return loss
 
 
 @jit
-def predict(params, offsets, X, work):
+def predict(params, offsets, X, work, acts):
     """Network outputs (after the output activation) for ``X``.
 
     Returns
@@ -270,5 +278,5 @@ def predict(params, offsets, X, work):
     """
     n = X.shape[0]
     Zs, As, D0, D1 = split_workspace(work, offsets, n)
-    forward(params, offsets, X, Zs, As, True)
+    forward(params, offsets, X, Zs, As, True, acts)
     return layer_block(As, offsets, offsets.shape[0] - 1, n)

@@ -636,16 +636,16 @@ def apply_update(code, hyper, lr, params, grad, slots, scalars, out, inplace):
                      params.shape[0], out, inplace, scale)
 
 
-@per_code(RULES, "optimizer")
+@per_code(apply_update, RULES.__contains__, "optimizer code")
 def update_kernel(code):
     """:func:`apply_update` compiled for optimizer ``code`` alone.
 
-    Returns a kernel taking :func:`apply_update`'s arguments without
-    ``code``, which is a constant of its compiled body: only that optimizer's
-    loops are compiled (``rule_step``).
+    The kernel takes :func:`apply_update`'s arguments; its ``code`` argument
+    is ignored, the factory's is a constant of the compiled body, so only
+    that optimizer's loops are compiled (``rule_step``).
     """
     @jit
-    def apply_update_of(hyper, lr, params, grad, slots, scalars, out, inplace):
+    def apply_update_of(code_, hyper, lr, params, grad, slots, scalars, out, inplace):
         return apply_update(code, hyper, lr, params, grad, slots, scalars, out, inplace)
 
     return apply_update_of
