@@ -251,3 +251,20 @@ def test_sigint_while_numba_compiles_the_loop(default_sigint):
     if res.nit == 0:
         np.testing.assert_array_equal(res.x, x0)
         assert res.nfev == 1
+
+
+@numba.njit
+def _grad_grows_after_x0(x):
+    """A gradient of x's length at x0 = 1 (the checked first evaluation), one longer after."""
+    if x[0] == 1.0:
+        return float(x @ x), 2.0 * x
+    return float(x @ x), np.zeros(x.shape[0] + 1)
+
+
+@pytest.mark.parametrize("method", ["lbfgs", "adam"])
+def test_a_gradient_of_another_length_is_refused_in_compiled_loops(method):
+    """The compiled loops copy each gradient element by element; one of the wrong
+    length must stop the run with an error, not be read or written past its end."""
+    with pytest.raises(ValueError, match="gradient of another length"):
+        gd.minimize(_grad_grows_after_x0, np.ones(4), jac=True, method=method,
+                    options={"maxiter": 5})

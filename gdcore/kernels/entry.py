@@ -17,6 +17,7 @@ codes at run time (``GDCORE_KERNELS=generic``, see :mod:`._jit`).
 from .. import codes
 from ._jit import jit, per_code
 from .checks import OK, scan_inputs
+from .copies import copy_matrix
 from .network import loss_value, predict, value_and_grad
 
 _NOUT = codes.COL_N_OUT
@@ -63,7 +64,7 @@ def checked_predict(params, offsets, X, Y, labels, weights_, loss_code, work, ou
     status, index = scan_inputs(params, X, Y, labels, weights_, loss_code, offsets[-1, _NOUT])
     if status != OK:
         return status, index
-    out[:, :] = predict(params, offsets, X, work, acts)
+    copy_matrix(out, predict(params, offsets, X, work, acts))
     return OK, 0
 
 

@@ -81,6 +81,7 @@ import numba
 import numpy as np
 
 from ._jit import jit
+from .copies import copy_vector
 from .updates import SUM_LANES  # the fixed summation order clip-norm uses too
 
 # Requests.
@@ -456,8 +457,11 @@ def begin_search(vec, pairs, rho, alpha, fs, js, lower, upper):
     dphi0 = dot(g, d)
     if not dphi0 < 0:  # not a descent direction: fall back to steepest descent
         js[COUNT] = 0
-        direction(g, pairs[0], pairs[1], rho, alpha, 0, 0, js[M], x, lower, upper,
-                  has_bounds, d)
+        # head and count as read from js (both 0), not as the constants 0: a
+        # constant argument makes Numba compile direction a second time, for
+        # those literal values.
+        direction(g, pairs[0], pairs[1], rho, alpha, js[COUNT], js[COUNT], js[M], x, lower,
+                  upper, has_bounds, d)
         if has_bounds:
             fs[A_MAX], fs[A_LAST] = box_steps(x, d, lower, upper)
         dphi0 = dot(g, d)
@@ -494,8 +498,8 @@ def accept(vec, pairs, rho, alpha, fs, js, f_trial, lower, upper):
     """Make the trial point the new iterate; returns CONVERGED or ITERATE."""
     x, g, x_trial, g_trial = vec[0], vec[1], vec[3], vec[4]
     store_pair(x_trial, x, g_trial, g, pairs[0], pairs[1], rho, js)
-    x[:] = x_trial
-    g[:] = g_trial
+    copy_vector(x, x_trial)
+    copy_vector(g, g_trial)
     fs[F_OLD] = fs[F_X]
     fs[F_X] = f_trial
     has_bounds = js[HAS_BOUNDS] != 0
@@ -676,8 +680,8 @@ def lbfgs_step(vec, pairs, rho, alpha, fs, js, f_trial, lower, upper):
     if phase == FIRST_VALUE:
         if not finite:
             return NONFINITE
-        vec[0][:] = vec[3]
-        vec[1][:] = g_trial
+        copy_vector(vec[0], vec[3])
+        copy_vector(vec[1], g_trial)
         fs[F_X] = f_trial
         fs[F_OLD] = f_trial
         if gradient_check(vec[0], vec[1], lower, upper, js[HAS_BOUNDS] != 0)[1] <= fs[GTOL]:
@@ -719,7 +723,8 @@ def lbfgs_step(vec, pairs, rho, alpha, fs, js, f_trial, lower, upper):
             return search_failed(vec, pairs, rho, alpha, fs, js, lower, upper)
         new_a = backtrack_step(a, phi, f0, decrease, finite, fs[A_LAST])
         fs[A_CUR] = new_a
-        set_trial(vec[0], vec[2], new_a, lower, upper, True, vec[3])
+        # js[PROJECTED] != 0 is True here; a literal True would compile set_trial again.
+        set_trial(vec[0], vec[2], new_a, lower, upper, js[PROJECTED] != 0, vec[3])
         return EVALUATE
     dphi = dot(g_trial, vec[2]) if finite else np.nan
     c2 = fs[C2]

@@ -22,6 +22,7 @@ on the user's function and therefore not cached on disk (see :mod:`._jit`).
 import math
 
 from ._jit import jit
+from .copies import copy_vector
 from .lbfgs import EVALUATE, FINISHED, ITERATE, PHASE, gradient_check, lbfgs_step
 
 # Outcomes besides the lbfgs requests (kept apart from their values).
@@ -88,11 +89,13 @@ def lbfgs_loop(fg, args, vec, pairs, rho, alpha, fs, js, lower, upper, x_eval, m
         if request == EVALUATE:
             if maxfun > 0 and nfev >= maxfun:
                 return LIMIT_EVALUATIONS, nit, nfev, f_trial
-            x_eval[:] = vec[3]
+            copy_vector(x_eval, vec[3])
             f, g = fg(x_eval, *args)
             nfev += 1
             f_trial = f
-            vec[4][:] = g
+            if g.shape[0] != x_eval.shape[0]:
+                raise ValueError("fun returned a gradient of another length than x")
+            copy_vector(vec[4], g)
         elif request == ITERATE:
             nit += 1
             if nit >= maxiter and js[PHASE] != FINISHED:
@@ -148,8 +151,8 @@ def first_order_loop(fg, args, update, code, hyper, lrs, x, x_prev, g, g_prev, s
             return 1, nit, nfev, f, worst
         if nit >= pause_at:
             return PAUSED, nit, nfev, f, worst
-        x_prev[:] = x
-        g_prev[:] = g
+        copy_vector(x_prev, x)
+        copy_vector(g_prev, g)
         f_prev = f
         ok = update(code, hyper, lrs[nit - first], x, g, slots, scalars, x, True)
         if has_bounds:
@@ -158,7 +161,9 @@ def first_order_loop(fg, args, update, code, hyper, lrs, x, x_prev, g, g_prev, s
         if ok:
             f, grad = fg(x, *args)
             nfev += 1
-            g[:] = grad
+            if grad.shape[0] != g.shape[0]:
+                raise ValueError("fun returned a gradient of another length than x")
+            copy_vector(g, grad)
             finite, worst = gradient_check(x, g, lower, upper, has_bounds)
             ok = finite and math.isfinite(f)
         if not ok:
