@@ -34,7 +34,7 @@ LOSS_NOT_FINITE = 1  # the batch loss is NaN or Inf
 STEP_NOT_FINITE = 2  # the gradient or the updated parameters are
 
 
-@jit
+@jit(inline=True)
 def batch_views(X, Y, labels, weights_, start, stop):
     """Rows ``start:stop`` of the data as views (empty arrays stay empty)."""
     return (X[start:stop],
@@ -43,7 +43,7 @@ def batch_views(X, Y, labels, weights_, start, stop):
             weights_[start:stop] if weights_.shape[0] > 0 else weights_)
 
 
-@jit
+@jit(inline=True)
 def batch_weight(weights, m):
     """Total weight of a batch of ``m`` samples: ``m`` without sample weights."""
     if weights.shape[0] == 0:
@@ -149,7 +149,7 @@ def run_epoch(params, spare, offsets, X, Y, labels, weights_, loss_code, l2, ord
     return OK, last, updates, loss_sum, weight_sum, in_spare
 
 
-@jit
+@jit(inline=True)
 def argmax_row(A, i):
     best = 0
     for j in range(1, A.shape[1]):
