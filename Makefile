@@ -12,22 +12,42 @@ $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 
-# One stamp per extra, redone when pyproject.toml changes.
+# One stamp per extra, redone when pyproject.toml changes.  pip would compile every
+# installed module to bytecode one file at a time (half of the test extra's install
+# time); compileall does the same on all cores (errors are printed, not fatal, as
+# pip's are).
+SITE_PACKAGES = $$($(PY) -c 'import sysconfig; print(sysconfig.get_path("purelib"), sysconfig.get_path("platlib"))')
+
 $(STAMP)-%: pyproject.toml | $(VENV)/bin/python
-	$(PY) -m pip install --quiet -e ".[$*]"
+	$(PY) -m pip install --quiet --no-compile -e ".[$*]"
+	-@$(PY) -m compileall -q -j 0 $(SITE_PACKAGES) > /dev/null
 	@touch $@
 
 demo: $(STAMP)-demo
 	$(PY) examples/digits.py
 
-# Then the bitwise and determinism tests (marker `bitwise`) once more, with Numba
-# compiling for a generic x86-64 CPU into its own cache: a promise that holds only
-# for one instruction set fails on any machine, not only on the CPU that breaks it.
+# The suite runs in one worker process per core (pytest-xdist), a whole test file
+# per worker at a time, so that two workers seldom need the same new kernel at
+# once (tests/conftest.py makes the second one wait for the first one's compile
+# and load it).  Beside it, the bitwise and determinism tests (marker `bitwise`)
+# run once more with Numba compiling for a generic x86-64 CPU into its own cache:
+# a promise that holds only for one instruction set fails on any machine, not only
+# on the CPU that breaks it.  Both passes are mostly compilation, which is
+# single-threaded, so running them at once fills the cores while either pass
+# waits on a compile or ends with one file left; the generic pass's report is
+# printed after the main one's.
 GENERIC_CACHE := $(CURDIR)/$(VENV)/numba-cache-generic
+GENERIC_LOG := $(VENV)/generic-pass.log
 
 test: $(STAMP)-test
-	$(PY) -m pytest
-	NUMBA_CPU_NAME=generic NUMBA_CACHE_DIR=$(GENERIC_CACHE) $(PY) -m pytest -m bitwise -q
+	@NUMBA_CPU_NAME=generic NUMBA_CACHE_DIR=$(GENERIC_CACHE) $(PY) -m pytest -m bitwise -q \
+	    -p no:cacheprovider > $(GENERIC_LOG) 2>&1 & generic=$$!; \
+	echo "$(PY) -m pytest -n auto --dist loadfile"; \
+	$(PY) -m pytest -n auto --dist loadfile; main=$$?; \
+	wait $$generic; status=$$?; \
+	echo "NUMBA_CPU_NAME=generic NUMBA_CACHE_DIR=$(GENERIC_CACHE) $(PY) -m pytest -m bitwise -q"; \
+	cat $(GENERIC_LOG); \
+	[ $$main -eq 0 ] && [ $$status -eq 0 ]
 
 bench: $(STAMP)-bench
 	$(PY) bench/bench_value_and_grad.py

@@ -5,6 +5,7 @@ while compiled code holds the GIL, so it would only send the signal when the
 compiled call returns: a terminal's Ctrl-C arrives whatever the process does.
 """
 
+import gc
 import os
 import signal
 import subprocess
@@ -19,11 +20,22 @@ _SENDER = ("import os, signal, sys, time; time.sleep(float(sys.argv[2])); "
 
 @pytest.fixture
 def default_sigint():
-    """Python's default SIGINT handler for the test; afterwards it must still be installed."""
+    """Python's default SIGINT handler for the test; afterwards it must still be installed.
+
+    No garbage-collector callbacks run meanwhile: a KeyboardInterrupt raised while
+    one runs is printed as ignored and lost, and hypothesis installs one in every
+    process that has run a ``@given`` test (Numba's compiler, allocating, starts
+    collections often, so a signal during a compile lands in one now and then).
+    """
+    callbacks = gc.callbacks[:]
+    gc.callbacks.clear()  # the interpreter's own list: rebinding the name would not do
     previous = signal.signal(signal.SIGINT, signal.default_int_handler)
-    yield
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
-    signal.signal(signal.SIGINT, previous)
+    try:
+        yield
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        gc.callbacks[:] = callbacks + gc.callbacks
 
 
 def run_with_sigint(run, delay):

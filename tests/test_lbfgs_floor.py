@@ -5,6 +5,10 @@ Problems are the outside Moré-Garbow-Hillstrom set (``bench/_mgh.py``), plain a
 with a constant added so that f changes only in its last bits near the optimum;
 SciPy's L-BFGS-B runs beside gd.lbfgs on the same problems with the same options.
 """
+import hashlib
+import json
+import os
+import subprocess
 import sys
 import warnings
 from pathlib import Path
@@ -263,36 +267,66 @@ def test_rises_along_d_needs_a_fourfold_shorter_step_and_no_lower_point():
     assert not lb.rises_along_d(2.5, f0 - 1e-3, 0.0, 10.0, f0 + 10.0, f0)  # below f(x)
 
 
-SAME_RESULTS_SCRIPT = """
-import hashlib, sys, warnings
-import numpy as np, scipy.optimize as so
-sys.path.insert(0, {bench!r})
-import _mgh, gdcore as gd
-warnings.simplefilter("ignore")
-h = hashlib.sha256()
-for p in _mgh.PROBLEMS:
-    for jac in (True, None):
-        fun = p.fun_and_grad if jac else p.fun
-        r = so.minimize(fun, p.x0, jac=jac, method=gd.lbfgs(),
-                        options=dict(gtol=1e-8, ftol=0, maxiter=20000, maxfun=50000))
-        h.update(r.x.tobytes()); h.update(str((r.nfev, r.status)).encode())
-print(h.hexdigest())
+def same_results_digest():
+    """A digest of gd.lbfgs' final iterates, nfev and status on every MGH problem, with
+    and without the gradient."""
+    h = hashlib.sha256()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for p in _mgh.PROBLEMS:
+            for jac in (True, None):
+                r = run(p, gd.lbfgs(), jac=jac, gtol=1e-8, ftol=0, maxiter=20000,
+                        maxfun=50000)
+                h.update(r.x.tobytes())
+                h.update(str((r.nfev, r.status)).encode())
+    return h.hexdigest()
+
+
+def lbfgs_kernels_by_origin():
+    """``{"compiled": names, "loaded": names}``: the kernels of gdcore.kernels.lbfgs that
+    this process compiled, and those it loaded from Numba's cache."""
+    origin = {"compiled": [], "loaded": []}
+    for name, kernel in sorted(vars(lb).items()):
+        if isinstance(kernel, numba.core.dispatcher.Dispatcher) and kernel.overloads:
+            if kernel.stats.cache_misses:
+                origin["compiled"].append(name)
+            if kernel.stats.cache_hits:
+                origin["loaded"].append(name)
+    return origin
+
+
+IN_A_NEW_PROCESS = """
+import json, sys
+sys.path.insert(0, {tests!r})
+from test_lbfgs_floor import lbfgs_kernels_by_origin, same_results_digest
+print(json.dumps(dict(digest=same_results_digest(), **lbfgs_kernels_by_origin())))
 """
+
+
+def in_a_new_process(**env):
+    script = IN_A_NEW_PROCESS.format(tests=str(Path(__file__).resolve().parent))
+    done = subprocess.run([sys.executable, "-c", script], env=dict(os.environ, **env),
+                          check=True, capture_output=True, text=True)
+    return json.loads(done.stdout.splitlines()[-1])
 
 
 def test_same_iterates_whether_compiled_here_or_loaded_from_the_cache(tmp_path):
     # With fastmath flags the L-BFGS kernels gave other iterates in a process that
     # compiled them than in one that loaded them from Numba's cache (nfev changed
-    # on 17 of 70 of these runs); compiled exact, they cannot.
-    import os
-    import subprocess
-
-    script = SAME_RESULTS_SCRIPT.format(
-        bench=str(Path(__file__).resolve().parent.parent / "bench"))
-    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "numba-cache"))
-    digests = [subprocess.run([sys.executable, "-c", script], env=env, check=True,
-                              capture_output=True, text=True).stdout for _ in range(2)]
-    assert digests[0] == digests[1]
+    # on 17 of 70 of these runs); compiled exact, they cannot.  This process has
+    # compiled or loaded its kernels (whichever the suite's cache made it do): a
+    # new process on the same cache loads every one of them, and only where this
+    # process loaded some does a process with an empty cache compile them all.
+    here = same_results_digest()
+    origin = lbfgs_kernels_by_origin()
+    assert "lbfgs_step" in origin["compiled"] + origin["loaded"]
+    loading = in_a_new_process()
+    assert loading["compiled"] == [] and loading["loaded"]
+    assert loading["digest"] == here
+    if origin["loaded"]:
+        compiling = in_a_new_process(NUMBA_CACHE_DIR=str(tmp_path / "numba-cache"))
+        assert compiling["loaded"] == [] and compiling["compiled"]
+        assert compiling["digest"] == here
 
 
 @pytest.mark.parametrize("x0", [1.7, 10.0, 1e3])
