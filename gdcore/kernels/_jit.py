@@ -6,6 +6,21 @@
   raising, and lets loops vectorise without exception checks.
 * ``fastmath`` is restricted to flags that keep NaN and Inf semantics, because
   divergence detection relies on NaN surviving the arithmetic.
+* Codes as constants (:func:`per_code`): an entry point's kernel is compiled
+  for the codes of the model and optimizer at hand (loss, activations,
+  optimizer), which its factory bakes into the kernel as closure values, and
+  the dispatch on a code is an ``overload`` that, for a constant code,
+  returns that code's implementation alone (``prefer_literal``).  A relu /
+  cross-entropy network trained with Adam thus compiles the loops of relu,
+  softmax, cross-entropy and Adam, and no other activation, loss or
+  optimizer: the first ``fit`` of the digits network compiled in 22 s of CPU
+  time instead of 33 s.
+  Numba's integer-code dispatch read at run time still serves everything
+  else (``GDCORE_KERNELS=generic``, and any call with a variable code).
+* Literal constants at call sites: Numba compiles a callee once more for
+  every distinct literal argument, so kernels pass values read from arrays
+  where a constant would only repeat a value (gd.lbfgs compiled its
+  direction and trial-point kernels twice over a ``0`` and a ``True``).
 * ``cache=False`` only for drivers specialised on a user's compiled objective
   (:mod:`.minimize_loops`): the cache key cannot see edits to that function,
   so a cached driver could run a stale objective.

@@ -6,6 +6,14 @@ rows in place and writes the new parameters to ``out`` or, in place, back to
 count (bias corrections, NAdam's momentum schedule) are computed once per step
 in float64 and cast, as PyTorch does with its Python-float scalars.
 
+One function per optimizer holds its rule (``_sgd_rule``, ``_adam_rule``,
+...); :func:`rule_step` picks it by code.  A code that is a constant of the
+compiled kernel (:func:`update_kernel`, :func:`.epoch.epoch_runner`) compiles
+that optimizer's loops alone: a first Adam step compiled in 4.1 s CPU time
+here, against 12.1 s when every optimizer's loop was compiled into it.  A code
+known only at run time (:func:`apply_update` called with a variable code)
+compiles all of them behind a dispatch.
+
 Each rule follows ``torch.optim``'s single-tensor implementation operation
 for operation (including ``lerp`` for the first-moment averages), so float64
 runs agree with PyTorch to rounding.  Lion, which ``torch.optim`` lacks,
