@@ -28,7 +28,7 @@ demo: $(STAMP)-demo
 
 # The suite runs in one worker process per core (pytest-xdist), a whole test file
 # per worker at a time, so that two workers seldom need the same new kernel at
-# once (tests/conftest.py makes the second one wait for the first one's compile
+# once (gdcore/kernels/_cache_lock.py makes the second one wait for the first one's compile
 # and load it).  Beside it, the bitwise and determinism tests (marker `bitwise`)
 # run once more with Numba compiling for a generic x86-64 CPU into its own cache:
 # a promise that holds only for one instruction set fails on any machine, not only

@@ -56,70 +56,6 @@ def _drop_stale_kernel_cache():
     stamp.write_text(digest.hexdigest())
 
 
-def _compile_each_kernel_once():
-    """Make processes that share Numba's cache compile each kernel once, in turn.
-
-    `make test` runs pytest in several worker processes (pytest-xdist) that
-    compile into one cache.  Numba saves an entry as: read the index, pick the
-    first free data file number, write the index, write the data, with no
-    lock: two processes saving two signatures of one kernel at once both take
-    number N, one index entry is lost and the survivor may point at the other
-    signature's machine code.  And two workers that need the same kernel at
-    once would both compile it.  So a cached dispatcher compiles while holding
-    an exclusive lock on a file beside its cache index (``flock``, POSIX): the
-    second process waits, then Numba's own first step, a cache lookup, loads
-    what the first one saved.  Loads need no lock: each file is written to a
-    temporary name and renamed into place, and a load that finds its data
-    file missing compiles instead.
-
-    The lock is taken inside Numba's process-wide compiler lock, so one thread
-    at a time holds any of them, and a compile nested in another one of the
-    same index (a recursive signature, a literal-argument retry, sibling
-    closures) reuses the lock it holds.  Nested compiles of other kernels take
-    their own locks; kernels call each other without cycles, so two processes
-    cannot each hold what the other waits for.
-    """
-    if os.name != "posix":
-        return
-    import fcntl
-
-    from numba.core import caching, sigutils
-    from numba.core.compiler_lock import global_compiler_lock
-    from numba.core.dispatcher import Dispatcher
-
-    compile_ = Dispatcher.compile
-    held = {}  # lock path -> (open lock file, depth), for this process
-
-    def compile_in_turn(self, sig):
-        if (not isinstance(self._cache, caching.Cache)  # cache=False: nothing shared
-                or tuple(sigutils.normalize_signature(sig)[0]) in self.overloads):
-            return compile_(self, sig)
-        with global_compiler_lock:
-            path = self._cache._cache_file._index_path + ".lock"
-            if path in held:
-                lock, depth = held[path]
-                held[path] = (lock, depth + 1)
-            else:
-                os.makedirs(os.path.dirname(path), exist_ok=True)
-                lock = open(path, "a")
-                try:
-                    fcntl.flock(lock, fcntl.LOCK_EX)
-                except BaseException:  # e.g. Ctrl-C while waiting
-                    lock.close()
-                    raise
-                held[path] = (lock, 1)
-            try:
-                return compile_(self, sig)
-            finally:
-                lock, depth = held.pop(path)
-                if depth > 1:
-                    held[path] = (lock, depth - 1)
-                else:
-                    lock.close()  # releases the lock
-
-    Dispatcher.compile = compile_in_turn
-
-
 def _answer_ctrl_c():
     """Give the suite Python's own SIGINT handler when it started with SIGINT ignored.
 
@@ -133,7 +69,6 @@ def _answer_ctrl_c():
 
 
 _drop_stale_kernel_cache()
-_compile_each_kernel_once()
 _answer_ctrl_c()
 
 settings.register_profile(

@@ -12,10 +12,11 @@ import inspect
 import pkgutil
 
 import pytest
+from numba.core import caching
 from numba.core.registry import CPUDispatcher
 
 from gdcore import kernels
-from gdcore.kernels import _jit, updates
+from gdcore.kernels import _cache_lock, _jit, updates
 
 
 def _kernel_functions():
@@ -71,3 +72,24 @@ def test_each_optimizer_code_has_its_own_update_kernel(monkeypatch, code):
 def test_an_unknown_optimizer_code_is_refused():
     with pytest.raises(ValueError, match="unknown optimizer code"):
         updates.update_kernel(99)
+
+
+def test_every_cached_kernel_compiles_under_its_cache_lock(tmp_path, monkeypatch):
+    """Cached dispatchers compile through _cache_lock (processes sharing the cache
+    take turns); a compile leaves the lock file beside the kernel's cache index."""
+    guarded = [name for name, _, d in FUNCTIONS
+               if d is not None and isinstance(d._cache, caching.Cache)]
+    assert len(guarded) > 30
+    for name, _, d in FUNCTIONS:
+        if d is not None and isinstance(d._cache, caching.Cache):
+            assert d.compile.__func__ is _cache_lock._compile_in_turn, name
+
+    @_jit.jit
+    def twice(x):
+        return 2 * x
+
+    monkeypatch.setattr(twice._cache._cache_file, "_index_path",
+                        str(tmp_path / "twice.nbi"))
+    assert twice(3) == 6
+    assert (tmp_path / "twice.nbi.lock").exists()
+    assert not _cache_lock._HELD  # released
