@@ -664,6 +664,12 @@ def verdict(target, value, ok, contended):
     return {"target": target, "value": value, "status": status, "contended": contended}
 
 
+def print_verdicts(verdicts):
+    """Print the PASS/MISS lines of :func:`verdict` dicts, one per target."""
+    for v in verdicts:
+        print(f"[{v['status']}] {v['target']}: {v['value']}")
+
+
 def print_background(max_background, unit="blocks"):
     """Print (and return) the load other processes put on the machine before a run."""
     idle = background_load()

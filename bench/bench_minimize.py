@@ -987,8 +987,7 @@ def main():
     print_mgh_bounded(mgh_bounded)
     print()
     verdicts = targets(results, adam) + mgh_targets(mgh)
-    for v in verdicts:
-        print(f"[{v['status']}] {v['target']}: {v['value']}")
+    harness.print_verdicts(verdicts)
 
     out = {
         "environment": harness.environment(),

@@ -851,8 +851,7 @@ def main(argv=None):
               f"during every run of: {'; '.join(noisy)}.")
     print()
     verdicts = targets(rows, summary)
-    for v in verdicts:
-        print(f"[{v['status']}] {v['target']}: {v['value']}")
+    harness.print_verdicts(verdicts)
     for key, err in errors.items():
         print(f"[ERROR] {key}: the measurement failed (see above)")
 

@@ -971,8 +971,7 @@ def main():
               f"cores during most of: {'; '.join(noisy)}.")
     print()
     verdicts = targets(small, mnist, digits, adam, peak, bandwidth)
-    for v in verdicts:
-        print(f"[{v['status']}] {v['target']}: {v['value']}")
+    harness.print_verdicts(verdicts)
 
     def case_json(case):
         return {k: v for k, v in case.items() if k != "name"} | {"name": case["name"]}

@@ -661,8 +661,7 @@ def main():
               f"cores during most of the {', '.join(noisy)} measurements.")
     print()
     verdicts = targets(results, peak)
-    for v in verdicts:
-        print(f"[{v['status']}] {v['target']}: {v['value']}")
+    harness.print_verdicts(verdicts)
 
     out = {
         "environment": harness.environment(),

@@ -13,8 +13,9 @@
   returns that code's implementation alone (``prefer_literal``).  A relu /
   cross-entropy network trained with Adam thus compiles the loops of relu,
   softmax, cross-entropy and Adam, and no other activation, loss or
-  optimizer: the first ``fit`` of the digits network compiled in 22 s of CPU
-  time instead of 33 s.
+  optimizer: the first ``fit`` of the digits network took 23.5 s instead of
+  36.6 s (``bench/bench_startup.py``, AMD EPYC Zen 3, this change and the
+  ones below together; JAX's import + first jitted epoch took 3.5 s).
   Numba's integer-code dispatch read at run time still serves everything
   else (``GDCORE_KERNELS=generic``, and any call with a variable code).
 * Literal constants at call sites: Numba compiles a callee once more for
@@ -54,7 +55,8 @@
 * ``no_cfunc_wrapper``: Numba otherwise builds, for every compiled
   function, a C-callable wrapper that only ``cfunc`` users and first-class
   function values need; gdcore uses neither, and the wrappers were 2% of a
-  cold first ``fit``'s compile time.
+  cold first ``fit``'s compile time (Numba's passes timed per function,
+  AMD EPYC Zen 3).
 * ``inline=True`` for small helpers called once per layer or per step
   (views of the flat arrays, bias and column sums, the forward pass):
   Numba then compiles them into their callers.  A call between compiled

@@ -253,12 +253,41 @@ assert set(FORWARD) == set(BACKWARD) == set(codes.ACTIVATION_NAMES)
 
 
 def activate_as(code, Z, A):
-    """``A = f(Z)`` for activation ``code``; compiled code only (see :func:`activate`)."""
+    """Write ``A = f(Z)`` for activation ``code``; ``A`` may be ``Z`` itself.
+
+    Compiled code only (typed by :func:`_activate_as`).
+
+    Parameters
+    ----------
+    code : int
+        Activation code from :mod:`gdcore.codes`; a compile-time constant
+        compiles that activation alone.
+    Z : ndarray of shape (n_samples, n_units)
+        Pre-activations.
+    A : ndarray of shape (n_samples, n_units)
+        Output, overwritten.
+    """
     raise NotImplementedError("activate_as is only callable from compiled code")
 
 
 def backprop_as(code, Z, A, G):
-    """``G *= f'(Z)`` for activation ``code``; compiled code only (see :func:`backprop_activation`)."""
+    """Multiply ``G`` in place by ``f'(Z)``: turns dL/dA into dL/dZ.
+
+    Compiled code only (typed by :func:`_backprop_as`).
+
+    Parameters
+    ----------
+    code : int
+        Activation code; a compile-time constant compiles that derivative alone.
+    Z, A : ndarray of shape (n_samples, n_units)
+        Pre-activations and activations of the forward pass.
+    G : ndarray of shape (n_samples, n_units)
+        dL/dA on entry, dL/dZ on exit.
+
+    Identity (and softmax, which ``Model`` only allows as the output of a
+    logit loss, whose gradient the loss kernel forms directly) leave ``G``
+    unchanged.
+    """
     raise NotImplementedError("backprop_as is only callable from compiled code")
 
 
@@ -320,52 +349,15 @@ def _backprop_as(code, Z, A, G):
     return _any_backward
 
 
-@jit(inline=True)
-def activate(code, Z, A):
-    """Write ``A = f(Z)`` for activation ``code``; ``A`` may be ``Z`` itself.
-
-    Parameters
-    ----------
-    code : int
-        Activation code from :mod:`gdcore.codes`; a compile-time constant
-        compiles that activation alone.
-    Z : ndarray of shape (n_samples, n_units)
-        Pre-activations.
-    A : ndarray of shape (n_samples, n_units)
-        Output, overwritten.
-    """
-    activate_as(code, Z, A)
-
-
-@jit(inline=True)
-def backprop_activation(code, Z, A, G):
-    """Multiply ``G`` in place by ``f'(Z)``: turns dL/dA into dL/dZ.
-
-    Parameters
-    ----------
-    code : int
-        Activation code; a compile-time constant compiles that derivative alone.
-    Z, A : ndarray of shape (n_samples, n_units)
-        Pre-activations and activations of the forward pass.
-    G : ndarray of shape (n_samples, n_units)
-        dL/dA on entry, dL/dZ on exit.
-
-    Identity (and softmax, which ``Model`` only allows as the output of a
-    logit loss, whose gradient the loss kernel forms directly) leave ``G``
-    unchanged.
-    """
-    backprop_as(code, Z, A, G)
-
-
 def activate_layer(acts, is_output, code, Z, A):
-    """:func:`activate` for a layer of a model with activation spec ``acts``
+    """:func:`activate_as` for a layer of a model with activation spec ``acts``
     (compiled code only)."""
     raise NotImplementedError("activate_layer is only callable from compiled code")
 
 
 def backprop_layer(acts, is_output, code, Z, A, G):
-    """:func:`backprop_activation` for a layer of a model with activation spec
-    ``acts`` (compiled code only)."""
+    """:func:`backprop_as` for a layer of a model with activation spec ``acts``
+    (compiled code only)."""
     raise NotImplementedError("backprop_layer is only callable from compiled code")
 
 

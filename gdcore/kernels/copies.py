@@ -2,8 +2,9 @@
 
 ``dst[:] = src`` in a kernel checks the shapes at run time, and for the error
 it may raise compiles Numba's string formatting of both shapes: about 3 s of
-a cold first ``predict`` or ``gd.lbfgs`` call, once per process, for a check
-the callers have already made.  These loops copy without it.
+a cold first ``predict`` or ``gd.lbfgs`` call, once per process (Numba's
+passes timed per function, AMD EPYC Zen 3), for a check the callers have
+already made.  These loops copy without it.
 """
 
 from ._jit import jit
