@@ -128,15 +128,13 @@ def value_and_grad(model, params, X, y, l2=0.0, sample_weight=None, threads="aut
     grad = np.empty(params.shape, params.dtype)  # cheaper than empty_like
     if threads == "auto" and X.shape[0] * model.n_params <= _blas_threads.OPENBLAS_SINGLE_UP_TO:
         # Small products: no thread count to hold, and no call in between (0.3 us).
-        status, index, loss_ = entry.value_and_grad_kernel(model.loss_code, model.acts)(
-            params, model.offsets, X, Y, labels, weights, model.loss_code, l2, work, grad,
-            model.acts)
+        status, index, loss_ = entry.value_and_grad_kernel[model.kernel_key](
+            params, model.offsets, X, Y, labels, weights, model.loss_code, l2, work, grad)
     else:
         status, index, loss_ = _blas_threads.call_holding(
             _blas_threads.count_for_call(threads, model, X.shape[0]),
-            entry.value_and_grad_kernel(model.loss_code, model.acts),
-            params, model.offsets, X, Y, labels, weights, model.loss_code, l2, work, grad,
-            model.acts)
+            entry.value_and_grad_kernel[model.kernel_key],
+            params, model.offsets, X, Y, labels, weights, model.loss_code, l2, work, grad)
     if status:
         _validate.raise_for_status(status, index, model, X, Y, labels, weights)
     return loss_, grad
@@ -156,8 +154,8 @@ def loss(model, params, X, y, l2=0.0, sample_weight=None, threads="auto"):
     work = workspace(X.shape[0], model.forward_units, params.dtype)
     status, index, loss_ = _blas_threads.call_holding(
         _blas_threads.count_for_call(threads, model, X.shape[0]),
-        entry.loss_kernel(model.loss_code, model.acts),
-        params, model.offsets, X, Y, labels, weights, model.loss_code, l2, work, model.acts)
+        entry.loss_kernel[model.kernel_key],
+        params, model.offsets, X, Y, labels, weights, model.loss_code, l2, work)
     if status:
         _validate.raise_for_status(status, index, model, X, Y, labels, weights)
     return loss_
@@ -192,8 +190,8 @@ def predict(model, params, X, threads="auto"):
     out = np.empty((X.shape[0], model.n_outputs), dtype=dtype)
     status, index = _blas_threads.call_holding(
         _blas_threads.count_for_call(threads, model, X.shape[0]),
-        entry.predict_kernel(model.loss_code, model.acts),
-        params, model.offsets, X, Y, labels, weights, model.loss_code, work, out, model.acts)
+        entry.predict_kernel[model.kernel_key],
+        params, model.offsets, X, Y, labels, weights, model.loss_code, work, out)
     if status:
         _validate.raise_for_status(status, index, model, X, Y, labels, weights)
     return out

@@ -32,6 +32,7 @@ class _Layout(NamedTuple):
     n_outputs: int
     loss_code: int
     acts: int  # activation spec (codes.activation_spec): the kernels compiled for the model
+    kernel_key: tuple  # (loss_code, acts): the model's key in the kernel tables (kernels._jit)
     workspace_units: int  # per-sample scratch of the gradient kernels (kernels.network)
     forward_units: int  # per-sample scratch of forward-only kernels (loss, predict): Z and A
 
@@ -57,9 +58,10 @@ def _build_layout(layers, loss_code):
         table.setflags(write=False)  # the kernels are compiled for aligned tables
         offsets = table[...]
     widest = max(layer.n_out for layer in layers)
+    acts = codes.activation_spec(table[:, codes.COL_ACTIVATION])
     return _Layout(offsets=offsets, n_params=start, n_inputs=layers[0].n_in,
                    n_outputs=layers[-1].n_out, loss_code=loss_code,
-                   acts=codes.activation_spec(table[:, codes.COL_ACTIVATION]),
+                   acts=acts, kernel_key=(loss_code, acts),
                    workspace_units=2 * units + 2 * widest, forward_units=2 * units)
 
 

@@ -273,7 +273,7 @@ class Optimizer:
             with _PARALLEL_REGION:
                 return bool(apply_update_threaded(self.code, self.hyper, lr, params, grad,
                                                   slots, scalars, out, inplace, chunks))
-        return bool(update_kernel(self.code)(self.code, self.hyper, lr, params, grad, slots,
+        return bool(update_kernel[self.code](self.code, self.hyper, lr, params, grad, slots,
                                              scalars, out, inplace))
 
     def _check(self, grad, state, params, needs_writeable):

@@ -62,11 +62,27 @@ def test_every_caller_of_an_exact_inlined_helper_is_exact():
 
 
 @pytest.mark.parametrize("code", sorted(updates.RULES))
-def test_each_optimizer_code_has_its_own_update_kernel(monkeypatch, code):
-    monkeypatch.setattr(_jit, "SPECIALISE", True)  # as users get them (nothing compiles here)
-    kernel = updates.update_kernel(code)
-    assert kernel is updates.update_kernel(code)
-    assert updates.update_kernel(code) is not updates.update_kernel((code + 1) % len(updates.RULES))
+def test_each_optimizer_code_has_its_own_update_kernel(code):
+    # What a user's process puts in the table (nothing compiles until a call).
+    kernel = updates.update_kernel.make(code)
+    assert isinstance(kernel, CPUDispatcher)
+    assert [cell.cell_contents for cell in kernel.py_func.__closure__] == [code]
+    assert kernel is not updates.update_kernel.make(code)  # the table keeps one per code
+
+
+@pytest.mark.parametrize("specialise", [True, False])
+def test_a_kernel_table_makes_each_key_once_and_refuses_unknown_keys(monkeypatch, specialise):
+    monkeypatch.setattr(_jit, "SPECIALISE", specialise)
+    made = []
+    generic = object()
+    table = _jit.per_code(generic, lambda a, b=0: a >= 0, "test code")(
+        lambda *codes: made.append(codes) or object())
+    assert table[3] is table(3) and table[(1, 2)] is table(1, 2)
+    assert (table[3] is generic) is not specialise
+    assert made == ([(3,), (1, 2)] if specialise else [])
+    with pytest.raises(ValueError, match=r"unknown test code \(-1, 2\)"):
+        table(-1, 2)
+    assert (-1, 2) not in table
 
 
 def test_an_unknown_optimizer_code_is_refused():

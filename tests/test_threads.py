@@ -205,13 +205,13 @@ def test_functional_calls_hold_the_blas_threads_they_chose(func, factory, thread
     model = gd.mlp([64, 128, 10], loss="cross_entropy")
     rng = np.random.default_rng(1)
     X, y = rng.random((rows, 64)), rng.integers(0, 10, rows)
-    seen, real = [], getattr(entry, factory)(model.loss_code, model.acts)
+    seen, real = [], getattr(entry, factory)[model.kernel_key]
 
     def recording(*args):
         seen.append(get_blas_threads())
         return real(*args)
 
-    monkeypatch.setattr(entry, factory, lambda *key: recording)
+    monkeypatch.setattr(entry, factory, {model.kernel_key: recording})
     before = get_blas_threads()
     set_blas_threads(2)
     try:

@@ -21,6 +21,7 @@ from .copies import copy_matrix
 from .network import loss_value, predict, value_and_grad
 
 _NOUT = codes.COL_N_OUT
+ANY_ACTS = codes.ANY_ACTS
 
 
 def valid_model_spec(loss_code, acts):
@@ -68,34 +69,62 @@ def checked_predict(params, offsets, X, Y, labels, weights_, loss_code, work, ou
     return OK, 0
 
 
-@per_code(checked_value_and_grad, valid_model_spec, "loss code and activation spec")
+# The kernels called from Python take no activation spec: the generic ones
+# (GDCORE_KERNELS=generic) read every layer's code from the offset table
+# (``ANY_ACTS``), the specialised ones have their model's spec as a constant.
+# One argument fewer to type per call of a small network.
+
+@jit
+def any_value_and_grad(params, offsets, X, Y, labels, weights_, loss_code, l2, work, grad):
+    """:func:`checked_value_and_grad` for any model (codes read at run time)."""
+    return checked_value_and_grad(params, offsets, X, Y, labels, weights_, loss_code, l2, work,
+                                  grad, ANY_ACTS)
+
+
+@jit
+def any_loss(params, offsets, X, Y, labels, weights_, loss_code, l2, work):
+    """:func:`checked_loss` for any model (codes read at run time)."""
+    return checked_loss(params, offsets, X, Y, labels, weights_, loss_code, l2, work, ANY_ACTS)
+
+
+@jit
+def any_predict(params, offsets, X, Y, labels, weights_, loss_code, work, out):
+    """:func:`checked_predict` for any model (codes read at run time)."""
+    return checked_predict(params, offsets, X, Y, labels, weights_, loss_code, work, out,
+                           ANY_ACTS)
+
+
+@per_code(any_value_and_grad, valid_model_spec, "loss code and activation spec")
 def value_and_grad_kernel(loss_code, acts):
-    """:func:`checked_value_and_grad` compiled for one model spec (its arguments;
-    the spec's codes replace the run-time ``loss_code`` and ``acts``)."""
+    """:func:`checked_value_and_grad` compiled for one model spec (a ``Model.kernel_key``).
+
+    The kernel takes :func:`any_value_and_grad`'s arguments; the spec's loss
+    code replaces the run-time one.
+    """
     @jit
     def checked_value_and_grad_of(params, offsets, X, Y, labels, weights_, loss_code_, l2, work,
-                                  grad, acts_):
+                                  grad):
         return checked_value_and_grad(params, offsets, X, Y, labels, weights_, loss_code, l2,
                                       work, grad, acts)
 
     return checked_value_and_grad_of
 
 
-@per_code(checked_loss, valid_model_spec, "loss code and activation spec")
+@per_code(any_loss, valid_model_spec, "loss code and activation spec")
 def loss_kernel(loss_code, acts):
     """:func:`checked_loss` compiled for one model spec (as :func:`value_and_grad_kernel`)."""
     @jit
-    def checked_loss_of(params, offsets, X, Y, labels, weights_, loss_code_, l2, work, acts_):
+    def checked_loss_of(params, offsets, X, Y, labels, weights_, loss_code_, l2, work):
         return checked_loss(params, offsets, X, Y, labels, weights_, loss_code, l2, work, acts)
 
     return checked_loss_of
 
 
-@per_code(checked_predict, valid_model_spec, "loss code and activation spec")
+@per_code(any_predict, valid_model_spec, "loss code and activation spec")
 def predict_kernel(loss_code, acts):
     """:func:`checked_predict` compiled for one model spec (as :func:`value_and_grad_kernel`)."""
     @jit
-    def checked_predict_of(params, offsets, X, Y, labels, weights_, loss_code_, work, out, acts_):
+    def checked_predict_of(params, offsets, X, Y, labels, weights_, loss_code_, work, out):
         return checked_predict(params, offsets, X, Y, labels, weights_, loss_code, work, out,
                                acts)
 
