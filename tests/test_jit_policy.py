@@ -43,8 +43,8 @@ def _exact_inline_helpers():
 
 
 def test_the_step_rules_element_helpers_are_exact_and_inlined():
-    assert {"not_finite", "clipped", "with_decay", "moving_mean", "moving_square",
-            "clipped_square"} <= set(_exact_inline_helpers())
+    assert {"not_finite", "clipped", "with_decay", "moving_mean",
+            "moving_square"} <= set(_exact_inline_helpers())
 
 
 def test_every_caller_of_an_exact_inlined_helper_is_exact():

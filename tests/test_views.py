@@ -1,4 +1,5 @@
-"""matrix_view and flat_view against NumPy's reshape: same values, same memory, kept alive."""
+"""matrix_view, flat_view and byte_rows against NumPy's reshape and view: same values, same
+memory, kept alive."""
 
 import gc
 
@@ -6,7 +7,7 @@ import numba
 import numpy as np
 import pytest
 
-from gdcore.kernels.views import flat_view, matrix_view
+from gdcore.kernels.views import byte_rows, flat_view, matrix_view
 
 
 @numba.njit(cache=False)
@@ -17,6 +18,11 @@ def block_as_matrix(vec, start, rows, cols):
 @numba.njit(cache=False)
 def as_flat(mat):
     return flat_view(mat)
+
+
+@numba.njit(cache=False)
+def as_byte_rows(arr):
+    return byte_rows(arr)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int64])
@@ -46,6 +52,20 @@ def test_flat_view_is_reshape_minus_one(shape):
         assert mat.flat[0] == -1
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int64, np.uint8])
+@pytest.mark.parametrize("shape", [(5,), (4, 3), (1, 7), (0, 3), (0,), (6, 1)])
+def test_byte_rows_is_a_read_only_uint8_view_of_each_row(dtype, shape):
+    arr = np.arange(int(np.prod(shape))).astype(dtype).reshape(shape)
+    got = as_byte_rows(arr)
+    row_bytes = arr.itemsize * (shape[1] if len(shape) == 2 else 1)
+    expected = arr.view(np.uint8).reshape(shape[0], row_bytes)
+    assert got.shape == expected.shape and got.strides == expected.strides
+    assert got.dtype == np.uint8 and got.flags.c_contiguous and not got.flags.writeable
+    np.testing.assert_array_equal(got, expected)
+    if got.size:
+        assert np.shares_memory(got, arr)
+
+
 def test_views_keep_their_memory_alive():
     view = block_as_matrix(np.arange(12, dtype=np.float64), 2, 2, 5)  # the flat array dies here
     flat = as_flat(view)
@@ -59,3 +79,7 @@ def test_views_refuse_other_layouts():
         block_as_matrix(np.arange(12.0)[::2], 0, 2, 3)
     with pytest.raises(numba.TypingError):
         as_flat(np.zeros((3, 4), order="F"))
+    with pytest.raises(numba.TypingError):
+        as_byte_rows(np.zeros((3, 4))[:, ::2])
+    with pytest.raises(numba.TypingError):
+        as_byte_rows(np.zeros((2, 3, 4)))

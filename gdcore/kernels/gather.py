@@ -28,6 +28,7 @@ from numba.np.arrayobj import make_array
 
 from ._jit import jit
 from .prefetch import prefetch_rows
+from .views import byte_rows
 
 CHUNK_BYTES = 256 * 1024  # half the per-core L2 cache of the CPUs measured
 
@@ -121,8 +122,7 @@ def gather_chunk(X, Y, labels, weights_, order, start, batch_size, Xb, Yb, Lb, W
     gather_rows(labels, order, start, end, Lb)
     gather_rows(weights_, order, start, end, Wb)
     if chunk == batch_size and end < n:
+        # As bytes, every array is the same type: prefetch_rows compiles once.
         after = min(end + batch_size, n)
-        for src in (X, Y):
+        for src in (byte_rows(X), byte_rows(Y), byte_rows(labels), byte_rows(weights_)):
             prefetch_rows(src, order, end, after)
-        prefetch_rows(labels, order, end, after)
-        prefetch_rows(weights_, order, end, after)

@@ -102,7 +102,10 @@ BLOCK = 2048
 SUM_LANES = 8
 
 
-@jit(exact=True, inline=True)
+# Compiled on its own, not inlined: gradient_scale calls it nine times, and
+# nine inlined copies were most of that kernel's compile time (LLVM still
+# inlines the compiled function into the loop).
+@jit(exact=True)
 def clipped_square(gi, clip_value):
     """``min(max(g, -clip_value), clip_value) ** 2`` in float64."""
     g = min(max(np.float64(gi), -clip_value), clip_value)

@@ -6,7 +6,8 @@ makes such a view through a call into Numba's C helper (it must handle any
 layout and report incompatible shapes), about 20 ns each; one step of a small
 network makes about twenty views, 5-7% of its time.  :func:`matrix_view`
 builds the view directly, since the callers already know the slice is
-contiguous and holds exactly ``rows * cols`` elements.
+contiguous and holds exactly ``rows * cols`` elements.  :func:`flat_view`
+goes the other way, and :func:`byte_rows` views any array's rows as bytes.
 """
 
 from numba import types
@@ -58,6 +59,36 @@ def flat_view(typingctx, mat):
         populate_array(out, data=src.data, shape=cgutils.pack_array(builder, [src.nitems]),
                        strides=cgutils.pack_array(builder, [src.itemsize]),
                        itemsize=src.itemsize, meminfo=src.meminfo, parent=src.parent)
+        return impl_ret_borrowed(context, builder, signature.return_type, out._getvalue())
+
+    return sig, codegen
+
+
+@intrinsic
+def byte_rows(typingctx, arr):
+    """A read-only ``(rows, row_bytes)`` uint8 view of a C-contiguous 1-D or 2-D ``arr``.
+
+    Code that only needs where rows are (prefetching) then compiles once for
+    every dtype and dimension instead of once per array type.
+    """
+    if not (isinstance(arr, types.Array) and arr.ndim in (1, 2) and arr.layout == "C"):
+        return None
+    rows = types.Array(types.uint8, 2, "C", readonly=True)
+    sig = rows(arr)
+
+    def codegen(context, builder, signature, args):
+        src = make_array(signature.args[0])(context, builder, args[0])
+        shape = cgutils.unpack_tuple(builder, src.shape)
+        item = src.itemsize
+        row_bytes = builder.mul(shape[1], item) if len(shape) == 2 else item
+        out = make_array(signature.return_type)(context, builder)
+        one = context.get_constant(types.intp, 1)
+        populate_array(out, data=builder.bitcast(src.data, out.data.type),
+                       shape=cgutils.pack_array(builder, [shape[0], row_bytes]),
+                       strides=cgutils.pack_array(builder, [row_bytes, one]),
+                       itemsize=one, meminfo=src.meminfo, parent=None)
+        # No parent: returned to Python, the view is a new read-only array (with
+        # ``arr``'s parent, Numba would hand back ``arr`` itself when the shapes agree).
         return impl_ret_borrowed(context, builder, signature.return_type, out._getvalue())
 
     return sig, codegen
