@@ -7,7 +7,8 @@ import numba
 import numpy as np
 import pytest
 
-from gdcore.kernels.views import byte_rows, flat_view, matrix_view
+import gdcore as gd
+from gdcore.kernels.views import bias, byte_rows, flat_view, layer_block, matrix_view, weights
 
 
 @numba.njit(cache=False)
@@ -66,6 +67,34 @@ def test_byte_rows_is_a_read_only_uint8_view_of_each_row(dtype, shape):
         assert np.shares_memory(got, arr)
 
 
+@numba.njit(cache=False)
+def table_views(params, buf, offsets, l, n):
+    return weights(params, offsets, l), bias(params, offsets, l), layer_block(buf, offsets, l, n)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_table_views_are_the_blocks_the_offset_table_names(dtype):
+    model = gd.Model([gd.Dense(3, 5, "tanh"), gd.Dense(5, 1), gd.Dense(1, 4, "relu")])
+    params = np.arange(model.n_params).astype(dtype)
+    n = 6
+    buf = np.arange(n * sum(layer.n_out for layer in model.layers)).astype(dtype)
+    units = 0
+    for l, layer in enumerate(model.layers):
+        W, b, block = table_views(params, buf, model.offsets, l, n)
+        w0 = model.offsets[l, 0]
+        expected = [params[w0:w0 + layer.n_in * layer.n_out].reshape(layer.n_in, layer.n_out),
+                    params[model.offsets[l, 1]:model.offsets[l, 1] + layer.n_out],
+                    buf[n * units:n * (units + layer.n_out)].reshape(n, layer.n_out)]
+        for got, want in zip((W, b, block), expected):
+            assert got.shape == want.shape and got.strides == want.strides
+            assert got.dtype == dtype and got.flags.c_contiguous
+            np.testing.assert_array_equal(got, want)
+            assert np.shares_memory(got, want)
+        units += layer.n_out
+    W[0, 0] = -1  # views: writes land in the flat arrays
+    assert params[model.offsets[-1, 0]] == -1
+
+
 def test_views_keep_their_memory_alive():
     view = block_as_matrix(np.arange(12, dtype=np.float64), 2, 2, 5)  # the flat array dies here
     flat = as_flat(view)
@@ -83,3 +112,5 @@ def test_views_refuse_other_layouts():
         as_byte_rows(np.zeros((3, 4))[:, ::2])
     with pytest.raises(numba.TypingError):
         as_byte_rows(np.zeros((2, 3, 4)))
+    with pytest.raises(numba.TypingError):  # the table must be int64
+        table_views(np.zeros(9), np.zeros(9), np.zeros((1, 6), np.int32), 0, 1)

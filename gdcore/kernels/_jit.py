@@ -58,7 +58,8 @@
   cold first ``fit``'s compile time (Numba's passes timed per function,
   AMD EPYC Zen 3).
 * ``inline=True`` for small helpers called once per layer or per step
-  (views of the flat arrays, bias and column sums, the forward pass):
+  (bias and column sums, the forward pass; the views of the flat arrays
+  are intrinsics, :mod:`.views`, cheaper still to compile):
   Numba then compiles them into their callers.  A call between compiled
   functions passes every array as its separate fields (pointer, shape,
   strides, ...), and the 10-32-1 gradient has about twenty such calls; with

@@ -9,7 +9,8 @@ within the stencil.
 
 from .. import codes
 from ._jit import jit
-from .network import forward, layer_block, output_block, split_workspace
+from .network import forward, output_block, split_workspace
+from .views import layer_block
 
 _KINKED = codes.KINKED_ACTIVATIONS
 _MAE = codes.MAE

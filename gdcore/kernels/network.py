@@ -31,14 +31,12 @@ from ._jit import jit
 from .activations import activate_layer, backprop_layer
 from .linalg import matmul, matmul_nt, matmul_tn
 from .losses import loss_and_delta
-from .views import matrix_view
+from .views import bias, layer_block, matrix_view, weights
 
 _W = codes.COL_W_START
-_B = codes.COL_B_START
 _NIN = codes.COL_N_IN
 _NOUT = codes.COL_N_OUT
 _ACT = codes.COL_ACTIVATION
-_UNIT = codes.COL_UNIT_START
 _LOGIT_LOSSES = codes.LOGIT_LOSSES
 
 
@@ -57,30 +55,6 @@ def split_workspace(work, offsets, n):
     a = n * total
     d = n * widest
     return work[:a], work[a:2 * a], work[2 * a:2 * a + d], work[2 * a + d:2 * a + 2 * d]
-
-
-@jit(inline=True)
-def layer_block(buf, offsets, l, n):
-    """Layer ``l``'s (n, n_out) block of a per-unit workspace buffer."""
-    start = n * offsets[l, _UNIT]
-    k = offsets[l, _NOUT]
-    return matrix_view(buf[start:start + n * k], n, k)
-
-
-@jit(inline=True)
-def weights(params, offsets, l):
-    """Layer ``l``'s (n_in, n_out) weight view."""
-    w0 = offsets[l, _W]
-    nin = offsets[l, _NIN]
-    nout = offsets[l, _NOUT]
-    return matrix_view(params[w0:w0 + nin * nout], nin, nout)
-
-
-@jit(inline=True)
-def bias(params, offsets, l):
-    """Layer ``l``'s (n_out,) bias view."""
-    b0 = offsets[l, _B]
-    return params[b0:b0 + offsets[l, _NOUT]]
 
 
 # Below this many units per row, row-wise loops are loops of a few iterations

@@ -1,4 +1,4 @@
-"""Two-dimensional views of contiguous 1-D blocks, without ``reshape``'s run-time checks.
+"""Views of contiguous blocks of the flat arrays, without ``reshape``'s run-time checks.
 
 The kernels address every weight matrix and workspace block as a
 ``(rows, cols)`` view of a contiguous slice of a flat array.  ``reshape``
@@ -15,6 +15,8 @@ from numba.core import cgutils
 from numba.core.imputils import impl_ret_borrowed
 from numba.extending import intrinsic
 from numba.np.arrayobj import make_array, populate_array
+
+from .. import codes
 
 
 @intrinsic
@@ -92,3 +94,90 @@ def byte_rows(typingctx, arr):
         return impl_ret_borrowed(context, builder, signature.return_type, out._getvalue())
 
     return sig, codegen
+
+
+
+# Views a model's offset table describes (columns in gdcore.codes).  Each is an
+# intrinsic: a call costs its caller's compile one statement, where the same
+# view written with slices and matrix_view, inlined, cost about twenty (a
+# gradient kernel makes a dozen of them).  Nothing is checked: the table is a
+# model's validated offset table and the buffers are long enough.
+
+def _table_view_typer(vec, table, row, scale=None):
+    """Whether the arguments are (C 1-D array, int64 C 2-D table, integer[, integer])."""
+    return (isinstance(vec, types.Array) and vec.ndim == 1 and vec.layout == "C"
+            and isinstance(table, types.Array) and table.ndim == 2 and table.layout == "C"
+            and table.dtype == types.int64 and isinstance(row, types.Integer)
+            and (scale is None or isinstance(scale, types.Integer)))
+
+
+def _view_codegen(shape_of):
+    """Codegen of ``f(vec, table, row[, scale])`` from ``shape_of(builder, entry, scale)``.
+
+    ``entry(col)`` loads ``table[row, col]`` (intp); ``shape_of`` returns the
+    view's first element in ``vec`` and its shape (one or two intp values).
+    """
+    def codegen(context, builder, signature, args):
+        vty, tty, rty = signature.args[:3]
+        src = make_array(vty)(context, builder, args[0])
+        table = make_array(tty)(context, builder, args[1])
+        row = context.cast(builder, args[2], rty, types.intp)
+        n_cols = cgutils.unpack_tuple(builder, table.shape)[1]
+        first = builder.mul(row, n_cols)
+
+        def entry(col):
+            at = builder.add(first, context.get_constant(types.intp, col))
+            return builder.load(builder.gep(table.data, [at]))
+
+        scale = (context.cast(builder, args[3], signature.args[3], types.intp)
+                 if len(args) > 3 else None)
+        start, shape = shape_of(builder, entry, scale)
+        item = src.itemsize
+        strides = [item] if len(shape) == 1 else [builder.mul(shape[1], item), item]
+        out = make_array(signature.return_type)(context, builder)
+        populate_array(out, data=builder.gep(src.data, [start]),
+                       shape=cgutils.pack_array(builder, shape),
+                       strides=cgutils.pack_array(builder, strides),
+                       itemsize=item, meminfo=src.meminfo, parent=src.parent)
+        return impl_ret_borrowed(context, builder, signature.return_type, out._getvalue())
+
+    return codegen
+
+
+@intrinsic
+def layer_block(typingctx, buf, offsets, l, n):
+    """Layer ``l``'s ``(n, n_out)`` block of a per-unit workspace buffer (C-contiguous view).
+
+    The block starts at ``n * offsets[l, COL_UNIT_START]``.
+    """
+    if not _table_view_typer(buf, offsets, l, n):
+        return None
+
+    def shape_of(builder, entry, n_rows):
+        return builder.mul(n_rows, entry(codes.COL_UNIT_START)), [n_rows, entry(codes.COL_N_OUT)]
+
+    return buf.copy(ndim=2)(buf, offsets, l, n), _view_codegen(shape_of)
+
+
+@intrinsic
+def weights(typingctx, params, offsets, l):
+    """Layer ``l``'s ``(n_in, n_out)`` weight block of ``params`` (C-contiguous view)."""
+    if not _table_view_typer(params, offsets, l):
+        return None
+
+    def shape_of(builder, entry, scale):
+        return entry(codes.COL_W_START), [entry(codes.COL_N_IN), entry(codes.COL_N_OUT)]
+
+    return params.copy(ndim=2)(params, offsets, l), _view_codegen(shape_of)
+
+
+@intrinsic
+def bias(typingctx, params, offsets, l):
+    """Layer ``l``'s ``(n_out,)`` bias block of ``params`` (view)."""
+    if not _table_view_typer(params, offsets, l):
+        return None
+
+    def shape_of(builder, entry, scale):
+        return entry(codes.COL_B_START), [entry(codes.COL_N_OUT)]
+
+    return params(params, offsets, l), _view_codegen(shape_of)
