@@ -36,11 +36,8 @@ STEP_NOT_FINITE = 2  # the gradient or the updated parameters are
 
 @jit(inline=True)
 def batch_views(X, Y, labels, weights_, start, stop):
-    """Rows ``start:stop`` of the data as views (empty arrays stay empty)."""
-    return (X[start:stop],
-            Y[start:stop] if Y.shape[0] > 0 else Y,
-            labels[start:stop] if labels.shape[0] > 0 else labels,
-            weights_[start:stop] if weights_.shape[0] > 0 else weights_)
+    """Rows ``start:stop`` of the data as views (empty arrays stay empty: slices clip)."""
+    return X[start:stop], Y[start:stop], labels[start:stop], weights_[start:stop]
 
 
 @jit(inline=True)
@@ -91,10 +88,11 @@ def run_epoch(params, spare, offsets, X, Y, labels, weights_, loss_code, l2, ord
     Xb, Yb, Lb, Wb : ndarray
         Chunk buffers shaped like X, Y, labels and weights, with a multiple
         of ``batch_size`` rows (:func:`.gather.chunk_rows`); a shuffled
-        epoch gathers that many rows at a time.  Empty where the data is
-        empty.  Not read when ``order`` is empty (any arrays will do; fit
-        passes the data arrays themselves).  Nothing is checked: the caller
-        guarantees the row counts, widths and batch range.
+        epoch gathers that many rows at a time.  The data arrays themselves
+        where the data is empty, and all four when ``order`` is empty (the
+        batches are then views of the data: one code path serves both).
+        Nothing is checked: the caller guarantees the row counts, widths and
+        batch range.
     loss_sum, weight_sum : float
         The sums (below) over the epoch's earlier ranges; 0 for the first.
     acts : int
@@ -124,14 +122,13 @@ def run_epoch(params, spare, offsets, X, Y, labels, weights_, loss_code, l2, ord
     for s in range(first, last):
         start = s * batch_size
         stop = min(start + batch_size, n)
+        at = start  # the batch's first row in Xb, Yb, Lb, Wb
         if shuffled:
-            at = start % chunk  # the batch's first row in the chunk buffers
+            at = start % chunk
             if at == 0 or s == first:
                 gather_chunk(X, Y, labels, weights_, order, start - at, batch_size, Xb, Yb,
                              Lb, Wb)
-            xb, yb, lb, wb = batch_views(Xb, Yb, Lb, Wb, at, at + stop - start)
-        else:
-            xb, yb, lb, wb = batch_views(X, Y, labels, weights_, start, stop)
+        xb, yb, lb, wb = batch_views(Xb, Yb, Lb, Wb, at, at + stop - start)
         bw = batch_weight(wb, stop - start)
         if bw == 0:
             continue  # all weights zero: the batch carries no gradient
