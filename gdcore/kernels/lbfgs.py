@@ -216,7 +216,10 @@ def term(a1, a0, b1, b0, i):
     return a * b
 
 
-@numba.extending.overload(term, inline="always")
+# Not inlined into the IR: dot_of_differences calls it nine times, and nine
+# inlined copies per variant were most of its compile time.  Compiled once per
+# variant, LLVM still inlines it into the sums (no fastmath flag either way).
+@numba.extending.overload(term, jit_options={"error_model": "numpy"})
 def _term(a1, a0, b1, b0, i):
     """:func:`term` with the None operands resolved while compiling."""
     a_zero = isinstance(a0, numba.types.NoneType)
