@@ -302,7 +302,7 @@ def free_curvature(s, y, x, g, lower, upper):
     return 1.0 / sy, sy / yy
 
 
-@jit(exact=True)
+@jit(exact=True, inline=True)
 def free_direction(g, S, Y, rho, alpha, head, count, m, x, lower, upper, d):
     """:func:`direction` under bounds: the two-loop recursion on the free variables
     alone, ``d = -H_F g_F`` with ``H_F`` built from the pairs' free parts (the
@@ -339,7 +339,7 @@ def free_direction(g, S, Y, rho, alpha, head, count, m, x, lower, upper, d):
                 d[i] += (alpha[j] - b) * S[j, i]
 
 
-@jit(exact=True)
+@jit(exact=True, inline=True)
 def store_pair(x_new, x_old, g_new, g_old, S, Y, rho, js):
     """Push ``s = x_new - x_old``, ``y = g_new - g_old`` unless curvature is too small.
 
@@ -388,7 +388,7 @@ def box_steps(x, d, lower, upper):
     return first, last
 
 
-@jit(exact=True)
+@jit(exact=True, inline=True)
 def boxed(lower, upper):
     """Whether every variable has a finite lower and upper bound."""
     for i in range(lower.shape[0]):
@@ -397,7 +397,7 @@ def boxed(lower, upper):
     return True
 
 
-@jit(exact=True)
+@jit(exact=True, inline=True)
 def backtrack_step(a, phi, f0, decrease, finite, a_last):
     """The next step of a backtracking search along the projected path after the
     trial at step ``a`` (value ``phi``, linear decrease ``g . (x_trial - x)``)
@@ -533,7 +533,7 @@ def floor_for(dtype):
     return float(np.finfo(dtype).eps) ** (2.0 / 3.0)
 
 
-@jit(exact=True)
+@jit(exact=True, inline=True)
 def within_floor(phi, f0, ftol, floor):
     """Whether ``phi`` differs from ``f0`` by no more than the ftol test allows
     (``ftol * max(|f0|, |phi|, 1)``, L-BFGS-B's ``factr * eps`` test) or than
@@ -543,7 +543,7 @@ def within_floor(phi, f0, ftol, floor):
     return abs(phi - f0) <= max(ftol * max(scale, 1.0), floor * scale)
 
 
-@jit(exact=True)
+@jit(exact=True, inline=True)
 def count_flat_trial(flat, js):
     """Count a flat trial (reset the count otherwise): whether ``FLAT_TRIALS`` in a
     row have now been flat."""
@@ -604,7 +604,7 @@ def restart(vec, pairs, rho, alpha, fs, js, lower, upper):
     return EVALUATE
 
 
-@jit(exact=True)
+@jit(exact=True, inline=True)
 def rises_along_d(a, phi, a_lo, a_hi, phi_hi, f0):
     """Whether f rises along d at this step about as steeply as at a step four
     times longer, with no lower point found yet.
