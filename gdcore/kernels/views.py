@@ -96,14 +96,13 @@ def byte_rows(typingctx, arr):
     return sig, codegen
 
 
-
 # Views a model's offset table describes (columns in gdcore.codes).  Each is an
 # intrinsic: a call costs its caller's compile one statement, where the same
 # view written with slices and matrix_view, inlined, cost about twenty (a
 # gradient kernel makes a dozen of them).  Nothing is checked: the table is a
 # model's validated offset table and the buffers are long enough.
 
-def _table_view_typer(vec, table, row, scale=None):
+def _table_view_args(vec, table, row, scale=None):
     """Whether the arguments are (C 1-D array, int64 C 2-D table, integer[, integer])."""
     return (isinstance(vec, types.Array) and vec.ndim == 1 and vec.layout == "C"
             and isinstance(table, types.Array) and table.ndim == 2 and table.layout == "C"
@@ -150,7 +149,7 @@ def layer_block(typingctx, buf, offsets, l, n):
 
     The block starts at ``n * offsets[l, COL_UNIT_START]``.
     """
-    if not _table_view_typer(buf, offsets, l, n):
+    if not _table_view_args(buf, offsets, l, n):
         return None
 
     def shape_of(builder, entry, n_rows):
@@ -162,7 +161,7 @@ def layer_block(typingctx, buf, offsets, l, n):
 @intrinsic
 def weights(typingctx, params, offsets, l):
     """Layer ``l``'s ``(n_in, n_out)`` weight block of ``params`` (C-contiguous view)."""
-    if not _table_view_typer(params, offsets, l):
+    if not _table_view_args(params, offsets, l):
         return None
 
     def shape_of(builder, entry, scale):
@@ -174,7 +173,7 @@ def weights(typingctx, params, offsets, l):
 @intrinsic
 def bias(typingctx, params, offsets, l):
     """Layer ``l``'s ``(n_out,)`` bias block of ``params`` (view)."""
-    if not _table_view_typer(params, offsets, l):
+    if not _table_view_args(params, offsets, l):
         return None
 
     def shape_of(builder, entry, scale):
