@@ -8,7 +8,8 @@ like a hang.  Numba announces every compilation on its event bus
 cached kernel, so a listener there sees exactly the cache misses.
 
 On the first compilation of a gdcore kernel in a process, :class:`Notice`
-emits one ``logging`` record (logger ``"gdcore"``, level INFO) and, when
+emits one ``logging`` record (prefixed with the reason, when the kernels
+compiled ahead of time, :mod:`gdcore.kernels._aot`, were found missing or stale) (logger ``"gdcore"``, level INFO) and, when
 stderr is a terminal, one line there; later compilations in the same process
 say nothing more.
 """
@@ -22,7 +23,8 @@ from numba.core import event
 LOGGER = logging.getLogger("gdcore")
 MESSAGE = ("compiling gdcore's kernels for this machine (first: {name}); this happens once "
            "per machine: they are cached on disk for later processes ('python -m gdcore "
-           "warmup' compiles them all ahead of time)")
+           "aot' builds the main ones ahead of time, 'python -m gdcore warmup' compiles "
+           "them all)")
 
 
 class Notice(event.Listener):
@@ -30,6 +32,9 @@ class Notice(event.Listener):
 
     def __init__(self):
         self.said = False
+        # Why the kernels compiled ahead of time are not used, when that was checked
+        # (set by gdcore.kernels._aot); said with the notice.
+        self.reason = None
         self._lock = threading.Lock()
 
     def on_start(self, ev):
@@ -43,6 +48,8 @@ class Notice(event.Listener):
                 return
             self.said = True
         text = MESSAGE.format(name=name)
+        if self.reason:
+            text = f"{self.reason}: {text}"
         LOGGER.info(text)
         if sys.stderr is not None and sys.stderr.isatty():
             print(f"gdcore: {text}", file=sys.stderr, flush=True)

@@ -338,7 +338,7 @@ def nonfinite_params_message(params):
     One compiled pass (:func:`gdcore.kernels.checks.first_nonfinite`), for the
     callers that check params outside a kernel's input scan (fit, save, load).
     """
-    index = checks.first_nonfinite(params)
+    index = checks.first_nonfinite_kernel[0](params)
     return None if index < 0 else _scan_message(checks.PARAMS_NOT_FINITE, index, None, None,
                                                  None, None, None)
 

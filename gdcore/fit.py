@@ -147,8 +147,9 @@ class _Data:
             _, self.X, self.Y, self.labels, self.weights = prepare_batch(
                 model, params, X, y, sample_weight)
             # The whole data set is scanned once here, not per batch.
-            status, index = checks.scan_inputs(params[:0], self.X, self.Y, self.labels,
-                                               self.weights, model.loss_code, model.n_outputs)
+            status, index = checks.scan_inputs_kernel[0](
+                params[:0], self.X, self.Y, self.labels, self.weights, model.loss_code,
+                model.n_outputs)
             _validate.raise_for_status(status, index, model, self.X, self.Y, self.labels,
                                        self.weights)
         except (TypeError, ValueError) as exc:

@@ -772,7 +772,7 @@ def first_order_compiled(fg, optimizer, run, x, f, g, pg_norm, state, box, slice
         try:
             status, run.nit, nfev_now, f, pg_norm = run.stop.compiled(
                 minimize_loops.first_order_loop,
-                fg, objective.args, update_kernel(optimizer.code), optimizer.code,
+                fg, objective.args, update_kernel.jit_kernel(optimizer.code), optimizer.code,
                 optimizer.hyper, lrs, x, x_prev, g,
                 g_prev, state.slots, state.scalars, lower, upper, box is not None,
                 run.gtol, run.ftol, run.maxiter, run.maxfun or 0, run.nit, nfev, f,

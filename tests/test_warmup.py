@@ -21,7 +21,7 @@ def test_a_second_warmup_compiles_nothing():
 
 def test_usage_errors_exit_2():
     none = warmup()
-    assert none.returncode == 2 and "usage: python -m gdcore {warmup}" in none.stderr
+    assert none.returncode == 2 and "usage: python -m gdcore {warmup,aot}" in none.stderr
     jobs = warmup("warmup", "--jobs", "0")
     assert jobs.returncode == 2 and "--jobs must be at least 1" in jobs.stderr
     loss = warmup("warmup", "--loss", "hinge")

@@ -85,6 +85,7 @@ import os
 
 import numba
 
+from . import _aot
 from ._cache_lock import guard
 
 FASTMATH_FLAGS = frozenset({"nsz", "arcp", "contract", "afn", "reassoc"})
@@ -119,10 +120,19 @@ def options(strict=False, exact=False):
                 no_cfunc_wrapper=True)
 
 
-# GDCORE_KERNELS=generic (read at import, fixed for the process) makes every
-# per_code table hold its generic kernel: one compilation serves every model and
-# optimizer, which is what a run over many of them (gdcore's own test suite) wants.
-SPECIALISE = os.environ.get("GDCORE_KERNELS", "specialised").strip().lower() != "generic"
+# GDCORE_KERNELS (read at import, fixed for the process) chooses what the tables serve:
+# * "auto" (the default): the kernels compiled ahead of time (:mod:`._aot`) for the
+#   tables that have them, when a fresh extension is installed; else as "jit";
+# * "jit" (or "specialised"): kernels compiled by Numba for each key (per_code);
+# * "generic": every table holds its generic kernel, compiled by Numba: one
+#   compilation serves every model and optimizer, which is what a run over many of
+#   them (gdcore's own test suite) wants.
+MODE = os.environ.get("GDCORE_KERNELS", "auto").strip().lower() or "auto"
+if MODE == "specialised":
+    MODE = "jit"
+if MODE not in ("auto", "jit", "generic"):
+    raise ValueError(f"GDCORE_KERNELS must be 'auto', 'jit' or 'generic', got {MODE!r}")
+SPECIALISE = MODE != "generic"
 
 
 class KernelTable(dict):
@@ -131,23 +141,45 @@ class KernelTable(dict):
     A key is one integer code (an optimizer's) or a tuple of them (a model's
     ``kernel_key``: its loss code and activation spec; an optimizer's code
     with those).  A missing key is checked with ``valid`` (ValueError naming
-    ``kind`` if rejected) and filled with ``make(*codes)``, or with
-    ``generic`` under ``GDCORE_KERNELS=generic``.  A hit is a plain dict
-    lookup, which the small public calls make once per call (0.05 us,
+    ``kind`` if rejected) and filled with, in this order: the generic kernel
+    compiled ahead of time (``aot``, an export of :mod:`._aot`) under
+    ``GDCORE_KERNELS=auto`` when a fresh extension is loaded; ``generic``
+    under ``GDCORE_KERNELS=generic``; else ``make(*codes)``.  A hit is a plain
+    dict lookup, which the small public calls make once per call (0.05 us,
     against 0.4 us for a Python-level lookup function).
+
+    Compiled callers that take a kernel as an argument (the minimization
+    loops) need a Numba dispatcher, never the AOT callable: :meth:`jit_kernel`.
     """
 
-    def __init__(self, make, generic, valid, kind):
+    def __init__(self, make, generic, valid, kind, aot=None):
         super().__init__()
-        self.make, self.generic, self.valid, self.kind = make, generic, valid, kind
+        self.make, self.generic, self.valid, self.kind, self.aot = make, generic, valid, kind, aot
+        self._jit = {}
         functools.update_wrapper(self, make)
 
     def __missing__(self, key):
+        codes = self._check(key)
+        kernel = _aot.picker(self.aot, self.generic) if self.aot and MODE == "auto" else None
+        if kernel is None:
+            kernel = self.jit_kernel(*codes)
+        self[key] = kernel
+        return kernel
+
+    def _check(self, key):
         codes = key if isinstance(key, tuple) else (key,)
         if not self.valid(*codes):
             raise ValueError(f"unknown {self.kind} {key!r}")
-        kernel = self.make(*(int(c) for c in codes)) if SPECIALISE else self.generic
-        self[key] = kernel
+        return codes
+
+    def jit_kernel(self, *codes):
+        """The Numba-compiled kernel of ``codes`` (generic or specialised by the mode)."""
+        key = codes if len(codes) > 1 else codes[0]
+        kernel = self._jit.get(key)
+        if kernel is None:
+            self._check(key)
+            kernel = self.make(*(int(c) for c in codes)) if SPECIALISE else self.generic
+            self._jit[key] = kernel
         return kernel
 
     def __call__(self, *codes):
@@ -159,7 +191,18 @@ class KernelTable(dict):
     __hash__ = object.__hash__
 
 
-def per_code(generic, valid, kind):
+def single(kernel, aot):
+    """A :class:`KernelTable` of one kernel that takes no codes: ``table[0]``.
+
+    For kernels called from Python that have an export ``aot`` (:mod:`._aot`).
+    """
+    def make(code):
+        return kernel
+
+    return KernelTable(make, kernel, (0).__eq__, "key", aot)
+
+
+def per_code(generic, valid, kind, aot=None):
     """Decorate a factory ``make(*codes) -> kernel`` into its :class:`KernelTable`.
 
     The factory compiles a kernel that takes the same arguments as
@@ -167,9 +210,10 @@ def per_code(generic, valid, kind):
     in place of the run-time ones, so that only the branches those codes
     select are compiled (see :func:`.updates.rule_step`).  Numba keys its
     on-disk cache by closure values too, so every key's kernel is cached once
-    per machine.
+    per machine.  ``aot`` names ``generic``'s export in the extensions built
+    ahead of time (:mod:`._aot`), if it has one.
     """
     def decorate(make):
-        return KernelTable(make, generic, valid, kind)
+        return KernelTable(make, generic, valid, kind, aot)
 
     return decorate

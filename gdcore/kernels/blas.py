@@ -19,6 +19,13 @@ compiled or loaded.  It is bound to
 * compiled C callbacks of :func:`_fallback` (:func:`fallback_callback`),
   which do the same product with Numba's ``np.dot`` (SciPy's BLAS).
 
+Extensions compiled ahead of time (:mod:`gdcore.aot_build`) cannot resolve a
+symbol bound at run time: while :data:`AOT_BUILD` is set, :func:`gemm` loads
+the function pointer from a global variable of the extension instead
+(``gdcore_aot_?gemm_ptr``), which the loader (:mod:`gdcore.kernels._aot`)
+fills at import through the exported :func:`set_gemm_pointer` with the same
+addresses (:data:`ADDRESSES`) that the JIT binding uses.
+
 The environment variable ``GDCORE_BLAS``, read at import, selects: ``numpy``
 (the default: NumPy's BLAS if found, else the fallback) or ``scipy`` (the
 fallback).  :data:`BOUND_TO` says which was bound.
@@ -116,6 +123,13 @@ def _numpy_openblas():
     return None
 
 
+# Set by the AOT build before it compiles anything (see the module docstring); never
+# set in a process that compiles JIT kernels, whose cache entries must not hold it.
+AOT_BUILD = False
+_AOT_GLOBALS = {types.float32: "gdcore_aot_sgemm_ptr", types.float64: "gdcore_aot_dgemm_ptr"}
+# Address of each dtype's product, as bound by _bind (dtype -> int).
+ADDRESSES = {}
+
 # NumPy's OpenBLAS thread count, as ctypes functions; None under the fallback binding,
 # whose BLAS (SciPy's) gdcore does not steer.
 get_blas_threads = set_blas_threads = None
@@ -148,17 +162,57 @@ def _bind():
         raise ValueError(f"GDCORE_BLAS must be 'numpy' or 'scipy', got {choice!r}")
     library = _numpy_openblas() if choice == "numpy" else None
     if library is not None:
-        for ours, theirs in _NUMPY_SYMBOLS.items():
-            binding.add_symbol(ours, ctypes.cast(getattr(library, theirs), ctypes.c_void_p).value)
+        for dtype, ours in SYMBOLS.items():
+            ADDRESSES[dtype] = ctypes.cast(getattr(library, _NUMPY_SYMBOLS[ours]),
+                                           ctypes.c_void_p).value
+            binding.add_symbol(ours, ADDRESSES[dtype])
         _bind_thread_control(library)
         return "numpy"
     # Compiled (or loaded from the cache) only when needed.
     for dtype, symbol in SYMBOLS.items():
-        binding.add_symbol(symbol, fallback_callback(dtype).address)
+        ADDRESSES[dtype] = fallback_callback(dtype).address
+        binding.add_symbol(symbol, ADDRESSES[dtype])
     return "scipy"
 
 
 BOUND_TO = _bind()
+
+
+def _pointer_slot(module, name):
+    """The module's global ``name`` holding a function pointer (null until set)."""
+    i8p = ir.IntType(8).as_pointer()
+    slot = module.globals.get(name)
+    if slot is None:
+        slot = ir.GlobalVariable(module, i8p, name)
+        # Every module that uses the slot defines it: linking keeps one definition,
+        # and hidden visibility keeps the float32 and float64 extensions' slots apart.
+        slot.linkage = "linkonce_odr"
+        slot.visibility = "hidden"
+        slot.initializer = ir.Constant(i8p, None)
+    return slot
+
+
+@intrinsic
+def set_gemm_pointer(typingctx, address, is_double):
+    """Store ``address`` (int64) in the float64 (``is_double``) or float32 slot of
+    an AOT extension; returns 0.  Only meaningful in code built with :data:`AOT_BUILD`."""
+    if not (isinstance(address, types.Integer) and isinstance(is_double, types.Integer)):
+        return None
+    sig = types.int64(address, is_double)
+
+    def codegen(context, builder, signature, args):
+        pointer = builder.inttoptr(args[0], ir.IntType(8).as_pointer())
+        double = builder.icmp_signed("!=", args[1], ir.Constant(args[1].type, 0))
+        with builder.if_else(double) as (then, otherwise):
+            with then:
+                builder.store(pointer, _pointer_slot(builder.module,
+                                                     _AOT_GLOBALS[types.float64]))
+            with otherwise:
+                builder.store(pointer, _pointer_slot(builder.module,
+                                                     _AOT_GLOBALS[types.float32]))
+        return ir.Constant(ir.IntType(64), 0)
+
+    return sig, codegen
 
 
 @intrinsic
@@ -186,7 +240,11 @@ def gemm(typingctx, A, B, C, trans_a, trans_b):
         ptr = scalar.as_pointer()
         fnty = ir.FunctionType(ir.VoidType(), [i32, i32, i32, i64, i64, i64, scalar, ptr, i64,
                                                ptr, i64, scalar, ptr, i64])
-        fn = cgutils.get_or_insert_function(builder.module, fnty, symbol)
+        if AOT_BUILD:  # read at codegen: an extension has no run-time symbol binding
+            slot = _pointer_slot(builder.module, _AOT_GLOBALS[signature.args[2].dtype])
+            fn = builder.bitcast(builder.load(slot), fnty.as_pointer())
+        else:
+            fn = cgutils.get_or_insert_function(builder.module, fnty, symbol)
 
         def as_i64(size):  # array sizes are intp; the interface takes 64-bit integers
             return context.cast(builder, size, types.intp, types.int64)

@@ -8,7 +8,7 @@ only reports (status, index); :mod:`gdcore._validate` turns it into a message.
 import numpy as np
 
 from .. import codes
-from ._jit import jit
+from ._jit import jit, single
 from .views import flat_view
 
 OK = 0
@@ -93,3 +93,9 @@ def scan_inputs(params, X, Y, labels, weights, loss_code, n_outputs):
     if weights.shape[0] > 0 and not (0 < total < np.inf):
         return WEIGHT_SUM_INVALID, 0
     return OK, 0
+
+
+# What Python calls (fit's scan of a whole data set and of its initial parameters):
+# compiled ahead of time by default.
+scan_inputs_kernel = single(scan_inputs, "scan_inputs")
+first_nonfinite_kernel = single(first_nonfinite, "first_nonfinite")

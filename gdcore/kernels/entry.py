@@ -11,7 +11,8 @@ A model's kernels come from the factories at the bottom, one per model spec
 they compile with the spec's codes as constants, so a relu / cross-entropy
 network compiles relu, its output activation and cross-entropy, not every
 activation and loss gdcore has.  The generic kernels above them read the
-codes at run time (``GDCORE_KERNELS=generic``, see :mod:`._jit`).
+codes at run time (``GDCORE_KERNELS=generic``, see :mod:`._jit`); compiled
+ahead of time (:mod:`._aot`), they serve every model by default.
 """
 
 from .. import codes
@@ -94,7 +95,8 @@ def any_predict(params, offsets, X, Y, labels, weights_, loss_code, work, out):
                            ANY_ACTS)
 
 
-@per_code(any_value_and_grad, valid_model_spec, "loss code and activation spec")
+@per_code(any_value_and_grad, valid_model_spec, "loss code and activation spec",
+          aot="any_value_and_grad")
 def value_and_grad_kernel(loss_code, acts):
     """:func:`checked_value_and_grad` compiled for one model spec (a ``Model.kernel_key``).
 
@@ -110,7 +112,7 @@ def value_and_grad_kernel(loss_code, acts):
     return checked_value_and_grad_of
 
 
-@per_code(any_loss, valid_model_spec, "loss code and activation spec")
+@per_code(any_loss, valid_model_spec, "loss code and activation spec", aot="any_loss")
 def loss_kernel(loss_code, acts):
     """:func:`checked_loss` compiled for one model spec (as :func:`value_and_grad_kernel`)."""
     @jit
@@ -120,7 +122,7 @@ def loss_kernel(loss_code, acts):
     return checked_loss_of
 
 
-@per_code(any_predict, valid_model_spec, "loss code and activation spec")
+@per_code(any_predict, valid_model_spec, "loss code and activation spec", aot="any_predict")
 def predict_kernel(loss_code, acts):
     """:func:`checked_predict` compiled for one model spec (as :func:`value_and_grad_kernel`)."""
     @jit

@@ -227,7 +227,8 @@ def valid_spec(opt_code, loss_code, acts):
     return opt_code in RULES and valid_model_spec(loss_code, acts)
 
 
-@per_code(run_epoch, valid_spec, "optimizer code, loss code and activation spec")
+@per_code(run_epoch, valid_spec, "optimizer code, loss code and activation spec",
+          aot="run_epoch")
 def epoch_runner(opt_code, loss_code, acts):
     """:func:`run_epoch` compiled for one optimizer, loss and activation spec.
 
@@ -247,7 +248,7 @@ def epoch_runner(opt_code, loss_code, acts):
     return run_epoch_of
 
 
-@per_code(evaluate, valid_model_spec, "loss code and activation spec")
+@per_code(evaluate, valid_model_spec, "loss code and activation spec", aot="evaluate")
 def evaluate_kernel(loss_code, acts):
     """:func:`evaluate` compiled for one loss and activation spec (as :func:`epoch_runner`)."""
     @jit

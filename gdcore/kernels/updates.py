@@ -649,7 +649,7 @@ def apply_update(code, hyper, lr, params, grad, slots, scalars, out, inplace):
                      params.shape[0], out, inplace, scale)
 
 
-@per_code(apply_update, RULES.__contains__, "optimizer code")
+@per_code(apply_update, RULES.__contains__, "optimizer code", aot="apply_update")
 def update_kernel(code):
     """:func:`apply_update` compiled for optimizer ``code`` alone.
 
