@@ -21,7 +21,7 @@ SITE_PACKAGES = $$($(PY) -c 'import sysconfig; print(sysconfig.get_path("purelib
 #
 # Then gdcore's main kernels are compiled ahead of time for this machine into C
 # extensions beside its sources (python -m gdcore aot: both dtypes at once, one
-# per core, about 2.5 minutes on 2 shared cores); a first call then loads them in
+# per core: 81 s on a quiet 2-core machine); a first call then loads them in
 # milliseconds instead of compiling for 10-20 s.  A failed build is not fatal:
 # the kernels are then compiled by Numba on first use, as before.
 $(STAMP)-%: pyproject.toml | $(VENV)/bin/python

@@ -9,6 +9,8 @@ Two parts, both on this machine's installed extensions (built beforehand):
   ``GDCORE_KERNELS=auto`` (the extensions) and ``GDCORE_KERNELS=jit``
   (Numba compiles the kernels specialised for the model), taking turns;
   times are import (numpy + gdcore), first call, and the whole process.
+  Also ``gd.minimize(rosen, x0, jac=True, method="lbfgs")`` on Rosenbrock in
+  n = 10 written in NumPy (float64).
 * **steady state**: small calls in one process, the table entry switched
   between the extension's kernel and Numba's specialised one (warm cache),
   alternating blocks of calls: ``value_and_grad`` and
@@ -50,21 +52,29 @@ elif call == "value_and_grad":
     out = gd.value_and_grad(model, params, X, y)[0]
 elif call == "predict":
     out = float(gd.predict(model, params, X).sum())
-else:
+elif call == "loss":
     out = gd.loss(model, params, X, y)
+else:  # minimize_lbfgs: Rosenbrock in n = 10 written in NumPy, float64
+    def rosen(x):
+        f = np.sum(100.0 * (x[1:] - x[:-1] ** 2) ** 2 + (1 - x[:-1]) ** 2)
+        g = np.zeros_like(x)
+        g[:-1] = -400 * x[:-1] * (x[1:] - x[:-1] ** 2) - 2 * (1 - x[:-1])
+        g[1:] += 200 * (x[1:] - x[:-1] ** 2)
+        return float(f), g
+    out = gd.minimize(rosen, np.full(10, -1.0), jac=True, method="lbfgs").fun
 first = time.perf_counter() - t1
 print(json.dumps(dict(import_s=t_import, first_s=first, total_s=time.perf_counter() - t0,
                       value=float(out))))
 """
 
-CALLS = ("fit", "value_and_grad", "predict", "loss")
+CALLS = ("fit", "value_and_grad", "predict", "loss", "minimize_lbfgs")
 ROUNDS, CALLS_PER_BLOCK = 31, 2000
 
 
-def cold(rounds):
+def cold(rounds, calls=CALLS):
     rows = {}
     for r in range(rounds):
-        for call in CALLS:
+        for call in calls:
             for mode in ("auto", "jit"):
                 os.environ["GDCORE_KERNELS"] = mode
                 with tempfile.TemporaryDirectory() as cache:
@@ -75,7 +85,7 @@ def cold(rounds):
                       f"{res['background'] or 0:.2f} cores)  value {res['value']!r}", flush=True)
     os.environ.pop("GDCORE_KERNELS")
     print("\ncold first call, medians (s): call, AOT first / process, JIT first / process")
-    for call in CALLS:
+    for call in calls:
         a, j = rows[(call, "auto")], rows[(call, "jit")]
         med = lambda rs, k: float(np.median([x[k] for x in rs]))  # noqa: E731
         print(f"  {call:<15} AOT {med(a, 'first_s'):6.3f} / {med(a, 'process_s'):6.2f}   "
@@ -131,12 +141,13 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--skip-cold", action="store_true")
+    ap.add_argument("--calls", default=",".join(CALLS), help="cold calls, comma-separated")
     ap.add_argument("--skip-steady", action="store_true")
     a = ap.parse_args()
     print(f"machine: {_harness.cpu_model()}, {os.cpu_count()} cores; load average "
           f"{os.getloadavg()}")
     if not a.skip_cold:
-        cold(a.rounds)
+        cold(a.rounds, a.calls.split(","))
     if not a.skip_steady:
         steady()
 
