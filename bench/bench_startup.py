@@ -472,8 +472,11 @@ for entry, dtype in {calls!r}:
 print(json.dumps(OUT))
 """
 
-CHILDREN = {"gdcore": GDCORE_CHILD, "jax": JAX_CHILD, "torch": TORCH_CHILD,
-            "scipy": SCIPY_CHILD}
+# "gdcore": as installed (kernels compiled ahead of time when `python -m gdcore aot` built
+# them, as make's install step does); "gdcore-jit": Numba compiles them (GDCORE_KERNELS=jit).
+CHILDREN = {"gdcore": GDCORE_CHILD,
+            "gdcore-jit": 'import os; os.environ["GDCORE_KERNELS"] = "jit"\n' + GDCORE_CHILD,
+            "jax": JAX_CHILD, "torch": TORCH_CHILD, "scipy": SCIPY_CHILD}
 PRIME = ("import numpy, scipy.optimize, numba, gdcore\n"
          "for name in {names!r}:\n"
          "    __import__(name)\n"
@@ -497,7 +500,7 @@ class Row:
     """One measured thing: an implementation's first calls of ``calls`` in a fresh process."""
 
     entry: str  # an ENTRIES name, or "sequence"
-    impl: str  # "gdcore" or a PEERS name
+    impl: str  # "gdcore", "gdcore-jit" or a PEERS name
     dtype: str  # "float32", "float64" or "both"
     calls: tuple  # ((entry, dtype), ...)
     headline: bool  # gdcore's row compared with peers, or a peer's: kept in short rounds
@@ -510,6 +513,8 @@ class Row:
     def label(self):
         if self.impl == "gdcore":
             return f"gdcore {self.dtype}" + ("" if self.entry == "sequence" else " (cold)")
+        if self.impl == "gdcore-jit":
+            return f"gdcore {self.dtype} (cold, Numba JIT)"
         return PEER_LABEL[self.impl][self.entry]
 
 
@@ -523,6 +528,7 @@ def plan_rows(entries, quick, available):
         for dtype in ((headline,) if quick else DTYPES):
             rows.append(Row(entry, "gdcore", dtype, ((entry, dtype),),
                             dtype == headline and bool(PEERS[entry])))
+            rows.append(Row(entry, "gdcore-jit", dtype, ((entry, dtype),), False))
         for peer in PEERS[entry]:
             if available[peer]:
                 rows.append(Row(entry, peer, headline, ((entry, headline),), True))
@@ -539,7 +545,7 @@ def measure_row(row, data_path):
     filled.  Peers: one process (they have no on-disk cache to warm).
     """
     code = child_code(row.impl, row.calls, data_path)
-    if row.impl != "gdcore":
+    if not row.impl.startswith("gdcore"):
         with tempfile.TemporaryDirectory(prefix="startup-peer-") as cache:
             return {"cold": harness.first_call_in_subprocess(code, cache, COLD_TIMEOUT_S),
                     "warm": None}
@@ -839,7 +845,9 @@ def main(argv=None):
           "trace, compile, run); 'process' = the whole interpreter's wall time.  Cold: a new "
           "empty NUMBA_CACHE_DIR per process; warm: the next process on that cache.  "
           "Kernels compiled: Numba compile events of gdcore functions (cache misses; nested "
-          "ones included).")
+          "ones included).  gdcore (cold): as installed, its main kernels compiled ahead of "
+          "time when 'python -m gdcore aot' built them (make's install step does); Numba "
+          "JIT: GDCORE_KERNELS=jit, every kernel compiled on first use.")
     print(f"threads (machine defaults): {threads_note(samples)}")
     seq = summary.get("sequence gdcore both", {}).get("cold")
     if seq is not None:

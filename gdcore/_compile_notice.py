@@ -8,10 +8,11 @@ like a hang.  Numba announces every compilation on its event bus
 cached kernel, so a listener there sees exactly the cache misses.
 
 On the first compilation of a gdcore kernel in a process, :class:`Notice`
-emits one ``logging`` record (prefixed with the reason, when the kernels
-compiled ahead of time, :mod:`gdcore.kernels._aot`, were found missing or stale) (logger ``"gdcore"``, level INFO) and, when
+emits one ``logging`` record (logger ``"gdcore"``, level INFO) and, when
 stderr is a terminal, one line there; later compilations in the same process
-say nothing more.
+say nothing more.  When the kernels compiled ahead of time
+(:mod:`gdcore.kernels._aot`) were found missing or stale, the notice starts
+with the reason.
 """
 
 import logging

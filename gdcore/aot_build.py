@@ -23,6 +23,7 @@ bound at run time, reach an extension).
 """
 
 import argparse
+import logging
 import os
 import subprocess
 import sys
@@ -173,10 +174,16 @@ def main(argv=None):
         description="Compile gdcore's kernels for this machine into C extensions "
                     "(both dtypes, one process each).")
     parser.add_argument("--dtype", choices=DTYPES + ("both",), default="both")
+    parser.add_argument("--force", action="store_true",
+                        help="build even when fresh extensions are installed")
     parser.add_argument("--output-dir", default=HERE, help=argparse.SUPPRESS)  # tests
     parser.add_argument("--only", default="", help=argparse.SUPPRESS)  # tests: a,b,...
     args = parser.parse_args(argv)
     dtypes = DTYPES if args.dtype == "both" else (args.dtype,)
+    if not (args.force or args.only or args.output_dir != HERE) and _fresh():
+        print("gdcore's kernels compiled ahead of time are up to date (built from these "
+              "sources, this Numba and this CPU): nothing to do (--force rebuilds)")
+        return 0
     t0 = time.perf_counter()
     jobs = []
     with tempfile.TemporaryDirectory(prefix="gdcore-aot-") as scratch:
@@ -210,6 +217,18 @@ def main(argv=None):
           f"{time.perf_counter() - t0:.1f} s (exports: {args.only or ', '.join(export_names())}); "
           f"kernels in this install are compiled ahead of time for this machine's CPU")
     return 1 if failed else 0
+
+
+def _fresh():
+    """Whether both installed extensions load and match this process's stamp."""
+    from .kernels import _aot
+
+    logger = logging.getLogger("gdcore")
+    disabled, logger.disabled = logger.disabled, True  # not the users' "stale" warning
+    try:
+        return bool(_aot.exports())
+    finally:
+        logger.disabled = disabled
 
 
 def export_names():

@@ -609,8 +609,8 @@ def lbfgs_python(state, run, cb, f_trial, x_eval, g_eval, dtype):
                 state.vec[1] = g_before
                 return state.result(run, INTERRUPTED, _INTERRUPTED_MESSAGE, dtype)
             state.js[lb.GRADIENT_REFINABLE] = run.objective.refinable()
-            request = lb.restart_kernel[0](state.vec, state.pairs, state.rho, state.alpha, state.fs,
-                                 state.js, state.lower, state.upper)
+            request = lb.restart_kernel[0](state.vec, state.pairs, state.rho, state.alpha,
+                                           state.fs, state.js, state.lower, state.upper)
             if request == lb.EVALUATE:
                 continue
             if request == lb.FAILED:  # NaN or Inf in the refined gradient: report the last
@@ -690,8 +690,8 @@ class LbfgsState:
         self.lower, self.upper = box if box is not None else (_NO_BOUNDS, _NO_BOUNDS)
 
     def step(self, f_trial):
-        return lb.lbfgs_step_kernel[0](self.vec, self.pairs, self.rho, self.alpha, self.fs, self.js,
-                             f_trial, self.lower, self.upper)
+        return lb.lbfgs_step_kernel[0](self.vec, self.pairs, self.rho, self.alpha, self.fs,
+                                       self.js, f_trial, self.lower, self.upper)
 
     def result(self, run, status, message, dtype):
         """The result at the current iterate."""
