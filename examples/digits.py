@@ -11,8 +11,9 @@ the test loss of every epoch for the loss curves.  It is only watched: no
 early stopping or other choice depends on it, so the final test accuracy is
 still an honest estimate.
 
-The script prints the time of the first call (Numba compiling the kernels,
-or loading them from its on-disk cache) separately from the training time,
+The script prints the time of the first call (loading the kernels built
+ahead of time by ``make``, or, without them, Numba compiling the kernels or
+loading them from its on-disk cache) separately from the training time,
 then the test accuracy, and saves the loss curves as a PNG.  A progress bar
 is shown when stderr is a terminal (``progress=None``).
 
@@ -109,7 +110,8 @@ def main(argv=None):
     gd.fit(model, params, X_train[:64], y_train[:64], optimizer=optimizer, epochs=1,
            validation_data=(X_test[:64], y_test[:64]), progress=False)
     first_call_time = time.perf_counter() - t0
-    print(f"first call (Numba compile or cache load): {first_call_time:.2f} s")
+    print(f"first call (kernels built ahead of time, or Numba's compile or cache): "
+          f"{first_call_time:.2f} s")
 
     t0 = time.perf_counter()
     result = gd.fit(model, params, X_train, y_train, optimizer=optimizer, epochs=args.epochs,
