@@ -45,6 +45,7 @@ from . import _blas_threads, _validate, codes, optim
 from ._interrupt import NEVER, CtrlC
 from .functional import prepare_batch
 from .kernels import checks
+from .kernels.entry import predict_kernel
 from .kernels.epoch import LOSS_NOT_FINITE, OK, epoch_runner, evaluate_kernel
 from .kernels.gather import chunk_rows
 from .model import require_model
@@ -113,30 +114,114 @@ class FitResult:
 
 @dataclass(frozen=True)
 class ReduceOnPlateau:
-    """Multiply the learning rate by ``factor`` when the monitored loss stalls.
+    """Multiply the learning rate by ``factor`` when the monitored quantity stalls.
 
-    After ``patience`` epochs without the monitored loss (``val_loss`` with
-    validation data, else ``loss``) improving on its best by more than
-    ``threshold`` (relative), the rate is scaled by ``factor``, down to
-    ``min_scale`` times the schedule's rate.  PyTorch's ReduceLROnPlateau in
-    its default ``rel`` mode, without cooldown.
+    After more than ``patience`` epochs without the monitored quantity (see
+    :func:`fit`'s ``monitor``) improving on its best by more than
+    ``threshold`` (relative to the best with ``threshold_mode="rel"``,
+    absolute with ``"abs"``), the rate is scaled by ``factor``, down to
+    ``min_scale`` times the schedule's rate.  PyTorch's ReduceLROnPlateau
+    without cooldown.  With ``stop_lr > 0``, a reduction that falls due while
+    the rate is at or below ``stop_lr`` ends training instead (status
+    ``"early_stopped"``): scikit-learn's ``learning_rate="adaptive"`` is
+    ``reduce_on_plateau(0.2, n_iter_no_change, tol, threshold_mode="abs",
+    stop_lr=1e-6)``.
     """
 
     factor: float = 0.1
     patience: int = 10
     threshold: float = 1e-4
     min_scale: float = 0.0
+    threshold_mode: str = "rel"
+    stop_lr: float = 0.0
 
     def __post_init__(self):
         _validate.real_in(self.factor, "factor", 0.0, 1.0, low_open=True, high_open=True)
         _validate.nonnegative_int(self.patience, "patience")
         _validate.nonnegative_float(self.threshold, "threshold")
         _validate.real_in(self.min_scale, "min_scale", 0.0, 1.0)
+        if self.threshold_mode not in ("rel", "abs"):
+            raise ValueError(f"threshold_mode must be 'rel' or 'abs', got "
+                             f"{self.threshold_mode!r}")
+        _validate.nonnegative_float(self.stop_lr, "stop_lr")
 
 
-def reduce_on_plateau(factor=0.1, patience=10, threshold=1e-4, min_scale=0.0):
+def reduce_on_plateau(factor=0.1, patience=10, threshold=1e-4, min_scale=0.0,
+                      threshold_mode="rel", stop_lr=0.0):
     """A :class:`ReduceOnPlateau` for ``fit(..., lr_plateau=...)``."""
-    return ReduceOnPlateau(factor, patience, threshold, min_scale)
+    return ReduceOnPlateau(factor, patience, threshold, min_scale, threshold_mode, stop_lr)
+
+
+# What fit can monitor, whether larger is better, and what it needs.
+MONITORS = {"loss": False, "val_loss": False, "val_accuracy": True, "val_r2": True}
+
+
+def _check_monitor(monitor, model, has_validation):
+    """The monitored history key (``None``: ``val_loss`` with validation, else ``loss``)."""
+    if monitor is None:
+        return "val_loss" if has_validation else "loss"
+    if monitor not in MONITORS:
+        raise ValueError(f"monitor must be one of {', '.join(map(repr, MONITORS))}, "
+                         f"got {monitor!r}")
+    if monitor != "loss" and not has_validation:
+        raise ValueError(f"monitor={monitor!r} needs validation data: pass validation_data "
+                         f"or validation_fraction")
+    classifier = model.loss_code in codes.LOGIT_LOSSES
+    if monitor == "val_accuracy" and not classifier:
+        raise ValueError("monitor='val_accuracy' needs a classification loss "
+                         "(cross_entropy or binary_cross_entropy)")
+    if monitor == "val_r2" and classifier:
+        raise ValueError("monitor='val_r2' needs a regression loss (mse, mae or huber)")
+    return monitor
+
+
+class _Tracker:
+    """The best value of a monitored quantity and the epochs since it last improved.
+
+    An epoch improves when its value beats the best so far by more than
+    ``delta`` (absolute, or relative to the best with ``relative``); NaN and
+    Inf never do.  With ``best_moves_alone`` (early stopping, as
+    scikit-learn's ``tol``), any better value becomes the best, improving or
+    not; otherwise (the plateau, as PyTorch) only improving values do.
+    """
+
+    def __init__(self, maximize, delta, relative=False, best_moves_alone=True):
+        self.sign = -1.0 if maximize else 1.0  # values are compared as sign * value
+        self.delta, self.relative, self.best_moves_alone = delta, relative, best_moves_alone
+        self.best = np.inf
+        self.waited = 0
+
+    def update(self, value):
+        """Count one epoch of ``value``; True when it is the new best."""
+        v = self.sign * value
+        if not np.isfinite(v):
+            improved = False
+        elif self.best == np.inf:  # the first finite value
+            improved = True
+        else:
+            improved = v < self.best - (self.delta * abs(self.best) if self.relative
+                                        else self.delta)
+        self.waited = 0 if improved else self.waited + 1
+        if improved or (self.best_moves_alone and v < self.best):
+            self.best = v
+            return True
+        return False
+
+    def best_epoch(self, values):
+        """Index of the first best finite value of ``values``, or None."""
+        return _best_epoch([self.sign * v for v in values])
+
+
+def _r2_score(Y, P, weights):
+    """scikit-learn's ``r2_score`` (uniform average over outputs) of predictions ``P``."""
+    w = weights[:, None] if weights.shape[0] else np.ones((Y.shape[0], 1))
+    mean = (w * Y).sum(axis=0) / w.sum()
+    residual = (w * (Y - P) ** 2).sum(axis=0)
+    total = (w * (Y - mean) ** 2).sum(axis=0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        scores = np.where(total > 0, 1 - residual / np.where(total > 0, total, 1),
+                          np.where(residual == 0, 1.0, 0.0))
+    return float(scores.mean())
 
 
 class _Data:
@@ -301,7 +386,9 @@ def _check_options(epochs, batch_size, n, shuffle, early_stopping, callbacks, pr
 
 def fit(model, params, X, y, optimizer=adam(), epochs=10, batch_size=32, shuffle=True, seed=0,
         l2=0.0, sample_weight=None, validation_data=None, validation_fraction=0.0,
-        early_stopping=None, callbacks=(), progress=None, lr_plateau=None, threads="auto"):
+        early_stopping=None, callbacks=(), progress=None, lr_plateau=None, threads="auto",
+        *, opt_state=None, monitor=None, min_delta=0.0, restore_best=None,
+        l2_per_sample=False):
     """Train ``model`` by (mini-batch, stochastic or full-batch) gradient descent.
 
     Parameters
@@ -332,7 +419,8 @@ def fit(model, params, X, y, optimizer=adam(), epochs=10, batch_size=32, shuffle
         does, so results repeat only from the same generator state.  None
         draws fresh entropy.
     l2 : float, default 0
-        ``0.5 * l2 * sum(W**2)`` added to every batch loss.
+        ``0.5 * l2 * sum(W**2)`` added to every batch loss (divided by the
+        batch's total sample weight with ``l2_per_sample``).
     sample_weight : array-like of shape (n_samples,), optional
         Each batch loss is the weighted mean over its samples; a batch
         whose weights are all zero is skipped.
@@ -342,11 +430,11 @@ def fit(model, params, X, y, optimizer=adam(), epochs=10, batch_size=32, shuffle
         Hold out this fraction of the training samples (a seeded random
         split) as validation data instead.
     early_stopping : int, optional
-        Stop after this many epochs without improvement of the monitored
-        loss (``val_loss`` with validation data, else the training loss)
-        and return the best epoch's parameters and optimizer state.  A NaN
-        or Inf monitored loss is never an improvement; when no epoch had a
-        finite one, the last epoch's parameters are returned.
+        Stop after this many epochs in a row without improvement of the
+        monitored quantity (see ``monitor`` and ``min_delta``) and return the
+        best epoch's parameters and optimizer state (see ``restore_best``).
+        A NaN or Inf monitored value is never an improvement; when no epoch
+        had a finite one, the last epoch's parameters are returned.
     callbacks : callable or sequence of callables
         Called as ``cb(epoch, logs)`` after every epoch (epoch from 0; logs
         holds that epoch's history entries, ``epoch_time`` in seconds and
@@ -369,6 +457,37 @@ def fit(model, params, X, y, optimizer=adam(), epochs=10, batch_size=32, shuffle
         same seed, data and thread count.  The count is process-wide: while
         another call holds one (a fit in another thread, or the fit whose
         callback makes this call), this call runs with that count.
+
+    opt_state : OptState, optional
+        Resume from this state (``FitResult.opt_state`` of an earlier fit,
+        with that fit's ``params``): the optimizer's moments and step count
+        (hence its schedule) continue, and so do the shuffles, from the
+        generator state the state carries, so that ``fit`` for ``a`` epochs
+        and then ``b`` more from its result is bitwise the fit of ``a + b``
+        epochs (same data, seed and settings; early stopping's and
+        ``lr_plateau``'s counters start afresh).  By default
+        ``optimizer.init(params)``.  Never modified.
+    monitor : str, optional
+        What early stopping, ``lr_plateau``, ``best_epoch`` and
+        ``restore_best`` follow: ``"loss"`` (the training loss),
+        ``"val_loss"``, ``"val_accuracy"`` (classification losses) or
+        ``"val_r2"`` (regression losses: scikit-learn's ``r2_score``, uniform
+        over the outputs, added to ``history``); the last three need
+        validation data, and larger is better for the last two.  By default
+        ``"val_loss"`` with validation data, else ``"loss"``.
+    min_delta : float, default 0
+        An epoch improves when the monitored value beats the best so far by
+        more than ``min_delta``; a better value becomes the best either way
+        (scikit-learn's ``tol`` with ``n_iter_no_change``, which is
+        ``early_stopping=n_iter_no_change + 1``).
+    restore_best : bool, optional
+        Which parameters an early stop returns: by default (None) and with
+        True the best epoch's; with False the last epoch's.  True also
+        returns the best epoch's when all epochs ran.
+    l2_per_sample : bool, default False
+        Divide ``l2`` by each batch's total sample weight (its number of
+        samples without ``sample_weight``): scikit-learn's MLP scales its
+        ``alpha`` so.
 
     Returns
     -------
@@ -419,6 +538,17 @@ def fit(model, params, X, y, optimizer=adam(), epochs=10, batch_size=32, shuffle
     optimizer, epochs, batch_size, shuffle, early_stopping, callbacks, progress = \
         _check_options(epochs, batch_size, train.n, shuffle, early_stopping, callbacks,
                        progress, lr_plateau, optimizer)
+    min_delta = _validate.nonnegative_float(min_delta, "min_delta")
+    l2_per_sample = _validate.flag(l2_per_sample, "l2_per_sample")
+    if restore_best is not None:
+        restore_best = _validate.flag(restore_best, "restore_best")
+    monitor = _check_monitor(monitor, model,
+                             validation_data is not None or bool(validation_fraction))
+    if opt_state is None:
+        opt_state = optimizer.init(params)
+    else:
+        optimizer._check(params, opt_state, params, needs_writeable=False)
+        opt_state = opt_state.copy()
     split_rng, shuffle_rng = _random_sources(seed)
     train, val = _split(model, params, train, validation_data, validation_fraction, split_rng)
     for data, what in ((train, "the training samples"), (val, "the validation samples")):
@@ -430,11 +560,25 @@ def fit(model, params, X, y, optimizer=adam(), epochs=10, batch_size=32, shuffle
     shuffle = shuffle and batch_size < train.n
     rows = max(batch_size, min(val.n, _EVAL_CHUNK) if val is not None else 0)
     blas_count = _blas_threads.count_for_call(threads, model, rows)
-    trainer = _Trainer(model, params, train, val, optimizer, batch_size, shuffle,
-                       shuffle_rng() if shuffle else None, l2)
+    rng = None
+    if shuffle:
+        rng = shuffle_rng() if opt_state.shuffle is None else _resumed_rng(opt_state.shuffle)
+    trainer = _Trainer(model, params, train, val, optimizer, batch_size, shuffle, rng, l2,
+                       l2_per_sample, opt_state, monitor)
     with _blas_threads.blas_threads(blas_count):
-        return trainer.run(epochs, early_stopping, callbacks, _progress_bar(progress, epochs),
-                           lr_plateau)
+        return trainer.run(epochs, early_stopping, min_delta, restore_best, callbacks,
+                           _progress_bar(progress, epochs), lr_plateau)
+
+
+def _resumed_rng(state):
+    """A Generator over a new bit generator in ``state`` (a ``bit_generator.state`` dict)."""
+    try:
+        bit_generator = getattr(np.random, state["bit_generator"])()
+        bit_generator.state = state
+    except (AttributeError, KeyError, TypeError, ValueError):
+        raise ValueError(f"opt_state.shuffle must be the state of a NumPy bit generator, as "
+                         f"fit leaves it, got {state!r}") from None
+    return np.random.Generator(bit_generator)
 
 
 _INTERRUPTED = -1  # epoch(): Ctrl-C between two slices of the epoch
@@ -455,17 +599,19 @@ def _state_name(n_epochs):
 class _Trainer:
     """The state of one :func:`fit` call: buffers, history and bookkeeping."""
 
-    def __init__(self, model, params, train, val, optimizer, batch_size, shuffle, rng, l2):
+    def __init__(self, model, params, train, val, optimizer, batch_size, shuffle, rng, l2,
+                 l2_per_sample, state, monitor):
         dtype = params.dtype
         self.model, self.train, self.val = model, train, val
         self.optimizer, self.batch_size, self.l2 = optimizer, batch_size, l2
+        self.l2_per_sample, self.monitor = l2_per_sample, monitor
         self.schedule = as_schedule(optimizer.learning_rate)
         self.shuffle = shuffle and batch_size < train.n
         self.rng = rng  # the shuffles' Generator (None without shuffles)
         self.no_order = np.zeros(0, dtype=np.int64)
         self.params = params.copy()  # the caller's array is never touched
         self.spare = np.empty_like(self.params)
-        self.state = optimizer.init(self.params)
+        self.state = state  # a copy: fit's caller never sees it change
         self.grad = np.empty_like(self.params)
         self.work = np.empty(batch_size * model.workspace_units, dtype=dtype)
         # A shuffled epoch gathers its rows a chunk of whole batches at a time.
@@ -493,11 +639,15 @@ class _Trainer:
             chunk = min(val.n, _EVAL_CHUNK)
             self.eval_chunk = chunk
             self.eval_work = np.empty(chunk * model.forward_units, dtype=dtype)
+            if monitor == "val_r2":
+                self.val_out = np.empty((val.n, model.n_outputs), dtype=dtype)
         self.history = {"loss": [], "lr": []}
         if val is not None:
             self.history["val_loss"] = []
             if model.loss_code in codes.LOGIT_LOSSES:
                 self.history["val_accuracy"] = []
+            if monitor == "val_r2":
+                self.history["val_r2"] = []
 
     # Compiled calls --------------------------------------------------------------------
     def validate(self, ctrl_c=NEVER):
@@ -505,6 +655,18 @@ class _Trainer:
         return ctrl_c.compiled(evaluate_kernel(m.loss_code, m.acts), self.params, m.offsets,
                                v.X, v.Y, v.labels, v.weights, m.loss_code, self.eval_chunk,
                                self.eval_work, m.acts)
+
+    def r2(self):
+        """scikit-learn's R^2 of the current parameters on the validation set."""
+        v, m = self.val, self.model
+        kernel = predict_kernel[m.kernel_key]
+        no_targets, no_weights = _validate.no_targets(m, v.X.dtype), _validate.no_weights(
+            v.X.dtype)
+        for start in range(0, v.n, self.eval_chunk):
+            stop = min(start + self.eval_chunk, v.n)
+            kernel(self.params, m.offsets, v.X[start:stop], no_targets, _validate.NO_LABELS,
+                   no_weights, m.loss_code, self.eval_work, self.val_out[start:stop])
+        return _r2_score(v.Y, self.val_out, v.weights)
 
     def warm_up(self):
         """Compile (or load from the cache) the validation kernel, on no rows.
@@ -571,9 +733,9 @@ class _Trainer:
             status, batch, updates, loss_sum, weight_sum, in_spare = ctrl_c.compiled(
                 epoch_runner(opt.code, m.loss_code, m.acts),
                 self.params, self.spare, m.offsets, t.X, t.Y, t.labels, t.weights, m.loss_code,
-                self.l2, order, self.batch_size, first, last, opt.code, opt.hyper, lrs,
-                updates, self.state.slots, self.state.scalars, self.work, self.grad, self.Xb,
-                self.Yb, self.Lb, self.Wb, loss_sum, weight_sum, m.acts)
+                self.l2, self.l2_per_sample, order, self.batch_size, first, last, opt.code,
+                opt.hyper, lrs, updates, self.state.slots, self.state.scalars, self.work,
+                self.grad, self.Xb, self.Yb, self.Lb, self.Wb, loss_sum, weight_sum, m.acts)
             seconds = time.perf_counter() - t0
             if in_spare:
                 self.params, self.spare = self.spare, self.params
@@ -590,8 +752,9 @@ class _Trainer:
         return status, batch, lrs[:updates + failed], mean
 
     # The loop --------------------------------------------------------------------------
-    def run(self, epochs, early_stopping, callbacks, bar, plateau):
-        monitor = "val_loss" if self.val is not None else "loss"
+    def run(self, epochs, early_stopping, min_delta, restore_best, callbacks, bar, plateau):
+        monitor = self.monitor
+        maximize = MONITORS[monitor]
         # (epochs completed, parameters, optimizer state) at the end of the last
         # completed epoch, of the one before (where a divergence may go back to)
         # and of the best one; `keep` is what the result returns instead of
@@ -599,8 +762,12 @@ class _Trainer:
         # one assignment, so a KeyboardInterrupt never finds one half updated.
         done = before = (0, self.params.copy(), self.state.copy())
         keep = best = None  # what the result returns, when not `done`
-        best_loss, best_epoch, waited = np.inf, None, 0
-        plateau_best, plateau_wait, lr_scale = np.inf, 0, 1.0
+        tracker = _Tracker(maximize, min_delta)
+        best_epoch = None
+        if plateau is not None:
+            stall = _Tracker(maximize, plateau.threshold, plateau.threshold_mode == "rel",
+                             best_moves_alone=False)
+        lr_scale = 1.0
         status, message = "completed", ""
         try:
             self.warm_up()
@@ -610,6 +777,8 @@ class _Trainer:
                         break
                     t0 = time.perf_counter()
                     code, batch, lrs, loss = self.epoch(lr_scale, ctrl_c)
+                    if self.rng is not None:  # where a resumed fit draws its next order
+                        self.state = self.state._replace(shuffle=self.rng.bit_generator.state)
                     if code == _INTERRUPTED:
                         status = "interrupted"
                         message = (f"interrupted in epoch {epoch} after {batch} of "
@@ -622,7 +791,7 @@ class _Trainer:
                         status = "diverged"
                         keep, message = self.diverged(code, epoch, batch, lrs, done, before)
                         self.truncate(keep[0])
-                        best_epoch = _best_epoch(self.history[monitor])
+                        best_epoch = tracker.best_epoch(self.history[monitor])
                         break
                     logs = {"loss": loss, "lr": float(lrs[-1])}
                     if self.val is not None:
@@ -630,22 +799,21 @@ class _Trainer:
                         logs["val_loss"] = val_loss
                         if "val_accuracy" in self.history:
                             logs["val_accuracy"] = val_acc
+                        if "val_r2" in self.history:
+                            logs["val_r2"] = self.r2()
                     for key in self.history:
                         self.history[key].append(logs[key])
                     before, done = done, (epoch + 1, self.params.copy(), self.state.copy())
-                    current = logs[monitor]
-                    if current < best_loss:  # never NaN or Inf
-                        best_loss, best_epoch, best, waited = current, epoch, done, 0
-                    else:
-                        waited += 1
+                    if tracker.update(logs[monitor]):
+                        best_epoch, best = epoch, done
+                    stop_lr = False
                     if plateau is not None:
-                        if current < plateau_best * (1 - plateau.threshold):
-                            plateau_best, plateau_wait = current, 0
-                        else:
-                            plateau_wait += 1
-                            if plateau_wait > plateau.patience:
-                                lr_scale = max(lr_scale * plateau.factor, plateau.min_scale)
-                                plateau_wait = 0
+                        stall.update(logs[monitor])
+                        if stall.waited > plateau.patience:
+                            if logs["lr"] <= plateau.stop_lr:
+                                stop_lr = True
+                            lr_scale = max(lr_scale * plateau.factor, plateau.min_scale)
+                            stall.waited = 0
                     seconds = time.perf_counter() - t0
                     if bar is not None:
                         bar.set_postfix({k: f"{v:.4g}" for k, v in logs.items() if k != "lr"}
@@ -656,16 +824,23 @@ class _Trainer:
                         status = "callback_stopped"
                         message = f"a callback raised StopIteration after epoch {epoch}"
                         break
-                    if early_stopping is not None and waited >= early_stopping:
+                    stalled = early_stopping is not None and tracker.waited >= early_stopping
+                    if stalled or stop_lr:
                         status = "early_stopped"
-                        if best is None:
+                        by = f" by more than {min_delta:g}" if min_delta else ""
+                        why = (f"{monitor} did not improve{by} for {early_stopping} epochs"
+                               if stalled else
+                               f"{monitor} stalled with the learning rate at "
+                               f"{logs['lr']:.6g} <= stop_lr={plateau.stop_lr:g}")
+                        if restore_best is False:
+                            message = (f"{why}; returning the parameters of the last epoch, "
+                                       f"{epoch}")
+                        elif best is None:
                             message = (f"{monitor} was NaN or Inf in each of the "
                                        f"{epoch + 1} epochs; returning the parameters of "
                                        f"the last one, epoch {epoch}")
                         else:
-                            message = (f"{monitor} did not improve for {early_stopping} "
-                                       f"epochs; returning the parameters of epoch "
-                                       f"{best_epoch}")
+                            message = f"{why}; returning the parameters of epoch {best_epoch}"
                             keep = (epoch + 1, best[1], best[2])
                         break
                 if ctrl_c.pending and status == "completed":
@@ -683,6 +858,9 @@ class _Trainer:
                 bar.close()
         if status == "completed":
             message = f"completed {done[0]} epochs"
+            if restore_best and best is not None and best is not done:
+                keep = (done[0], best[1], best[2])
+                message += f"; returning the parameters of the best one, epoch {best_epoch}"
         n_epochs, params, state = keep or done
         return FitResult(params, self.history, n_epochs, best_epoch, status, message, state)
 

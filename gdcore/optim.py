@@ -24,6 +24,7 @@ applied before weight decay, and a :mod:`gdcore.schedules` schedule in place
 of a float ``learning_rate``.
 """
 
+import copy
 import threading
 from dataclasses import dataclass, field
 from typing import NamedTuple
@@ -43,11 +44,15 @@ class OptState(NamedTuple):
 
     ``slots`` holds the per-parameter state rows (moments, buffers; see
     :mod:`gdcore.kernels.updates` for each optimizer's rows), ``scalars``
-    the step count and scalar state, laid out as ``codes.S_*``.
+    the step count and scalar state, laid out as ``codes.S_*``.  ``shuffle``
+    is for :func:`gdcore.fit` only: the state of its shuffle generator after
+    these steps, so that a fit resumed from this state draws the batch orders
+    the uninterrupted fit would have drawn; the optimizers never read it.
     """
 
     slots: np.ndarray  # (n_slots, n_params), params dtype
     scalars: np.ndarray  # (N_SCALARS,), float64
+    shuffle: object = None  # NumPy bit-generator state dict of fit's shuffles, or None
 
     @property
     def step(self):
@@ -55,8 +60,9 @@ class OptState(NamedTuple):
         return int(self.scalars[codes.S_STEP])
 
     def copy(self):
-        """A deep copy (the arrays are copied)."""
-        return OptState(self.slots.copy(), self.scalars.copy())
+        """A deep copy (the arrays and the shuffle state are copied)."""
+        shuffle = None if self.shuffle is None else copy.deepcopy(self.shuffle)
+        return OptState(self.slots.copy(), self.scalars.copy(), shuffle)
 
 
 # Where each hyperparameter of a factory goes in the kernel's vector.
@@ -263,7 +269,7 @@ class Optimizer:
 
     def _apply(self, grad, state, params, out, inplace, chunks):
         """One kernel call of the step; True when it stayed finite."""
-        slots, scalars = state
+        slots, scalars = state.slots, state.scalars
         step = scalars[codes.S_STEP]
         if not 0 <= step < 2 ** 53:  # NaN fails too
             raise ValueError(f"state.scalars holds the step count {step}, expected a count "
@@ -285,7 +291,7 @@ class Optimizer:
         """
         n = params.shape[0]
         if type(state) is OptState:
-            slots, scalars = state
+            slots, scalars = state.slots, state.scalars
             if (type(slots) is np.ndarray and type(scalars) is np.ndarray
                     and grad.shape == params.shape and slots.shape == (self.n_slots, n)
                     and slots.dtype == params.dtype and scalars.shape == _SCALARS_SHAPE
@@ -307,7 +313,7 @@ class Optimizer:
         if not isinstance(state, OptState):
             raise TypeError(f"state must be the OptState of {self.name}.init(params), "
                             f"got {type(state).__name__}")
-        slots, scalars = state
+        slots, scalars = state.slots, state.scalars
         for name, arr in (("slots", slots), ("scalars", scalars)):
             if type(arr) is not np.ndarray:  # subclasses too: the kernels take plain arrays
                 raise TypeError(f"state.{name} must be a numpy.ndarray, got "

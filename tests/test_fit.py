@@ -68,7 +68,7 @@ OPTIMIZERS = {
 
 # The independent reference ------------------------------------------------------------
 def reference_fit(model, params, X, y, opt, epochs, batch_size, shuffle=True, seed=0, l2=0.0,
-                  sample_weight=None, max_steps=None):
+                  sample_weight=None, max_steps=None, l2_per_sample=False):
     """Plain-Python mini-batch training with the functional API.
 
     Stops before step ``max_steps`` (counted over all epochs) or before the
@@ -94,7 +94,9 @@ def reference_fit(model, params, X, y, opt, epochs, batch_size, shuffle=True, se
                 return p, state, losses, lrs, (epoch, s)
             idx = order[start:start + bs]
             w = None if sample_weight is None else sample_weight[idx]
-            loss, g = gd.value_and_grad(model, p, X[idx], y[idx], l2=l2, sample_weight=w)
+            bw = len(idx) if w is None else float(np.sum(w))
+            loss, g = gd.value_and_grad(model, p, X[idx], y[idx],
+                                        l2=l2 / bw if l2_per_sample else l2, sample_weight=w)
             lr = opt.learning_rate_at(state.step)
             if not np.isfinite(loss):
                 return p, state, losses, lrs, (epoch, s)
@@ -103,7 +105,6 @@ def reference_fit(model, params, X, y, opt, epochs, batch_size, shuffle=True, se
                 return p, state, losses, lrs, (epoch, s)
             p, state = new_p, new_state
             taken += 1
-            bw = len(idx) if w is None else float(np.sum(w))
             loss_sum += loss * bw
             weight_sum += bw
         losses.append(loss_sum / weight_sum)
@@ -580,7 +581,7 @@ def test_sliced_epochs_equal_one_call_epochs_bitwise(monkeypatch, slicing):
         runner = gd.kernels.epoch.epoch_runner(*codes_)
 
         def counted(*args):
-            calls.append(args[11:13])  # first, last
+            calls.append(args[12:14])  # first, last
             return runner(*args)
 
         return counted
@@ -1137,3 +1138,144 @@ def test_a_sequence_of_ints_seeds_like_its_seed_sequence(seed):
 def test_seeds_that_are_not_ints_are_refused(seed):
     with pytest.raises(TypeError, match="seed"):
         fit_reg(epochs=1, seed=seed)
+
+
+# Resuming, monitors, restore_best, l2_per_sample, plateau stops ----------------------
+
+@pytest.mark.bitwise
+@pytest.mark.parametrize("opt", [gd.adam(0.01), gd.sgd(0.05, momentum=0.9, nesterov=True)],
+                         ids=["adam", "sgd-nesterov"])
+def test_resumed_fit_is_bitwise_one_longer_fit(opt):
+    """fit for 3 epochs, then 4 more from its params and opt_state, is bitwise a
+    7-epoch fit: moments, step count (the schedule) and shuffles continue."""
+    sched = gd.exponential_decay(0.02, 0.9, transition_steps=2) if opt.name == "adam" else None
+    if sched is not None:
+        opt = gd.adam(sched)
+    kw = dict(optimizer=opt, batch_size=13, seed=5, sample_weight=SW,
+              validation_fraction=0.2)
+    whole = gd.fit(CE, P_CE, X, LABELS, epochs=7, **kw)
+    first = gd.fit(CE, P_CE, X, LABELS, epochs=3, **kw)
+    state_before = first.opt_state.copy()
+    rest = gd.fit(CE, first.params, X, LABELS, epochs=4, opt_state=first.opt_state, **kw)
+    np.testing.assert_array_equal(rest.params, whole.params)
+    np.testing.assert_array_equal(rest.opt_state.slots, whole.opt_state.slots)
+    np.testing.assert_array_equal(rest.opt_state.scalars, whole.opt_state.scalars)
+    assert rest.opt_state.shuffle == whole.opt_state.shuffle
+    assert rest.history["loss"] == whole.history["loss"][3:]
+    assert rest.history["val_loss"] == whole.history["val_loss"][3:]
+    # The state handed in is not touched.
+    np.testing.assert_array_equal(first.opt_state.slots, state_before.slots)
+    assert first.opt_state.shuffle == state_before.shuffle
+
+
+def test_resume_refuses_a_state_of_another_optimizer_or_size():
+    res = gd.fit(REG, P_REG, X, Y, optimizer=gd.adam(0.01), epochs=1)
+    with pytest.raises(ValueError, match="adam"):
+        gd.fit(REG, res.params, X, Y, optimizer=gd.sgd(0.01), epochs=1,
+               opt_state=res.opt_state)
+    with pytest.raises((TypeError, ValueError), match="state"):
+        gd.fit(REG, P_REG, X, Y, epochs=1, opt_state=(1, 2))
+    bad = res.opt_state._replace(shuffle={"bit_generator": "NoSuchBitGenerator"})
+    with pytest.raises(ValueError, match="opt_state.shuffle"):
+        gd.fit(REG, res.params, X, Y, optimizer=gd.adam(0.01), epochs=1, opt_state=bad)
+
+
+def test_l2_per_sample_matches_the_reference_loop():
+    """Each batch's L2 coefficient is l2 / (its total sample weight)."""
+    opt = gd.sgd(0.05, momentum=0.5)
+    for sw in (None, SW):
+        res = gd.fit(REG, P_REG, X, Y, optimizer=opt, epochs=3, batch_size=13, seed=1,
+                     l2=0.3, l2_per_sample=True, sample_weight=sw)
+        p, state, losses, _, _ = reference_fit(REG, P_REG, X, Y, opt, 3, 13, seed=1, l2=0.3,
+                                               sample_weight=sw, l2_per_sample=True)
+        assert_rel_close(res.params, p)
+        assert_rel_close(res.history["loss"], losses)
+    plain = gd.fit(REG, P_REG, X, Y, optimizer=opt, epochs=3, batch_size=13, seed=1, l2=0.3)
+    assert not np.allclose(plain.params, res.params)
+
+
+def _stop_epoch(values, maximize, min_delta, patience):
+    """Where the early-stopping rule of fit's docstring stops, written out plainly."""
+    best, waited = None, 0
+    for epoch, v in enumerate(values):
+        better = best is None or (v > best if maximize else v < best)
+        improved = best is None or (v > best + min_delta if maximize else v < best - min_delta)
+        waited = 0 if improved else waited + 1
+        if better:
+            best = v
+        if waited >= patience:
+            return epoch
+    return None
+
+
+@pytest.mark.parametrize("monitor, min_delta", [("val_accuracy", 0.0), ("val_accuracy", 0.05),
+                                                ("val_loss", 0.01), ("loss", 1e-3)])
+def test_early_stopping_follows_the_monitor_and_min_delta(monitor, min_delta):
+    kw = dict(optimizer=gd.adam(0.05), batch_size=10, seed=3, validation_data=(XV, LABELS_V))
+    res = gd.fit(CE, P_CE, X, LABELS, epochs=60, early_stopping=3, monitor=monitor,
+                 min_delta=min_delta, **kw)
+    values = res.history[monitor]
+    maximize = monitor == "val_accuracy"
+    stop = _stop_epoch(values, maximize, min_delta, 3)
+    assert stop is not None and res.status == "early_stopped"
+    assert stop == res.n_epochs - 1 == len(values) - 1
+    best = int(np.argmax(values) if maximize else np.argmin(values))
+    assert res.best_epoch == best
+    # The best epoch's parameters: those of a fit that ran just that long.
+    again = gd.fit(CE, P_CE, X, LABELS, epochs=best + 1, monitor=monitor, **kw)
+    np.testing.assert_array_equal(res.params, again.params)
+    last = gd.fit(CE, P_CE, X, LABELS, epochs=60, early_stopping=3, monitor=monitor,
+                  min_delta=min_delta, restore_best=False, **kw)
+    np.testing.assert_array_equal(
+        last.params, gd.fit(CE, P_CE, X, LABELS, epochs=stop + 1, **kw).params)
+    assert "last epoch" in last.message
+
+
+def test_restore_best_true_returns_the_best_epoch_of_a_completed_fit():
+    kw = dict(optimizer=gd.adam(0.2), batch_size=10, seed=3, validation_data=(XV, LABELS_V),
+              monitor="val_loss")
+    res = gd.fit(CE, P_CE, X, LABELS, epochs=15, restore_best=True, **kw)
+    assert res.status == "completed" and res.n_epochs == 15
+    best = int(np.argmin(res.history["val_loss"]))
+    assert res.best_epoch == best
+    np.testing.assert_array_equal(res.params,
+                                  gd.fit(CE, P_CE, X, LABELS, epochs=best + 1, **kw).params)
+
+
+def test_val_r2_is_scikit_learns_r2_score():
+    metrics = pytest.importorskip("sklearn.metrics")
+    y2 = np.column_stack([Y, 2 * Y ** 2])
+    yv2 = np.column_stack([YV, 2 * YV ** 2])
+    model = gd.mlp([3, 5, 2], activation="tanh")
+    params = gd.init(model, seed=2)
+    seen = []
+    res = gd.fit(model, params, X, y2, optimizer=gd.adam(0.02), epochs=4, batch_size=16,
+                 validation_data=(XV, yv2, WV), monitor="val_r2",
+                 callbacks=lambda e, logs: seen.append(logs["params"]))
+    for p, r2 in zip(seen, res.history["val_r2"]):
+        expected = metrics.r2_score(yv2, gd.predict(model, p, XV), sample_weight=WV)
+        assert r2 == pytest.approx(expected, rel=1e-12, abs=1e-12)
+    with pytest.raises(ValueError, match="val_r2"):
+        gd.fit(CE, P_CE, X, LABELS, epochs=1, validation_data=(XV, LABELS_V),
+               monitor="val_r2")
+    with pytest.raises(ValueError, match="validation"):
+        gd.fit(REG, P_REG, X, Y, epochs=1, monitor="val_loss")
+    with pytest.raises(ValueError, match="monitor"):
+        gd.fit(REG, P_REG, X, Y, epochs=1, monitor="accuracy")
+
+
+def test_plateau_in_absolute_mode_stops_at_stop_lr():
+    """scikit-learn's 'adaptive' rate: divide by 5 after patience stalled epochs,
+    stop when a reduction falls due at a rate <= stop_lr."""
+    plateau = gd.reduce_on_plateau(0.2, patience=1, threshold=10.0, threshold_mode="abs",
+                                   stop_lr=1e-3)
+    res = gd.fit(REG, P_REG, X, Y, optimizer=gd.sgd(0.02), epochs=100, batch_size=10,
+                 lr_plateau=plateau, restore_best=False)
+    # threshold 10 is never beaten after the first epoch: a reduction falls due
+    # after two more epochs each time (0.02, 0.004, 0.0008), and the one due at
+    # 0.0008 stops.
+    lrs = res.history["lr"]
+    assert res.status == "early_stopped" and "stop_lr" in res.message
+    np.testing.assert_allclose(lrs, [0.02] * 3 + [0.004] * 2 + [0.0008] * 2, rtol=1e-12)
+    with pytest.raises(ValueError, match="threshold_mode"):
+        gd.reduce_on_plateau(threshold_mode="relative")

@@ -52,8 +52,8 @@ def batch_weight(weights, m):
 
 
 @jit(inline=True)
-def run_epoch(params, spare, offsets, X, Y, labels, weights_, loss_code, l2, order,
-              batch_size, first, last, opt_code, hyper, lrs, updates, slots, scalars, work,
+def run_epoch(params, spare, offsets, X, Y, labels, weights_, loss_code, l2, l2_per_weight,
+              order, batch_size, first, last, opt_code, hyper, lrs, updates, slots, scalars, work,
               grad, Xb, Yb, Lb, Wb, loss_sum, weight_sum, acts):
     """Train on batches ``first`` to ``last - 1`` of one pass over ``X`` in mini-batches.
 
@@ -67,6 +67,10 @@ def run_epoch(params, spare, offsets, X, Y, labels, weights_, loss_code, l2, ord
         The training set, as for :func:`.network.value_and_grad`.
     loss_code : int
     l2 : float
+        L2 coefficient of each batch loss (see ``l2_per_weight``).
+    l2_per_weight : bool
+        Divide ``l2`` by the batch's total sample weight (its size without
+        sample weights), as scikit-learn's MLP scales ``alpha``.
     order : ndarray of shape (n_samples,) or (0,), int64
         Sample order of this epoch; empty for storage order (then the
         batches are views of ``X`` and nothing is gathered).
@@ -132,7 +136,9 @@ def run_epoch(params, spare, offsets, X, Y, labels, weights_, loss_code, l2, ord
         bw = batch_weight(wb, stop - start)
         if bw == 0:
             continue  # all weights zero: the batch carries no gradient
-        loss = value_and_grad(cur, offsets, xb, yb, lb, wb, loss_code, l2, work, grad, acts)
+        batch_l2 = l2 / bw if l2_per_weight else l2
+        loss = value_and_grad(cur, offsets, xb, yb, lb, wb, loss_code, batch_l2, work, grad,
+                              acts)
         if not math.isfinite(loss):
             return LOSS_NOT_FINITE, s, updates, loss_sum, weight_sum, in_spare
         if not apply_update(opt_code, hyper, lrs[updates], cur, grad, slots, scalars, nxt,
@@ -238,12 +244,14 @@ def epoch_runner(opt_code, loss_code, acts):
     and no others.
     """
     @jit
-    def run_epoch_of(params, spare, offsets, X, Y, labels, weights_, loss_code_, l2, order,
-                     batch_size, first, last, opt_code_, hyper, lrs, updates, slots, scalars,
-                     work, grad, Xb, Yb, Lb, Wb, loss_sum, weight_sum, acts_):
-        return run_epoch(params, spare, offsets, X, Y, labels, weights_, loss_code, l2, order,
-                         batch_size, first, last, opt_code, hyper, lrs, updates, slots, scalars,
-                         work, grad, Xb, Yb, Lb, Wb, loss_sum, weight_sum, acts)
+    def run_epoch_of(params, spare, offsets, X, Y, labels, weights_, loss_code_, l2,
+                     l2_per_weight, order, batch_size, first, last, opt_code_, hyper, lrs,
+                     updates, slots, scalars, work, grad, Xb, Yb, Lb, Wb, loss_sum, weight_sum,
+                     acts_):
+        return run_epoch(params, spare, offsets, X, Y, labels, weights_, loss_code, l2,
+                         l2_per_weight, order, batch_size, first, last, opt_code, hyper, lrs,
+                         updates, slots, scalars, work, grad, Xb, Yb, Lb, Wb, loss_sum,
+                         weight_sum, acts)
 
     return run_epoch_of
 
