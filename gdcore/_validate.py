@@ -19,6 +19,7 @@ import operator
 import numpy as np
 
 from . import codes
+from ._sparse import SparseRows, is_sparse, sparse_features
 from .kernels import checks
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
@@ -185,6 +186,8 @@ def features(model, X, dtype):
     if (type(X) is np.ndarray and X.dtype == dtype and X.ndim == 2 and X.shape[0] > 0
             and X.shape[1] == model.n_inputs and _kernel_layout(X)):
         return X  # fast path: already what the kernels take
+    if is_sparse(X):
+        return sparse_features(model, X, dtype)
     arr = _as_float_array(X, "X", dtype)
     if arr.ndim != 2:
         raise ValueError(f"X must be 2-D (n_samples, n_features), got shape {arr.shape}")
@@ -370,7 +373,8 @@ def _scan_message(status, index, model, X, Y, labels, weights):
     if status == checks.PARAMS_NOT_FINITE:
         return f"params contains NaN or Inf (at index {index})"
     if status == checks.X_NOT_FINITE:
-        return f"X contains NaN or Inf (in sample {index}){_range_note(X[index])}"
+        values = X.stored(index) if type(X) is SparseRows else X[index]
+        return f"X contains NaN or Inf (in sample {index}){_range_note(values)}"
     if status == checks.Y_NOT_FINITE:
         return f"y contains NaN or Inf (in sample {index}){_range_note(Y[index])}"
     if status == checks.LABEL_OUT_OF_RANGE:

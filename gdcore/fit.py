@@ -43,6 +43,8 @@ import numpy as np
 
 from . import _blas_threads, _validate, codes, optim
 from ._interrupt import NEVER, CtrlC
+from ._sparse import SparseRows, kernel
+from ._sparse import rows as sample_rows
 from .functional import prepare_batch
 from .kernels import checks
 from .kernels.entry import predict_kernel
@@ -232,7 +234,7 @@ class _Data:
             _, self.X, self.Y, self.labels, self.weights = prepare_batch(
                 model, params, X, y, sample_weight)
             # The whole data set is scanned once here, not per batch.
-            status, index = checks.scan_inputs_kernel[0](
+            status, index = kernel(checks.scan_inputs_kernel, 0, self.X)(
                 params[:0], self.X, self.Y, self.labels, self.weights, model.loss_code,
                 model.n_outputs)
             _validate.raise_for_status(status, index, model, self.X, self.Y, self.labels,
@@ -248,7 +250,7 @@ class _Data:
 
     def subset(self, rows):
         new = object.__new__(_Data)
-        new.X = np.ascontiguousarray(self.X[rows])
+        new.X = sample_rows(self.X, rows)
         new.Y = np.ascontiguousarray(self.Y[rows]) if self.Y.shape[0] else self.Y
         new.labels = np.ascontiguousarray(self.labels[rows]) if self.labels.shape[0] \
             else self.labels
@@ -615,14 +617,20 @@ class _Trainer:
         self.grad = np.empty_like(self.params)
         self.work = np.empty(batch_size * model.workspace_units, dtype=dtype)
         # A shuffled epoch gathers its rows a chunk of whole batches at a time.
-        used = [a for a in (train.X, train.Y, train.labels, train.weights) if a.shape[0]]
+        self.sparse = type(train.X) is SparseRows
+        # A sparse X gathers its sample list (the stored rows), not its values.
+        X_rows = train.X.rows if self.sparse else train.X
+        used = [a for a in (X_rows, train.Y, train.labels, train.weights) if a.shape[0]]
         row_bytes = sum(a.itemsize * (a.shape[1] if a.ndim == 2 else 1) for a in used)
         rows = chunk_rows(batch_size, row_bytes, train.n) if self.shuffle else 0
 
         def buffer(a, shape):
             return np.empty(shape, dtype=a.dtype) if a.shape[0] and rows else a
 
-        self.Xb = buffer(train.X, (rows, model.n_inputs))
+        if self.sparse:
+            self.Xb = train.X._replace(rows=buffer(X_rows, (rows,)))
+        else:
+            self.Xb = buffer(train.X, (rows, model.n_inputs))
         self.Yb = buffer(train.Y, (rows, train.Y.shape[1]))
         self.Lb = buffer(train.labels, (rows,))
         self.Wb = buffer(train.weights, (rows,))
@@ -650,22 +658,29 @@ class _Trainer:
                 self.history["val_r2"] = []
 
     # Compiled calls --------------------------------------------------------------------
+    @staticmethod
+    def kernel(table, key, X):
+        """``table(*key)``; for a sparse ``X`` the table's Numba kernel (see gdcore._sparse)."""
+        return table.jit_kernel(*key) if type(X) is SparseRows else table(*key)
+
     def validate(self, ctrl_c=NEVER):
         v, m = self.val, self.model
-        return ctrl_c.compiled(evaluate_kernel(m.loss_code, m.acts), self.params, m.offsets,
+        return ctrl_c.compiled(self.kernel(evaluate_kernel, (m.loss_code, m.acts), v.X),
+                               self.params, m.offsets,
                                v.X, v.Y, v.labels, v.weights, m.loss_code, self.eval_chunk,
                                self.eval_work, m.acts)
 
     def r2(self):
         """scikit-learn's R^2 of the current parameters on the validation set."""
         v, m = self.val, self.model
-        kernel = predict_kernel[m.kernel_key]
-        no_targets, no_weights = _validate.no_targets(m, v.X.dtype), _validate.no_weights(
-            v.X.dtype)
+        predict = self.kernel(predict_kernel, m.kernel_key, v.X)
+        dtype = self.params.dtype
+        no_targets, no_weights = _validate.no_targets(m, dtype), _validate.no_weights(dtype)
         for start in range(0, v.n, self.eval_chunk):
             stop = min(start + self.eval_chunk, v.n)
-            kernel(self.params, m.offsets, v.X[start:stop], no_targets, _validate.NO_LABELS,
-                   no_weights, m.loss_code, self.eval_work, self.val_out[start:stop])
+            predict(self.params, m.offsets, sample_rows(v.X, slice(start, stop)), no_targets,
+                    _validate.NO_LABELS, no_weights, m.loss_code, self.eval_work,
+                    self.val_out[start:stop])
         return _r2_score(v.Y, self.val_out, v.weights)
 
     def warm_up(self):
@@ -676,8 +691,9 @@ class _Trainer:
         """
         if self.val is not None:
             v, m = self.val, self.model
-            evaluate_kernel(m.loss_code, m.acts)(
-                self.params, m.offsets, v.X[:0], v.Y[:0], v.labels[:0], v.weights[:0],
+            self.kernel(evaluate_kernel, (m.loss_code, m.acts), v.X)(
+                self.params, m.offsets, sample_rows(v.X, slice(0, 0)), v.Y[:0], v.labels[:0],
+                v.weights[:0],
                 m.loss_code, self.eval_chunk, self.eval_work, m.acts)
 
     def resize(self, seconds, batches):
@@ -731,7 +747,7 @@ class _Trainer:
                 last -= last % self.chunk_batches
             t0 = time.perf_counter()
             status, batch, updates, loss_sum, weight_sum, in_spare = ctrl_c.compiled(
-                epoch_runner(opt.code, m.loss_code, m.acts),
+                self.kernel(epoch_runner, (opt.code, m.loss_code, m.acts), t.X),
                 self.params, self.spare, m.offsets, t.X, t.Y, t.labels, t.weights, m.loss_code,
                 self.l2, self.l2_per_sample, order, self.batch_size, first, last, opt.code,
                 opt.hyper, lrs, updates, self.state.slots, self.state.scalars, self.work,

@@ -13,6 +13,7 @@ import threading
 import numpy as np
 
 from . import _blas_threads, _validate
+from ._sparse import kernel
 from .kernels import entry
 from .model import require_model
 
@@ -128,12 +129,14 @@ def value_and_grad(model, params, X, y, l2=0.0, sample_weight=None, threads="aut
     grad = np.empty(params.shape, params.dtype)  # cheaper than empty_like
     if threads == "auto" and X.shape[0] * model.n_params <= _blas_threads.OPENBLAS_SINGLE_UP_TO:
         # Small products: no thread count to hold, and no call in between (0.3 us).
-        status, index, loss_ = entry.value_and_grad_kernel[model.kernel_key](
+        table = entry.value_and_grad_kernel  # the helper's call costs 0.1 us on small calls
+        status, index, loss_ = (table[model.kernel_key] if type(X) is np.ndarray
+                                else kernel(table, model.kernel_key, X))(
             params, model.offsets, X, Y, labels, weights, model.loss_code, l2, work, grad)
     else:
         status, index, loss_ = _blas_threads.call_holding(
             _blas_threads.count_for_call(threads, model, X.shape[0]),
-            entry.value_and_grad_kernel[model.kernel_key],
+            kernel(entry.value_and_grad_kernel, model.kernel_key, X),
             params, model.offsets, X, Y, labels, weights, model.loss_code, l2, work, grad)
     if status:
         _validate.raise_for_status(status, index, model, X, Y, labels, weights)
@@ -154,7 +157,7 @@ def loss(model, params, X, y, l2=0.0, sample_weight=None, threads="auto"):
     work = workspace(X.shape[0], model.forward_units, params.dtype)
     status, index, loss_ = _blas_threads.call_holding(
         _blas_threads.count_for_call(threads, model, X.shape[0]),
-        entry.loss_kernel[model.kernel_key],
+        kernel(entry.loss_kernel, model.kernel_key, X),
         params, model.offsets, X, Y, labels, weights, model.loss_code, l2, work)
     if status:
         _validate.raise_for_status(status, index, model, X, Y, labels, weights)
@@ -190,7 +193,7 @@ def predict(model, params, X, threads="auto"):
     out = np.empty((X.shape[0], model.n_outputs), dtype=dtype)
     status, index = _blas_threads.call_holding(
         _blas_threads.count_for_call(threads, model, X.shape[0]),
-        entry.predict_kernel[model.kernel_key],
+        kernel(entry.predict_kernel, model.kernel_key, X),
         params, model.offsets, X, Y, labels, weights, model.loss_code, work, out)
     if status:
         _validate.raise_for_status(status, index, model, X, Y, labels, weights)

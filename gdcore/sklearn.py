@@ -8,6 +8,11 @@ training semantics, trained by gdcore's compiled kernels::
     from gdcore.sklearn import MLPClassifier      # instead of sklearn.neural_network
     clf = make_pipeline(StandardScaler(), MLPClassifier(hidden_layer_sizes=(64,)))
 
+Sparse ``X`` (CSR or CSC) is read as CSR rows: the first layer's products
+run over the stored values (:mod:`gdcore.kernels.sparse`), nothing is
+densified.  Those kernels are compiled by Numba on first use (the
+extensions built ahead of time take dense ``X``), then cached on disk.
+
 This module only translates: scikit-learn's objective and options into
 :func:`gdcore.fit` (``sgd``, ``adam``) and :func:`gdcore.minimize`
 (``lbfgs``) calls, labels into gdcore's targets, and results into
@@ -47,6 +52,9 @@ Where gdcore differs, knowingly
 * ``partial_fit`` continues the shuffles from call to call (scikit-learn
   reuses the first call's order); a ``warm_start`` fit starts its
   no-improvement count afresh.
+* The epoch loss (``loss_curve_``) weighs each batch's mean loss by the
+  batch's total sample weight; scikit-learn weighs it by the batch's size
+  (the same without ``sample_weight``).
 * ``loss='poisson'`` of ``MLPRegressor`` is not available.
 * A fit whose loss turns NaN or Inf keeps the last finite parameters and
   warns (``ConvergenceWarning``) instead of raising ``ValueError``.
@@ -210,10 +218,28 @@ class _BaseMLP(BaseEstimator):
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
-        tags.input_tags.sparse = False
+        tags.input_tags.sparse = True
         return tags
 
     # Training ---------------------------------------------------------------------------
+    def fit(self, X, y, sample_weight=None):
+        """Fit the network to ``X`` and ``y``, from scratch unless ``warm_start``.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Sparse matrices are read row by row in CSR form, never densified.
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+            Class labels of any type or a multi-label indicator matrix
+            (classifier); targets (regressor).
+        sample_weight : array-like of shape (n_samples,), optional
+
+        Returns
+        -------
+        self
+        """
+        return self._fit(X, y, sample_weight, incremental=False)
+
     def _fit(self, X, y, sample_weight, incremental):
         self._check_params()
         hidden = self._hidden_sizes()
@@ -406,7 +432,8 @@ class _BaseMLP(BaseEstimator):
     # Prediction ------------------------------------------------------------------------
     def _forward(self, X):
         check_is_fitted(self)
-        X = validate_data(self, X, reset=False, dtype=(np.float64, np.float32))
+        X = validate_data(self, X, accept_sparse=["csr", "csc"], reset=False,
+                          dtype=(np.float64, np.float32))
         return _predict_gd(self.model_, self.params_, X)
 
 
@@ -464,8 +491,8 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     """
 
     def _validate_input(self, X, y, incremental, reset):
-        X, y = validate_data(self, X, y, multi_output=True, dtype=(np.float64, np.float32),
-                             reset=reset)
+        X, y = validate_data(self, X, y, accept_sparse=["csr", "csc"], multi_output=True,
+                             dtype=(np.float64, np.float32), reset=reset)
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
         if "classes_" not in self.__dict__ or (not self.warm_start and not incremental):
@@ -494,22 +521,6 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         if self._label_binarizer.y_type_ == "multiclass":
             return "cross_entropy", "softmax"
         return "binary_cross_entropy", "sigmoid"
-
-    def fit(self, X, y, sample_weight=None):
-        """Fit the network to ``X`` and the class labels ``y``.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-        y : array-like of shape (n_samples,) or (n_samples, n_labels)
-            Class labels of any type, or a multi-label indicator matrix.
-        sample_weight : array-like of shape (n_samples,), optional
-
-        Returns
-        -------
-        self
-        """
-        return self._fit(X, y, sample_weight, incremental=False)
 
     @available_if(_stochastic)
     def partial_fit(self, X, y, sample_weight=None, classes=None):
@@ -617,8 +628,8 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         super()._check_params()
 
     def _validate_input(self, X, y, incremental, reset):
-        X, y = validate_data(self, X, y, multi_output=True, y_numeric=True,
-                             dtype=(np.float64, np.float32), reset=reset)
+        X, y = validate_data(self, X, y, accept_sparse=["csr", "csc"], multi_output=True,
+                             y_numeric=True, dtype=(np.float64, np.float32), reset=reset)
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
         Y = y.reshape(-1, 1) if y.ndim == 1 else y
@@ -629,21 +640,6 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
 
     def _loss_and_output(self, n_outputs):
         return "mse", "identity"
-
-    def fit(self, X, y, sample_weight=None):
-        """Fit the network to ``X`` and the targets ``y``.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
-        sample_weight : array-like of shape (n_samples,), optional
-
-        Returns
-        -------
-        self
-        """
-        return self._fit(X, y, sample_weight, incremental=False)
 
     @available_if(_stochastic)
     def partial_fit(self, X, y, sample_weight=None):

@@ -80,3 +80,12 @@ def test_digits_demo_reaches_97_percent(tmp_path):
     assert history["val_loss"][-1] < history["val_loss"][0]
     assert got["first_call_time"] > 0 and got["fit_time"] > 0
     assert_png(got["png"])
+
+
+def test_sklearn_dropin_grid_search_agrees_with_scikit_learn(capsys):
+    got = load_example("sklearn_dropin").main(["--quick"])
+    ours, theirs = got["gdcore"], got["scikit-learn"]
+    assert ours["accuracy"] >= theirs["accuracy"] - 0.03
+    assert ours["accuracy"] > 0.9
+    assert set(ours["predictions"]) <= set(load_example("sklearn_dropin").NAMES)
+    assert "faster" in capsys.readouterr().out

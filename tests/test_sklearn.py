@@ -341,3 +341,27 @@ def test_grid_search_over_a_pipeline_in_two_processes():
         search.fit(df, y)
     assert search.best_score_ > 0.85
     assert set(search.predict(df)) <= set(y)
+
+
+def test_sparse_X_trains_as_dense_X():
+    """CSR (and CSC) X: the first layer reads the stored values, results as dense."""
+    sparse = pytest.importorskip("scipy.sparse")
+    Xs = X * (np.abs(X) > 0.8)
+    for kind in ("multiclass", "regression"):
+        params = dict(SGD, shuffle=True, early_stopping=True)
+        a = _pair(kind, **params)[0]
+        b = clone(a)
+        y = TARGETS[kind]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            a.fit(sparse.csr_matrix(Xs), y)
+            b.fit(Xs, y)
+        np.testing.assert_allclose(a.params_, b.params_, rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(a.predict(sparse.csc_matrix(Xs)), b.predict(Xs),
+                                   rtol=1e-10, atol=1e-12)
+    lb = MLPClassifier(solver="lbfgs", **dict(FAST, max_iter=30))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        dense = clone(lb).fit(IRIS_X, IRIS_Y)
+        lb.fit(sparse.csr_matrix(IRIS_X), IRIS_Y)
+    np.testing.assert_allclose(lb.params_, dense.params_, rtol=1e-6, atol=1e-8)

@@ -9,6 +9,7 @@ import numpy as np
 
 from .. import codes
 from ._jit import jit, single
+from .sparse import first_nonfinite_row
 from .views import flat_view
 
 OK = 0
@@ -52,7 +53,7 @@ def scan_inputs(params, X, Y, labels, weights, loss_code, n_outputs):
     Parameters
     ----------
     params : ndarray of shape (n_params,)
-    X : ndarray of shape (n_samples, n_features), C-contiguous
+    X : ndarray of shape (n_samples, n_features), C-contiguous, or SparseRows
     Y : ndarray of shape (n_samples, n_outputs) or (0, n_outputs), C-contiguous
         Dense targets (empty when ``labels`` is used).
     labels : ndarray of shape (n_samples,) or (0,), int64
@@ -69,9 +70,9 @@ def scan_inputs(params, X, Y, labels, weights, loss_code, n_outputs):
     i = first_nonfinite(params)
     if i >= 0:
         return PARAMS_NOT_FINITE, i
-    i = first_nonfinite(flat_view(X))  # not reshape: its checks compile for 0.2 s
+    i = first_nonfinite_row(X)
     if i >= 0:
-        return X_NOT_FINITE, i // X.shape[1]
+        return X_NOT_FINITE, i
     i = first_nonfinite(flat_view(Y))
     if i >= 0:
         return Y_NOT_FINITE, i // Y.shape[1]

@@ -24,6 +24,7 @@ from ._jit import jit, per_code
 from .entry import valid_model_spec
 from .gather import gather_chunk
 from .network import loss_value, output_block, split_workspace, value_and_grad
+from .sparse import n_rows, rows_slice
 from .updates import RULES, apply_update
 
 _CE = codes.CROSS_ENTROPY
@@ -37,7 +38,7 @@ STEP_NOT_FINITE = 2  # the gradient or the updated parameters are
 @jit(inline=True)
 def batch_views(X, Y, labels, weights_, start, stop):
     """Rows ``start:stop`` of the data as views (empty arrays stay empty: slices clip)."""
-    return X[start:stop], Y[start:stop], labels[start:stop], weights_[start:stop]
+    return rows_slice(X, start, stop), Y[start:stop], labels[start:stop], weights_[start:stop]
 
 
 @jit(inline=True)
@@ -118,11 +119,11 @@ def run_epoch(params, spare, offsets, X, Y, labels, weights_, loss_code, l2, l2_
     in_spare : bool
         True when the current (last finite) parameters are in ``spare``.
     """
-    n = X.shape[0]
+    n = n_rows(X)
     shuffled = order.shape[0] > 0
     cur, nxt = params, spare
     in_spare = False
-    chunk = Xb.shape[0]
+    chunk = n_rows(Xb)
     for s in range(first, last):
         start = s * batch_size
         stop = min(start + batch_size, n)
@@ -207,7 +208,7 @@ def evaluate(params, offsets, X, Y, labels, weights_, loss_code, chunk, work, ac
         Fraction (weighted) classified correctly, for ``cross_entropy`` and
         ``binary_cross_entropy``; -1 for the regression losses.
     """
-    n = X.shape[0]
+    n = n_rows(X)
     loss_sum = 0.0
     weight_sum = 0.0
     correct = 0.0

@@ -28,6 +28,7 @@ from numba.np.arrayobj import make_array
 
 from ._jit import jit
 from .prefetch import prefetch_rows
+from .sparse import gather_samples, n_rows, prefetch_samples
 from .views import byte_rows
 
 CHUNK_BYTES = 256 * 1024  # half the per-core L2 cache of the CPUs measured
@@ -114,15 +115,16 @@ def gather_chunk(X, Y, labels, weights_, order, start, batch_size, Xb, Yb, Lb, W
     shorter.  With one batch per chunk (wide rows), the next batch's rows are
     prefetched too, to load while this one trains.
     """
-    n = X.shape[0]
-    chunk = Xb.shape[0]
+    n = n_rows(X)
+    chunk = n_rows(Xb)
     end = min(start + chunk, n)
-    gather_rows(X, order, start, end, Xb)
+    gather_samples(X, order, start, end, Xb)
     gather_rows(Y, order, start, end, Yb)
     gather_rows(labels, order, start, end, Lb)
     gather_rows(weights_, order, start, end, Wb)
     if chunk == batch_size and end < n:
         # As bytes, every array is the same type: prefetch_rows compiles once.
         after = min(end + batch_size, n)
-        for src in (byte_rows(X), byte_rows(Y), byte_rows(labels), byte_rows(weights_)):
+        prefetch_samples(X, order, end, after)
+        for src in (byte_rows(Y), byte_rows(labels), byte_rows(weights_)):
             prefetch_rows(src, order, end, after)

@@ -31,6 +31,7 @@ from ._jit import jit
 from .activations import activate_layer, backprop_layer
 from .linalg import matmul, matmul_nt, matmul_tn
 from .losses import loss_and_delta
+from .sparse import first_product, first_product_tn, n_rows
 from .views import bias, layer_block, matrix_view, weights
 
 _W = codes.COL_W_START
@@ -105,7 +106,8 @@ def forward(params, offsets, X, Zs, As, activate_output, acts):
     ----------
     params : ndarray of shape (n_params,)
     offsets : ndarray of shape (n_layers, N_COLS), int64
-    X : ndarray of shape (n_samples, n_inputs), C-contiguous
+    X : ndarray of shape (n_samples, n_inputs), C-contiguous, or SparseRows
+        (:mod:`.sparse`: only the first layer reads it).
     Zs, As : ndarray of shape (n_samples * total_units,)
         Workspace for pre-activations and activations.
     activate_output : bool
@@ -116,12 +118,15 @@ def forward(params, offsets, X, Zs, As, activate_output, acts):
         a compile-time constant compiles only the activations it names;
         ``ANY_ACTS`` reads every layer's code from ``offsets``.
     """
-    n = X.shape[0]
+    n = n_rows(X)
     n_layers = offsets.shape[0]
-    prev = X
+    prev = layer_block(As, offsets, 0, n)  # the input of layer l > 0
     for l in range(n_layers):
         Z = layer_block(Zs, offsets, l, n)
-        matmul(prev, weights(params, offsets, l), Z)
+        if l == 0:
+            first_product(X, weights(params, offsets, l), Z)
+        else:
+            matmul(prev, weights(params, offsets, l), Z)
         add_bias(Z, bias(params, offsets, l))
         A = layer_block(As, offsets, l, n)
         if l < n_layers - 1 or activate_output:
@@ -158,7 +163,7 @@ def forward_loss(params, offsets, X, Y, labels, weights_, loss_code, l2, Zs, As,
     With ``want_delta``, dL/d(out) of the data term goes to the front of
     ``D0`` as an (n, n_outputs) block, which is returned with the loss.
     """
-    n = X.shape[0]
+    n = n_rows(X)
     forward(params, offsets, X, Zs, As, loss_code not in _LOGIT_LOSSES, acts)
     out = output_block(offsets, loss_code, Zs, As, n)
     k = out.shape[1]
@@ -177,7 +182,7 @@ def loss_value(params, offsets, X, Y, labels, weights_, loss_code, l2, work, act
     Parameters are those of :func:`value_and_grad`, minus ``grad``; ``work``
     needs only ``n_samples * Model.forward_units`` elements.
     """
-    Zs, As, D0, D1 = split_workspace(work, offsets, X.shape[0])
+    Zs, As, D0, D1 = split_workspace(work, offsets, n_rows(X))
     return forward_loss(params, offsets, X, Y, labels, weights_, loss_code, l2,
                         Zs, As, D0, False, acts)[0]
 
@@ -190,7 +195,7 @@ def value_and_grad(params, offsets, X, Y, labels, weights_, loss_code, l2, work,
     ----------
     params : ndarray of shape (n_params,)
     offsets : ndarray of shape (n_layers, N_COLS), int64
-    X : ndarray of shape (n_samples, n_inputs), C-contiguous
+    X : ndarray of shape (n_samples, n_inputs), C-contiguous, or SparseRows
     Y : ndarray of shape (n_samples, n_outputs) or (0, n_outputs)
     labels : ndarray of shape (n_samples,) or (0,), int64
     weights_ : ndarray of shape (n_samples,) or (0,)
@@ -209,7 +214,7 @@ def value_and_grad(params, offsets, X, Y, labels, weights_, loss_code, l2, work,
     -------
     loss : float
     """
-    n = X.shape[0]
+    n = n_rows(X)
     last = offsets.shape[0] - 1
     Zs, As, D0, D1 = split_workspace(work, offsets, n)
     loss, delta = forward_loss(params, offsets, X, Y, labels, weights_, loss_code, l2,
@@ -220,10 +225,12 @@ def value_and_grad(params, offsets, X, Y, labels, weights_, loss_code, l2, work,
                        layer_block(As, offsets, last, n), delta)
     current, spare = D0, D1  # delta lives in `current`; the layer below goes to `spare`
     for l in range(last, -1, -1):
-        prev = X if l == 0 else layer_block(As, offsets, l - 1, n)
         W = weights(params, offsets, l)
         gW = weights(grad, offsets, l)
-        matmul_tn(prev, delta, gW)
+        if l == 0:
+            first_product_tn(X, delta, gW)
+        else:
+            matmul_tn(layer_block(As, offsets, l - 1, n), delta, gW)
         column_sums(delta, bias(grad, offsets, l))
         if l2 > 0:
             reg = params.dtype.type(l2)
@@ -250,7 +257,7 @@ def predict(params, offsets, X, work, acts):
     out : ndarray of shape (n_samples, n_outputs)
         A view into ``work``; the caller copies it out.
     """
-    n = X.shape[0]
+    n = n_rows(X)
     Zs, As, D0, D1 = split_workspace(work, offsets, n)
     forward(params, offsets, X, Zs, As, True, acts)
     return layer_block(As, offsets, offsets.shape[0] - 1, n)
