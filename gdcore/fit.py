@@ -398,7 +398,9 @@ def fit(model, params, X, y, optimizer=adam(), epochs=10, batch_size=32, shuffle
     model : Model
     params : array-like of shape (n_params,)
         Initial parameters (float32 or float64: the compute dtype); never modified.
-    X : array-like of shape (n_samples, n_inputs)
+    X : array-like or scipy sparse matrix of shape (n_samples, n_inputs)
+        A sparse matrix is read as CSR rows (never densified; see
+        :mod:`gdcore.kernels.sparse`).
     y : array-like
         Targets as for :func:`gdcore.value_and_grad`.
     optimizer : Optimizer or str, default ``gd.adam()``

@@ -94,7 +94,9 @@ def value_and_grad(model, params, X, y, l2=0.0, sample_weight=None, threads="aut
     model : Model
     params : array-like of shape (n_params,)
         float32 or float64; its dtype is the compute dtype.
-    X : array-like of shape (n_samples, n_inputs)
+    X : array-like or scipy sparse matrix of shape (n_samples, n_inputs)
+        A sparse matrix is read as CSR rows (never densified; see
+        :mod:`gdcore.kernels.sparse`).
     y : array-like
         Regression targets ``(n_samples,)`` (one output) or
         ``(n_samples, n_outputs)``; for ``binary_cross_entropy`` targets in
@@ -175,7 +177,9 @@ def predict(model, params, X, threads="auto"):
     ----------
     model : Model
     params : array-like of shape (n_params,)
-    X : array-like of shape (n_samples, n_inputs)
+    X : array-like or scipy sparse matrix of shape (n_samples, n_inputs)
+        A sparse matrix is read as CSR rows (never densified; see
+        :mod:`gdcore.kernels.sparse`).
     threads : "auto", int or None, default "auto"
         BLAS threads of the products, as for :func:`value_and_grad`.
 

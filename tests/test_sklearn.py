@@ -96,6 +96,36 @@ def test_sgd_takes_scikit_learns_steps(kind, weighted, nesterov):
     assert ours.n_layers_ == theirs.n_layers_ and ours.n_outputs_ == theirs.n_outputs_
 
 
+@pytest.mark.parametrize("kind", ["binary", "multioutput"])
+def test_warm_start_and_partial_fit_continue_as_scikit_learns(kind):
+    """A warm start (fresh optimizer, same weights) and partial_fit epochs (one
+    optimizer throughout) take scikit-learn's steps, with its attributes."""
+    y = TARGETS[kind]
+    ours, theirs = _pair(kind, warm_start=True, **dict(SGD, max_iter=3))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        for est in (ours, theirs):
+            est.fit(X, y)
+            est.fit(X[:60], y[:60])
+    for a, b in zip(ours.coefs_ + ours.intercepts_, theirs.coefs_ + theirs.intercepts_):
+        np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
+    assert (ours.n_iter_, ours.t_, len(ours.loss_curve_)) == \
+        (theirs.n_iter_, theirs.t_, len(theirs.loss_curve_)) == (3, 450, 6)
+    ours, theirs = _pair(kind, **SGD)
+    for est in (ours, theirs):
+        for start in (0, 30, 60):
+            if kind == "binary" and start == 0:
+                est.partial_fit(X[:30], y[:30], classes=np.unique(y))
+            else:
+                est.partial_fit(X[start:start + 30], y[start:start + 30])
+    for a, b in zip(ours.coefs_ + ours.intercepts_, theirs.coefs_ + theirs.intercepts_):
+        np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
+    assert (ours.n_iter_, ours.t_, len(ours.loss_curve_)) == \
+        (theirs.n_iter_, theirs.t_, len(theirs.loss_curve_)) == (1, 90, 3)
+    assert [c.shape for c in ours.coefs_] == [c.shape for c in theirs.coefs_]
+    assert [b.shape for b in ours.intercepts_] == [b.shape for b in theirs.intercepts_]
+
+
 @pytest.mark.parametrize("kind", ["multiclass", "regression"])
 def test_invscaling_rate_and_early_stopping_split_are_scikit_learns(kind):
     """Per-epoch invscaling, the validation split drawn from the same RandomState,
@@ -168,6 +198,21 @@ def test_held_out_accuracy_matches_scikit_learn_over_seeds(solver):
                 max_iter=150)
     spread = max(s["sklearn"].std(), s["gdcore"].std(), 0.02)
     assert s["gdcore"].mean() >= s["sklearn"].mean() - 2 * spread, s
+
+
+@pytest.mark.parametrize("solver", ["adam", "lbfgs"])
+def test_held_out_r2_matches_scikit_learn_over_seeds(solver):
+    X_, y_ = make_regression(300, 6, noise=10.0, random_state=0)
+    y_ = y_ / y_.std()
+    Xtr, Xte, ytr, yte = train_test_split(X_, y_, random_state=0)
+    scores = {}
+    for name, cls in zip(("gdcore", "sklearn"), _pair("regression")):
+        scores[name] = np.array([
+            cls.set_params(random_state=seed, solver=solver, hidden_layer_sizes=(16,),
+                           learning_rate_init=0.01, max_iter=300).fit(Xtr, ytr).score(Xte, yte)
+            for seed in range(3)])
+    spread = max(scores["sklearn"].std(), scores["gdcore"].std(), 0.01)
+    assert scores["gdcore"].mean() >= scores["sklearn"].mean() - 2 * spread, scores
 
 
 # Labels, inputs, attributes ---------------------------------------------------------
