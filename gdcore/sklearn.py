@@ -96,16 +96,26 @@ _ADAPTIVE_FACTOR = 0.2
 
 
 class _EpochInverseScaling(Schedule):
-    """scikit-learn's ``invscaling``: ``lr / (t + 1) ** power_t`` with ``t`` the
-    samples seen before the epoch (``epoch * n_samples``); constant in an epoch."""
+    """scikit-learn's ``invscaling``: ``lr / (t + 1) ** power_t``, constant in an epoch.
 
-    def __init__(self, learning_rate, power_t, n_batches, n_samples):
+    ``t`` is the estimator's ``t_`` when the epoch starts: ``seen`` samples
+    before this call plus ``n_samples`` per epoch of it.  Steps count from
+    ``first_step`` (the optimizer state's step when the call starts).  A fresh
+    optimizer (``fresh``) runs its first epoch at ``lr``, as scikit-learn's
+    new optimizer does whatever ``t_`` is.
+    """
+
+    def __init__(self, learning_rate, power_t, n_batches, n_samples, first_step, seen, fresh):
         self.learning_rate, self.power_t = learning_rate, power_t
         self.n_batches, self.n_samples = n_batches, n_samples
+        self.first_step, self.seen, self.fresh = first_step, seen, fresh
 
     def _rate(self, t):
-        samples_seen = np.floor(t / self.n_batches) * self.n_samples
-        return self.learning_rate / (samples_seen + 1.0) ** self.power_t
+        epoch = np.floor((t - self.first_step) / self.n_batches)
+        samples = self.seen + epoch * self.n_samples
+        if self.fresh:
+            samples = np.where(epoch == 0, 0.0, samples)
+        return self.learning_rate / (samples + 1.0) ** self.power_t
 
 
 def _is_int(value):
@@ -363,15 +373,15 @@ class _BaseMLP(BaseEstimator):
         else:
             monitor, min_delta = "loss", self.tol / c
         plateau = None
-        optimizer = self._optimizer(c, n_batches, n_train)
+        opt_state = self._opt_state if incremental else None
+        if opt_state is not None and opt_state.slots.shape[1] != self.params_.shape[0]:
+            opt_state = None
+        optimizer = self._optimizer(c, n_batches, n_train, opt_state)
         adaptive = self.solver == "sgd" and self.learning_rate == "adaptive"
         if adaptive and stalls is not None:
             plateau = reduce_on_plateau(_ADAPTIVE_FACTOR, stalls, min_delta,
                                         threshold_mode="abs", stop_lr=_ADAPTIVE_STOP_LR * c)
         early_stopping = None if (adaptive or stalls is None or incremental) else stalls + 1
-        opt_state = self._opt_state if incremental else None
-        if opt_state is not None and opt_state.slots.shape[1] != self.params_.shape[0]:
-            opt_state = None
         res = _fit_gd(self.model_, self.params_, X_train, y_train, optimizer=optimizer,
                       epochs=1 if incremental else self.max_iter, batch_size=batch_size,
                       shuffle=self.shuffle, seed=int(rs.randint(np.iinfo(np.int32).max)),
@@ -407,13 +417,15 @@ class _BaseMLP(BaseEstimator):
                           f"reached and the optimization hasn't converged yet.",
                           ConvergenceWarning, stacklevel=3)
 
-    def _optimizer(self, c, n_batches, n_train):
+    def _optimizer(self, c, n_batches, n_train, opt_state):
         if self.solver == "adam":
             return adam(self.learning_rate_init, b1=self.beta_1, b2=self.beta_2,
                         eps=self.epsilon / c)
         lr = self.learning_rate_init * c
         if self.learning_rate == "invscaling":
-            lr = _EpochInverseScaling(lr, self.power_t, n_batches, n_train)
+            lr = _EpochInverseScaling(lr, self.power_t, n_batches, n_train,
+                                      0 if opt_state is None else opt_state.step, self.t_,
+                                      fresh=opt_state is None)
         return sgd(lr, momentum=self.momentum,
                    nesterov=bool(self.nesterovs_momentum and self.momentum > 0))
 

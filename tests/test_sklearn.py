@@ -126,6 +126,27 @@ def test_warm_start_and_partial_fit_continue_as_scikit_learns(kind):
     assert [b.shape for b in ours.intercepts_] == [b.shape for b in theirs.intercepts_]
 
 
+def test_invscaling_continues_over_warm_starts_and_partial_fits_as_scikit_learns():
+    """The rate follows t_, the samples seen over all calls (momentum 0: with
+    momentum, scikit-learn's velocity keeps earlier rates, see gdcore.sklearn)."""
+    params = dict(SGD, momentum=0.0, learning_rate="invscaling", power_t=0.4,
+                  learning_rate_init=0.3, max_iter=3)
+    y = TARGETS["regression"]
+    for warm in (True, False):
+        ours, theirs = _pair("regression", warm_start=warm, **params)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            for est in (ours, theirs):
+                if warm:
+                    est.fit(X, y)
+                    est.fit(X[:50], y[:50])
+                else:
+                    for start in (0, 40, 0):
+                        est.partial_fit(X[start:start + 40], y[start:start + 40])
+        for a, b in zip(ours.coefs_ + ours.intercepts_, theirs.coefs_ + theirs.intercepts_):
+            np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
+
+
 @pytest.mark.parametrize("kind", ["multiclass", "regression"])
 def test_invscaling_rate_and_early_stopping_split_are_scikit_learns(kind):
     """Per-epoch invscaling, the validation split drawn from the same RandomState,
