@@ -62,6 +62,7 @@ bench: $(STAMP)-bench
 	$(PY) bench/bench_minimize.py
 	$(PY) bench/bench_threads.py
 	$(PY) bench/bench_startup.py
+	$(PY) bench/bench_sklearn.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis gdcore/_aot_kernels_*
