@@ -9,6 +9,12 @@ of one sample.  Those shapes are really matrix-vector or outer products, and a
 loop whose innermost index runs over the long, contiguous dimension beats BLAS
 there.  Everything else goes to BLAS.
 
+Matrix-vector means one column (or one summed dimension for ``A @ B.T``):
+with two to four columns the loops lost to BLAS at every shape measured
+(float64, one thread, AMD EPYC Zen 3: 200x100 times 100x3 took 98 us in the
+loop against 22 us in BLAS, 32x32 times 32x3 4.2 against 1.4 us; with one
+column the loops won, 5.2 against 17 us and 0.28 against 1.0 us).
+
 ``A.T @ B`` with fewer than ``SMALL_PRODUCT`` multiply-adds (the weight
 gradient of a 10-input layer on a 32-sample batch) also skips BLAS: a loop
 over blocks of four rows of A does four multiply-adds per load of B.  The
@@ -41,7 +47,7 @@ def matmul(A, B, C):
     n = B.shape[1]
     if k == 0:
         C[:, :] = 0  # an empty sum (the loops below read row 0 of B)
-    elif n <= TINY:
+    elif n == 1:
         # Matrix-vector products: dot products along A's contiguous rows.
         for i in range(m):
             for j in range(n):
@@ -60,8 +66,8 @@ def matmul_tn(A, B, C):
     """``C = A.T @ B`` for A (m, k), B (m, n), C (k, n)."""
     m, k = A.shape
     n = B.shape[1]
-    if n <= TINY:
-        # Few output columns: each is a combination of A's rows.
+    if n == 1:
+        # One output column: a combination of A's rows.
         if m == 0:
             C[:, :] = 0
             return
@@ -87,8 +93,8 @@ def matmul_nt(A, B, C):
     n = B.shape[0]
     if k == 0:
         C[:, :] = 0  # an empty sum (the loop below reads column 0)
-    elif k <= TINY:
-        # A sum of a few outer products; the first assigns (k >= 1 for every layer).
+    elif k == 1:
+        # An outer product.
         for i in range(m):
             a = A[i, 0]
             for j in range(n):
