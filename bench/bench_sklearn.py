@@ -22,7 +22,7 @@ bench fits both with the SAME hyperparameters in the same process (issue 13).
   difference).  Such fits count as failed: they are left out of the score
   statistics, their count is shown, and a context row (``sgd`` with
   ``learning_rate_init=1e-4``, no target) shows the solver training.
-* **seeds**: ``random_state=0..4`` (``--quick``: 0..1).  Per (data set,
+* **seeds**: ``random_state=0..4``, 0..2 on the 50k set (``--quick``: 0..1).  Per (data set,
   solver): mean and sample standard deviation (ddof=1) over the seeds of the
   test accuracy (R^2 for diabetes) of each implementation, mean ``n_iter_``,
   and the median over the seeds of the wall time of ``fit`` (warnings
