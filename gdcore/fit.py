@@ -78,14 +78,15 @@ class FitResult:
         Per-epoch ``loss`` (mean training loss of the epoch's batches,
         including the L2 term, measured before each step), ``lr`` (rate of
         the epoch's last step) and, with validation data, ``val_loss`` (mean
-        loss without the L2 term) and ``val_accuracy`` (classification
-        losses only).
+        loss without the L2 term), ``val_accuracy`` (classification losses
+        only) and, with ``monitor="val_r2"``, ``val_r2``.
     n_epochs : int
         Epochs completed (and kept: see ``diverged`` in :func:`fit`).
     best_epoch : int or None
-        Epoch (from 0) with the lowest monitored loss: ``val_loss`` with
-        validation data, else ``loss``; None when no epoch completed or no
-        monitored loss was finite.
+        Epoch (from 0) with the best monitored value (see :func:`fit`'s
+        ``monitor``: by default the lowest ``val_loss`` with validation
+        data, else ``loss``); None when no epoch completed or no monitored
+        value was finite.
     status : str
         ``completed``, ``early_stopped``, ``callback_stopped``,
         ``interrupted``, ``diverged`` or, on the result attached to a
