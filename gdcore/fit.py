@@ -121,10 +121,12 @@ class ReduceOnPlateau:
 
     After more than ``patience`` epochs without the monitored quantity (see
     :func:`fit`'s ``monitor``) improving on its best by more than
-    ``threshold`` (relative to the best with ``threshold_mode="rel"``,
-    absolute with ``"abs"``), the rate is scaled by ``factor``, down to
-    ``min_scale`` times the schedule's rate.  PyTorch's ReduceLROnPlateau
-    without cooldown.  With ``stop_lr > 0``, a reduction that falls due while
+    ``threshold``, the rate is scaled by ``factor``, down to ``min_scale``
+    times the schedule's rate.  With ``threshold_mode="rel"`` (PyTorch's
+    ReduceLROnPlateau without cooldown) the threshold is relative to the best
+    and the best moves only on such an improvement; with ``"abs"``
+    (scikit-learn's rule) the threshold is absolute and any better value
+    becomes the best, as in :func:`fit`'s early stopping.  With ``stop_lr > 0``, a reduction that falls due while
     the rate is at or below ``stop_lr`` ends training instead (status
     ``"early_stopped"``): scikit-learn's ``learning_rate="adaptive"`` is
     ``reduce_on_plateau(0.2, n_iter_no_change, tol, threshold_mode="abs",
@@ -784,8 +786,9 @@ class _Trainer:
         tracker = _Tracker(maximize, min_delta)
         best_epoch = None
         if plateau is not None:
-            stall = _Tracker(maximize, plateau.threshold, plateau.threshold_mode == "rel",
-                             best_moves_alone=False)
+            absolute = plateau.threshold_mode == "abs"
+            stall = _Tracker(maximize, plateau.threshold, not absolute,
+                             best_moves_alone=absolute)
         lr_scale = 1.0
         status, message = "completed", ""
         try:

@@ -36,7 +36,12 @@ objective with the step sizes scaled to take scikit-learn's steps: SGD's
 learning rate times ``c``, Adam's ``epsilon`` divided by ``c``, L-BFGS's
 ``gtol`` (``tol``) divided by ``c``; ``tol`` on the training loss becomes
 ``min_delta = tol / c``.  Reported losses (``loss_``, ``loss_curve_``,
-``best_loss_``) are scikit-learn's, ``c`` times gdcore's.
+``best_loss_``) are scikit-learn's, ``c`` times gdcore's, except that for
+regression scikit-learn reports the half squared error averaged over the
+outputs while its gradient (and ``c``) is of their sum: the reported loss
+(and ``tol``'s test) is then half gdcore's, which is scikit-learn's exactly
+for one output and, with several, exact in the data term and ``n_outputs``
+times too small in the (usually tiny) L2 term.
 
 Where gdcore differs, knowingly
 -------------------------------
@@ -52,6 +57,16 @@ Where gdcore differs, knowingly
 * ``partial_fit`` continues the shuffles from call to call (scikit-learn
   reuses the first call's order); a ``warm_start`` fit starts its
   no-improvement count afresh.
+* Early stopping on a multi-label problem scores the mean per-label
+  accuracy; scikit-learn scores the subset accuracy (all labels right).
+* An epoch improves on the best when better by more than ``tol``;
+  scikit-learn also counts a tie at exactly ``tol`` (which matters with
+  ``tol=0`` and validation accuracies that repeat).
+* ``partial_fit`` with ``learning_rate="adaptive"`` does not carry the
+  plateau's count or reduced rate from call to call; a ``warm_start`` fit
+  with ``early_stopping`` compares against and restores the best epoch of
+  that fit only; Ctrl-C (with ``early_stopping``) keeps the last good
+  weights, not the best ones.
 * The epoch loss (``loss_curve_``) weighs each batch's mean loss by the
   batch's total sample weight; scikit-learn weighs it by the batch's size
   (the same without ``sample_weight``).
@@ -317,6 +332,15 @@ class _BaseMLP(BaseEstimator):
             return 1.0 if self.out_activation_ == "softmax" else float(self.n_outputs_)
         return self.n_outputs_ / 2.0
 
+    def _report_scale(self):
+        """What turns gdcore's losses into the ones scikit-learn reports (and tests ``tol`` on).
+
+        ``c``, except for regression: scikit-learn reports half the squared
+        error averaged over the outputs (its gradient is of the sum), so the
+        data term is half gdcore's mean squared error (module docstring).
+        """
+        return self._scale() if is_classifier(self) else 0.5
+
     def _fit_lbfgs(self, X, target, sample_weight):
         c = self._scale()
         total_weight = X.shape[0] if sample_weight is None else float(sample_weight.sum())
@@ -338,7 +362,7 @@ class _BaseMLP(BaseEstimator):
                           ConvergenceWarning, stacklevel=3)
         self.params_ = np.asarray(res.x, dtype=dtype)
         self.n_iter_ = min(int(res.nit), self.max_iter)
-        self.loss_ = c * float(res.fun)
+        self.loss_ = self._report_scale() * float(res.fun)
 
     def _fit_stochastic(self, X, target, sample_weight, incremental, rs):
         c = self._scale()
@@ -371,12 +395,17 @@ class _BaseMLP(BaseEstimator):
             monitor = "val_accuracy" if is_classifier(self) else "val_r2"
             min_delta = self.tol
         else:
-            monitor, min_delta = "loss", self.tol / c
+            monitor, min_delta = "loss", self.tol / self._report_scale()
         plateau = None
         opt_state = self._opt_state if incremental else None
-        if opt_state is not None and opt_state.slots.shape[1] != self.params_.shape[0]:
-            opt_state = None
         optimizer = self._optimizer(c, n_batches, n_train, opt_state)
+        if opt_state is not None and (
+                opt_state.scalars[codes.S_OPTIMIZER] != optimizer.code
+                or opt_state.slots.shape != (optimizer.n_slots, self.params_.shape[0])):
+            # set_params changed the solver or its momentum between partial fits:
+            # the new optimizer starts afresh (scikit-learn keeps its old one).
+            opt_state = None
+            optimizer = self._optimizer(c, n_batches, n_train, opt_state)
         adaptive = self.solver == "sgd" and self.learning_rate == "adaptive"
         if adaptive and stalls is not None:
             plateau = reduce_on_plateau(_ADAPTIVE_FACTOR, stalls, min_delta,
@@ -387,14 +416,14 @@ class _BaseMLP(BaseEstimator):
                       shuffle=self.shuffle, seed=int(rs.randint(np.iinfo(np.int32).max)),
                       l2=self.alpha / c, l2_per_sample=True, sample_weight=w_train,
                       validation_data=validation, early_stopping=early_stopping,
-                      callbacks=self._verbose_callback(c, monitor), progress=False,
+                      callbacks=self._verbose_callback(monitor), progress=False,
                       lr_plateau=plateau, opt_state=opt_state, monitor=monitor,
                       min_delta=min_delta, restore_best=bool(self.early_stopping))
         self.params_ = res.params
         self._opt_state = res.opt_state
         self.n_iter_ = res.n_epochs
         self.t_ += n_train * res.n_epochs
-        losses = [c * v for v in res.history["loss"]]
+        losses = [self._report_scale() * v for v in res.history["loss"]]
         self.loss_curve_.extend(losses)
         if losses:
             self.loss_ = losses[-1]
@@ -429,13 +458,13 @@ class _BaseMLP(BaseEstimator):
         return sgd(lr, momentum=self.momentum,
                    nesterov=bool(self.nesterovs_momentum and self.momentum > 0))
 
-    def _verbose_callback(self, c, monitor):
+    def _verbose_callback(self, monitor):
         if not self.verbose:
             return ()
-        first = self.n_iter_
+        scale = self._report_scale()
 
-        def report(epoch, logs):
-            print(f"Iteration {first + epoch + 1}, loss = {c * logs['loss']:.8f}")
+        def report(epoch, logs):  # numbered from 1 in each call, as scikit-learn's n_iter_
+            print(f"Iteration {epoch + 1}, loss = {scale * logs['loss']:.8f}")
             if monitor in logs and monitor != "loss":
                 print(f"Validation score: {logs[monitor]:f}")
 

@@ -147,6 +147,43 @@ def test_invscaling_continues_over_warm_starts_and_partial_fits_as_scikit_learns
             np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
 
 
+def test_adaptive_rate_follows_scikit_learns_plateau_rule():
+    """learning_rate='adaptive': divide by 5 after n_iter_no_change epochs
+    without a tol improvement (any better loss becoming the best), stop when
+    a division falls due at a rate <= 1e-6."""
+    params = dict(SGD, momentum=0.0, learning_rate="adaptive", learning_rate_init=0.002,
+                  tol=0.05, n_iter_no_change=2, max_iter=60)
+    ours, theirs = _pair("regression", **params)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        ours.fit(X, TARGETS["regression"])
+        theirs.fit(X, TARGETS["regression"])
+    assert ours.n_iter_ == theirs.n_iter_ < 60
+    np.testing.assert_allclose(ours.loss_curve_, theirs.loss_curve_, rtol=1e-9)
+    for a, b in zip(ours.coefs_, theirs.coefs_):
+        np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
+
+
+def test_multi_output_regression_reports_scikit_learns_loss_without_l2():
+    """scikit-learn reports half the squared error averaged over the outputs
+    (its steps follow the sum); with alpha=0 the reported curves are equal."""
+    ours, theirs = _pair("multioutput", **dict(SGD, alpha=0.0))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        ours.fit(X, TARGETS["multioutput"])
+        theirs.fit(X, TARGETS["multioutput"])
+    np.testing.assert_allclose(ours.loss_curve_, theirs.loss_curve_, rtol=1e-9)
+    assert ours.best_loss_ == pytest.approx(theirs.best_loss_, rel=1e-9)
+
+
+def test_partial_fit_after_set_params_starts_a_fresh_optimizer():
+    clf = MLPClassifier(solver="sgd", **FAST)
+    clf.partial_fit(IRIS_X, IRIS_Y, classes=[0, 1, 2])
+    clf.set_params(momentum=0.0).partial_fit(IRIS_X, IRIS_Y)  # one slot row fewer
+    clf.set_params(solver="adam").partial_fit(IRIS_X, IRIS_Y)
+    assert clf.n_iter_ == 1 and clf.t_ == 450
+
+
 @pytest.mark.parametrize("kind", ["multiclass", "regression"])
 def test_invscaling_rate_and_early_stopping_split_are_scikit_learns(kind):
     """Per-epoch invscaling, the validation split drawn from the same RandomState,
