@@ -20,7 +20,7 @@ SITE_PACKAGES = $$($(PY) -c 'import sysconfig; print(sysconfig.get_path("purelib
 
 # Then gdcore's main kernels are compiled ahead of time for this machine into C
 # extensions beside its sources (python -m gdcore aot: both dtypes at once, one
-# per core: 73-75 s on a 2-core AMD EPYC; nothing when they are already built
+# per core: 83-89 s on a 2-core AMD EPYC; nothing when they are already built
 # from these sources); a first call then loads them in milliseconds instead of
 # compiling for 10-20 s.  A failed build is not fatal: the kernels are then
 # compiled by Numba on first use, as before.

@@ -622,9 +622,9 @@ class _Trainer:
         self.grad = np.empty_like(self.params)
         self.work = np.empty(batch_size * model.workspace_units, dtype=dtype)
         # A shuffled epoch gathers its rows a chunk of whole batches at a time.
-        self.sparse = type(train.X) is SparseRows
+        sparse = type(train.X) is SparseRows
         # A sparse X gathers its sample list (the stored rows), not its values.
-        X_rows = train.X.rows if self.sparse else train.X
+        X_rows = train.X.rows if sparse else train.X
         used = [a for a in (X_rows, train.Y, train.labels, train.weights) if a.shape[0]]
         row_bytes = sum(a.itemsize * (a.shape[1] if a.ndim == 2 else 1) for a in used)
         rows = chunk_rows(batch_size, row_bytes, train.n) if self.shuffle else 0
@@ -632,7 +632,7 @@ class _Trainer:
         def buffer(a, shape):
             return np.empty(shape, dtype=a.dtype) if a.shape[0] and rows else a
 
-        if self.sparse:
+        if sparse:
             self.Xb = train.X._replace(rows=buffer(X_rows, (rows,)))
         else:
             self.Xb = buffer(train.X, (rows, model.n_inputs))
@@ -663,14 +663,9 @@ class _Trainer:
                 self.history["val_r2"] = []
 
     # Compiled calls --------------------------------------------------------------------
-    @staticmethod
-    def kernel(table, key, X):
-        """``table(*key)``; for a sparse ``X`` the table's Numba kernel (see gdcore._sparse)."""
-        return table.jit_kernel(*key) if type(X) is SparseRows else table(*key)
-
     def validate(self, ctrl_c=NEVER):
         v, m = self.val, self.model
-        return ctrl_c.compiled(self.kernel(evaluate_kernel, (m.loss_code, m.acts), v.X),
+        return ctrl_c.compiled(kernel(evaluate_kernel, (m.loss_code, m.acts), v.X),
                                self.params, m.offsets,
                                v.X, v.Y, v.labels, v.weights, m.loss_code, self.eval_chunk,
                                self.eval_work, m.acts)
@@ -678,7 +673,7 @@ class _Trainer:
     def r2(self):
         """scikit-learn's R^2 of the current parameters on the validation set."""
         v, m = self.val, self.model
-        predict = self.kernel(predict_kernel, m.kernel_key, v.X)
+        predict = kernel(predict_kernel, m.kernel_key, v.X)
         dtype = self.params.dtype
         no_targets, no_weights = _validate.no_targets(m, dtype), _validate.no_weights(dtype)
         for start in range(0, v.n, self.eval_chunk):
@@ -696,7 +691,7 @@ class _Trainer:
         """
         if self.val is not None:
             v, m = self.val, self.model
-            self.kernel(evaluate_kernel, (m.loss_code, m.acts), v.X)(
+            kernel(evaluate_kernel, (m.loss_code, m.acts), v.X)(
                 self.params, m.offsets, sample_rows(v.X, slice(0, 0)), v.Y[:0], v.labels[:0],
                 v.weights[:0],
                 m.loss_code, self.eval_chunk, self.eval_work, m.acts)
@@ -752,7 +747,7 @@ class _Trainer:
                 last -= last % self.chunk_batches
             t0 = time.perf_counter()
             status, batch, updates, loss_sum, weight_sum, in_spare = ctrl_c.compiled(
-                self.kernel(epoch_runner, (opt.code, m.loss_code, m.acts), t.X),
+                kernel(epoch_runner, (opt.code, m.loss_code, m.acts), t.X),
                 self.params, self.spare, m.offsets, t.X, t.Y, t.labels, t.weights, m.loss_code,
                 self.l2, self.l2_per_sample, order, self.batch_size, first, last, opt.code,
                 opt.hyper, lrs, updates, self.state.slots, self.state.scalars, self.work,

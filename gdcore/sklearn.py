@@ -211,7 +211,7 @@ class _BaseMLP(BaseEstimator):
         need("power_t", _is_real(self.power_t) and self.power_t >= 0, "a float >= 0")
         need("max_iter", _is_int(self.max_iter) and self.max_iter >= 1, "an int >= 1")
         for flag in ("shuffle", "warm_start", "nesterovs_momentum", "early_stopping"):
-            need(flag, isinstance(self.__dict__[flag], (bool, np.bool_)), "a bool")
+            need(flag, isinstance(getattr(self, flag), (bool, np.bool_)), "a bool")
         need("tol", _is_real(self.tol) and self.tol >= 0, "a float >= 0")
         need("verbose", isinstance(self.verbose, (bool, np.bool_, numbers.Integral)),
              "a bool or an int")

@@ -99,10 +99,6 @@ def matmul_nt(A, B, C):
             a = A[i, 0]
             for j in range(n):
                 C[i, j] = a * B[j, 0]
-            for p in range(1, k):
-                a = A[i, p]
-                for j in range(n):
-                    C[i, j] += a * B[j, p]
     elif m <= TINY or n <= TINY:
         # Dot products of contiguous rows of A and B.
         for i in range(m):
