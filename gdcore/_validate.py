@@ -346,15 +346,17 @@ def nonfinite_params_message(params):
                                                  None, None, None)
 
 
-def raise_for_status(status, index, model, X, Y, labels, weights):
+def raise_for_status(status, index, model, X, Y, labels, weights, first_row=0):
     """Raise the documented error for a non-OK status of the compiled input scan.
 
     ``status, index`` come from :func:`gdcore.kernels.checks.scan_inputs`
     (run by the kernels of :mod:`gdcore.kernels.entry`); the arrays are the
-    converted inputs that were scanned.
+    converted inputs that were scanned.  When they are rows of a larger data
+    set starting at row ``first_row`` (a chunk of a Dask array), the message
+    names the sample by its row in that data set.
     """
     if status != checks.OK:
-        raise ValueError(_scan_message(status, index, model, X, Y, labels, weights))
+        raise ValueError(_scan_message(status, index, model, X, Y, labels, weights, first_row))
 
 
 def _range_note(row):
@@ -369,23 +371,24 @@ def _label_message(label, index, n_outputs):
             f"labels must be in [0, {n_outputs})")
 
 
-def _scan_message(status, index, model, X, Y, labels, weights):
+def _scan_message(status, index, model, X, Y, labels, weights, first_row=0):
     if status == checks.PARAMS_NOT_FINITE:
         return f"params contains NaN or Inf (at index {index})"
+    sample = first_row + index
     if status == checks.X_NOT_FINITE:
         values = X.stored(index) if type(X) is SparseRows else X[index]
-        return f"X contains NaN or Inf (in sample {index}){_range_note(values)}"
+        return f"X contains NaN or Inf (in sample {sample}){_range_note(values)}"
     if status == checks.Y_NOT_FINITE:
-        return f"y contains NaN or Inf (in sample {index}){_range_note(Y[index])}"
+        return f"y contains NaN or Inf (in sample {sample}){_range_note(Y[index])}"
     if status == checks.LABEL_OUT_OF_RANGE:
-        return _label_message(labels[index], index, model.n_outputs)
+        return _label_message(labels[index], sample, model.n_outputs)
     if status == checks.TARGET_OUT_OF_UNIT:
         what = ("binary targets" if model.loss_code == codes.BINARY_CROSS_ENTROPY
                 else "class probabilities")
-        return f"y has {what} outside [0, 1] (sample {index}: {Y[index].tolist()})"
+        return f"y has {what} outside [0, 1] (sample {sample}: {Y[index].tolist()})"
     if status == checks.WEIGHT_INVALID:
         return (f"sample_weight must be finite and >= 0, got {float(weights[index])} "
-                f"at sample {index}{_range_note(weights[index:index + 1])}")
+                f"at sample {sample}{_range_note(weights[index:index + 1])}")
     if status == checks.WEIGHT_SUM_INVALID:
         with np.errstate(over="ignore"):
             total = weights.sum(dtype=np.float64)

@@ -230,9 +230,13 @@ def _r2_score(Y, P, weights):
 
 
 class _Data:
-    """A validated data set in kernel form (params dtype, C-contiguous)."""
+    """A validated data set in kernel form (params dtype, C-contiguous).
 
-    def __init__(self, model, params, X, y, sample_weight, what):
+    ``first_row``: the data are rows of a larger set from that row on (a
+    chunk of a Dask array, see :mod:`gdcore.dask`); errors name its rows.
+    """
+
+    def __init__(self, model, params, X, y, sample_weight, what, first_row=0):
         try:
             _, self.X, self.Y, self.labels, self.weights = prepare_batch(
                 model, params, X, y, sample_weight)
@@ -241,7 +245,7 @@ class _Data:
                 params[:0], self.X, self.Y, self.labels, self.weights, model.loss_code,
                 model.n_outputs)
             _validate.raise_for_status(status, index, model, self.X, self.Y, self.labels,
-                                       self.weights)
+                                       self.weights, first_row)
         except (TypeError, ValueError) as exc:
             if not what:
                 raise

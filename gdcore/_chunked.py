@@ -1,0 +1,381 @@
+"""A data set in row chunks, held where Dask computes, and sums over its chunks.
+
+:class:`ChunkedData` takes Dask arrays chunked by rows, converts each chunk
+once into what the kernels take (:class:`Chunk`: the params dtype,
+C-contiguous, scanned for NaN/Inf and invalid targets, errors naming the row
+in the whole data set), and keeps the chunks in memory: on the workers of a
+``distributed`` client (persisted; they never come back to the caller), or in
+this process under Dask's local schedulers.
+
+:meth:`ChunkedData.map_sum` runs a function on every chunk and adds the
+results up in the fixed tree order of :mod:`gdcore._tree`.  On a cluster it
+sends ONE task per worker, which computes that worker's chunks (on the
+worker's threads) and folds them as far as the tree allows; the caller
+completes the tree.  The arguments (the parameters) thus cross the network
+once per worker per call, and the result does not depend on where the chunks
+are or how many workers there are.  A worker lost mid-call: Dask recomputes
+its chunks from the graph and reruns its task elsewhere.
+"""
+
+import concurrent.futures
+import math
+import os
+import threading
+
+import numpy as np
+
+from . import _tree, _validate
+from .fit import _Data
+
+try:
+    import dask
+    import dask.array as da
+except ImportError:  # pragma: no cover - the dask extra is not installed
+    raise ImportError("gdcore.dask needs Dask: pip install 'gdcore[dask]'") from None
+
+
+class Chunk:
+    """One row chunk in kernel form.
+
+    Attributes
+    ----------
+    X : ndarray of shape (n_rows, n_inputs)
+    target : ndarray
+        What the kernels' ``y`` takes: int64 labels ``(n_rows,)`` or targets
+        ``(n_rows, n_outputs)``, in the params dtype.
+    weights : ndarray of shape (n_rows,) or None
+    first_row : int
+        Row of the whole data set where this chunk starts.
+    total : float
+        The chunk's total sample weight (its number of rows without weights).
+    """
+
+    __slots__ = ("X", "target", "weights", "first_row", "total")
+
+    def __init__(self, X, target, weights, first_row, total):
+        self.X, self.target, self.weights = X, target, weights
+        self.first_row, self.total = first_row, total
+
+    @property
+    def n_rows(self):
+        return self.X.shape[0]
+
+    def __reduce__(self):
+        return _writeable_chunk, (self.X, self.target, self.weights, self.first_row, self.total)
+
+
+def _writeable(a):
+    # Arrays unpickled from a transfer between workers can be read-only, which
+    # the kernels' fast path refuses (and would copy on every call).
+    return a if a is None or a.flags.writeable else a.copy()
+
+
+def _writeable_chunk(X, target, weights, first_row, total):
+    return Chunk(_writeable(X), _writeable(target), _writeable(weights), first_row, total)
+
+
+def _prepare_chunk(model, dtype, X, y, sample_weight, first_row):
+    """A :class:`Chunk` from one row block (validated and scanned once)."""
+    data = _Data(model, np.zeros(model.n_params, dtype), np.asarray(X), np.asarray(y),
+                 None if sample_weight is None else np.asarray(sample_weight), "", first_row)
+    target = data.labels if data.labels.shape[0] else data.Y
+    weights = data.weights if data.weights.shape[0] else None
+    total = float(data.n if weights is None else weights.sum(dtype=np.float64))
+    return Chunk(data.X, target, weights, first_row, total)
+
+
+def _row_blocks(name, a, row_chunks, n_rows):
+    """Row blocks of ``a`` (Dask or array-like) matching ``row_chunks``."""
+    if isinstance(a, da.Array):
+        if a.ndim not in (1, 2) or a.shape[0] != n_rows:
+            raise ValueError(f"{name} must have {n_rows} rows (as X), got shape {a.shape}")
+        if a.chunks[0] != row_chunks:
+            raise ValueError(f"{name} must be chunked by rows as X is, {row_chunks}; got "
+                             f"{a.chunks[0]} (rechunk it with {name}.rechunk({{0: X.chunks[0]}}))")
+        if a.ndim == 2 and len(a.chunks[1]) != 1:
+            raise ValueError(f"{name} must be chunked by rows only, got {len(a.chunks[1])} "
+                             f"chunks of columns {a.chunks[1]}; rechunk it with "
+                             f"{name}.rechunk({{1: -1}})")
+        return list(a.to_delayed().ravel())
+    a = np.asarray(a)
+    if a.ndim not in (1, 2) or a.shape[0] != n_rows:
+        raise ValueError(f"{name} must have {n_rows} rows (as X), got shape {a.shape}")
+    bounds = np.cumsum((0,) + row_chunks)
+    return [a[lo:hi] for lo, hi in zip(bounds[:-1], bounds[1:])]
+
+
+def check_rows_only(X):
+    """Raise unless ``X`` is a 2-D Dask array of known chunk sizes, chunked by rows only."""
+    if not isinstance(X, da.Array):
+        raise TypeError(f"X must be a dask array (dask.array.Array), got {type(X).__name__}; "
+                        f"make one with dask.array.from_array(X, chunks=(rows, -1))")
+    if X.ndim != 2:
+        raise ValueError(f"X must be 2-D (n_samples, n_features), got shape {X.shape}")
+    if any(math.isnan(c) for c in X.chunks[0]) or math.isnan(X.shape[1]):
+        raise ValueError("X has unknown chunk sizes; call X.compute_chunk_sizes() first")
+    if len(X.chunks[1]) != 1:
+        raise ValueError(f"X must be chunked by rows only (one chunk of columns), got "
+                         f"{len(X.chunks[1])} chunks of columns {X.chunks[1]}; rechunk it "
+                         f"with X.rechunk({{1: -1}})")
+
+
+def _scheduler_of(client):
+    """``(client, get)``: a distributed client, or None and a local scheduler's get."""
+    if client is not None:
+        return client, None
+    get = dask.base.get_scheduler()
+    owner = getattr(get, "__self__", None)
+    if owner is not None and type(owner).__name__ == "Client":
+        return owner, None
+    return None, get or dask.threaded.get
+
+
+class ChunkedData:
+    """``X``, ``y`` and ``sample_weight`` in row chunks, converted once and kept.
+
+    Parameters
+    ----------
+    model : Model
+    dtype : numpy dtype
+        The compute dtype (float32 or float64).
+    X : dask Array of shape (n_samples, n_inputs)
+        Chunked by rows only.
+    y, sample_weight : dask Array or array-like
+        Dask arrays chunked by rows as ``X``; others are cut to match.
+    client : distributed.Client or None
+        None: the current client, else Dask's default (local) scheduler.
+
+    Raises
+    ------
+    TypeError, ValueError
+        Bad chunking, shapes or data (NaN/Inf, labels), naming the row in
+        the whole data set.
+    """
+
+    def __init__(self, model, dtype, X, y, sample_weight, client):
+        check_rows_only(X)
+        if X.shape[1] != model.n_inputs:
+            raise ValueError(f"X has {X.shape[1]} features but the model expects "
+                             f"{model.n_inputs}")
+        if y is None:
+            raise TypeError("y is required: the targets of X's rows")
+        row_chunks = tuple(int(c) for c in X.chunks[0])
+        if not row_chunks or X.shape[0] == 0:
+            raise ValueError("X is empty: it must have at least one sample")
+        if 0 in row_chunks:
+            raise ValueError(f"X has an empty row chunk {row_chunks}; rechunk it")
+        self.n_chunks = len(row_chunks)
+        self.n_rows = int(X.shape[0])
+        self.first_rows = np.cumsum((0,) + row_chunks[:-1]).tolist()
+        xs = list(X.to_delayed().ravel())
+        ys = _row_blocks("y", y, row_chunks, self.n_rows)
+        ws = ([None] * self.n_chunks if sample_weight is None
+              else _row_blocks("sample_weight", sample_weight, row_chunks, self.n_rows))
+        prepare = dask.delayed(_prepare_chunk, pure=False)
+        chunks = [prepare(model, dtype, x, yb, wb, first)
+                  for x, yb, wb, first in zip(xs, ys, ws, self.first_rows)]
+        self.client, get = _scheduler_of(client)
+        if self.client is None:
+            self._local = list(dask.compute(*chunks, scheduler=get))
+            self._get = get
+            self._threads = dask.config.get("num_workers", None) or os.cpu_count() or 1
+        else:
+            self._futures = self.client.compute(chunks)
+            self._wait_for_chunks()
+            self._placement = self._servers = None
+            self._server_futures = ()
+        self.total_weight = self.map_sum(_total_of).sums[0]
+        if not self.total_weight > 0:
+            raise ValueError(f"sample_weight must have a positive, finite sum, got "
+                             f"{self.total_weight}")
+
+    def _wait_for_chunks(self):
+        from distributed import wait
+        wait(self._futures)
+        for future in self._futures:  # the lowest failing chunk's error, as value_and_grad's
+            if future.status == "error":
+                future.result()
+
+    def _groups(self):
+        """``[(worker address, nthreads, chunk indices)]``: who holds which chunks.
+
+        Asked of the scheduler at the first call, and again after a call that
+        found a chunk elsewhere than expected (a worker lost, say); a chunk
+        being recomputed has no holder (address None).  A stale answer costs
+        speed, not correctness: a task whose worker is gone runs elsewhere and
+        fetches its chunks.  With the answer come the chunk servers
+        (:class:`_ChunkServer`), one per worker holding chunks.
+        """
+        if self._placement is None:
+            workers = self.client.scheduler_info()["workers"]
+            who_has = self.client.who_has(self._futures)
+            by_worker = {}
+            for i, future in enumerate(self._futures):
+                holders = sorted(who_has.get(future.key, ()))
+                by_worker.setdefault(holders[0] if holders else None, []).append(i)
+            self._placement = [(addr, workers.get(addr, {}).get("nthreads", 1), idx)
+                               for addr, idx in sorted(by_worker.items(),
+                                                       key=lambda kv: kv[1][0])]
+            self._servers = None
+            if None not in by_worker:
+                servers = [self.client.submit(_ChunkServer, actor=True, workers=[addr],
+                                              allow_other_workers=False, pure=False)
+                           for addr, _, _ in self._placement]
+                self._servers = self.client.gather(servers)
+                self._server_futures = servers
+        return self._placement
+
+    def map_sum(self, leaf, *args):
+        """``leaf(chunk, index, *args)`` -> Partial on every chunk, folded in tree order.
+
+        Returns
+        -------
+        Partial
+            The same bits for any number of workers, threads or processes.
+        """
+        n = self.n_chunks
+        if self.client is None:
+            if self._get is dask.local.get_sync:
+                values = [leaf(chunk, i, *args) for i, chunk in enumerate(self._local)]
+            else:  # the chunks are in this process: its threads (the kernels release the GIL)
+                values = list(_pool(self._threads).map(lambda ic: leaf(ic[1], ic[0], *args),
+                                                       enumerate(self._local)))
+            return _tree.root(_tree.held_nodes(dict(enumerate(values)), n), n)
+        packed = _Opaque(args)
+        groups = self._groups()
+        parts = self._served_sums(groups, leaf, packed)
+        if parts is None:
+            parts = self._task_sums(groups, leaf, packed)
+        nodes = {}
+        for part in parts:
+            nodes.update(part)
+        return _tree.root(nodes, n)
+
+    def _served_sums(self, groups, leaf, packed):
+        """The workers' nodes through their chunk servers; None if a server could not serve.
+
+        A direct call to each worker: about 5 ms for two workers where a task
+        takes 20 ms (the scheduler's round trip).  Anything amiss (a worker
+        lost, a chunk moved) sends this call down the task path, which Dask
+        makes good: it recomputes lost chunks and reruns tasks.
+        """
+        if self._servers is None:
+            return None
+        try:
+            calls = [server.sums(leaf, [self._futures[i].key for i in idx], idx, self.n_chunks,
+                                 threads, packed)
+                     for server, (_, threads, idx) in zip(self._servers, groups)]
+            parts = [call.result() for call in calls]
+        except Exception:  # a server's worker lost, say; errors of leaf recur below
+            parts = [None]
+        if any(part is None for part in parts):
+            self._placement = self._servers = None
+            return None
+        return parts
+
+    def _task_sums(self, groups, leaf, packed):
+        """The workers' nodes through one task per worker (scheduled by Dask)."""
+        tasks = [self.client.submit(_held_sums, leaf, [self._futures[i] for i in idx], idx,
+                                    self.n_chunks, threads, packed,
+                                    workers=None if addr is None else [addr],
+                                    allow_other_workers=True, pure=False)
+                 for addr, threads, idx in groups]
+        try:
+            done = self.client.gather(tasks)
+        except BaseException:
+            self.client.cancel(tasks)
+            raise
+        parts = []
+        for (addr, _, _), (ran_on, part) in zip(groups, done):
+            parts.append(part)
+            if ran_on != addr:
+                self._placement = self._servers = None
+        return parts
+
+    def blocks_of(self):
+        """The ``Chunk`` futures (on a cluster) or objects (locally), in row order."""
+        return self._local if self.client is None else self._futures
+
+    def release(self):
+        """Let Dask free the chunks (they are freed too when this object is)."""
+        if self.client is not None:
+            self.client.cancel(list(self._futures) + list(self._server_futures))
+        self._futures = self._local = self._server_futures = ()
+        self._servers = None
+
+
+def _total_of(chunk, index):
+    return _tree.Partial((chunk.total,))
+
+
+_pools = {}
+_pools_lock = threading.Lock()
+
+
+def _pool(threads):
+    """This process's pool of ``threads`` threads (the kernels release the GIL)."""
+    with _pools_lock:
+        pool = _pools.get(threads)
+        if pool is None:
+            pool = _pools[threads] = concurrent.futures.ThreadPoolExecutor(
+                threads, thread_name_prefix="gdcore-chunk")
+        return pool
+
+
+class _Opaque:
+    """Arguments Dask passes along as they are (it looks inside tuples for tasks)."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value):
+        self.value = value
+
+    def __reduce__(self):
+        return _Opaque, (self.value,)
+
+
+def _leaf_values(leaf, chunks, indices, threads, args):
+    if threads > 1 and len(chunks) > 1:
+        return list(_pool(threads).map(lambda ic: leaf(ic[1], ic[0], *args),
+                                       zip(indices, chunks)))
+    return [leaf(chunk, i, *args) for i, chunk in zip(indices, chunks)]
+
+
+def _held_sums(leaf, chunks, indices, n, threads, packed):
+    """A worker's task: ``leaf`` on the chunks it holds, folded as far as the tree allows.
+
+    Returns the worker's address (see :meth:`ChunkedData._groups`) and the nodes.
+    """
+    from distributed import get_worker
+    values = _leaf_values(leaf, chunks, indices, threads, packed.value)
+    return get_worker().address, _tree.held_nodes(dict(zip(indices, values)), n)
+
+
+_dispatch = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="gdcore-server")
+
+
+class _ChunkServer:
+    """A Dask actor on one worker: ``leaf`` on chunks that worker holds, on direct call.
+
+    Actor calls go from the client to the worker without the scheduler.  The
+    chunks are looked up in the worker's store on its event loop (where the
+    worker itself reads and writes the store); the work runs in a thread.
+    """
+
+    async def sums(self, leaf, keys, indices, n, threads, packed):
+        """The nodes of :func:`_held_sums`, or None when a chunk is not on this worker."""
+        import asyncio
+
+        from distributed import get_worker
+        data = get_worker().data
+        if not all(key in data for key in keys):
+            return None
+        chunks = [data[key] for key in keys]
+        values = await asyncio.get_running_loop().run_in_executor(
+            _dispatch, _leaf_values, leaf, chunks, indices, threads, packed.value)
+        return _tree.held_nodes(dict(zip(indices, values)), n)
+
+
+def as_dtype(dtype):
+    """The compute dtype: float32 or float64."""
+    return _validate.float_dtype(dtype)

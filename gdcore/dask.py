@@ -1,0 +1,413 @@
+"""Training on data in row-chunked Dask arrays: objective, fit and predict.
+
+Optional extra: ``pip install 'gdcore[dask]'``.  Works with a
+``distributed`` client (a ``LocalCluster`` on one machine, or
+``Client("tcp://scheduler:8786")`` on a cluster) and with Dask's local
+schedulers (threads, or ``dask.config.set(scheduler="sync")``).
+
+``X`` must be chunked by rows only (all its columns in one chunk); ``y`` and
+``sample_weight`` are Dask arrays chunked by rows as ``X`` is, or arrays that
+are cut to match.  Each chunk is converted and scanned once (NaN/Inf, labels,
+weights: the errors of :func:`gdcore.value_and_grad`, naming the row in the
+whole data set) and stays where Dask holds it; only parameters and per-chunk
+sums travel.
+
+What is deterministic
+---------------------
+For a given chunking (``X.chunks``), seed and data, :func:`objective` and
+:func:`fit` give bitwise the same results with any number of workers,
+threads or processes, and under the synchronous scheduler, on machines of one
+CPU type: each chunk's part is computed by the same compiled kernel on one
+BLAS thread, and the parts are added in a fixed tree order of the chunk
+indices (:mod:`gdcore._tree`), whichever worker computed them.  Another
+chunking adds in another order (equal to rounding); workers of different CPU
+types may round differently.
+"""
+
+import math
+
+import numpy as np
+
+from . import _validate, optim
+from ._chunked import ChunkedData, check_rows_only
+from ._tree import Partial
+from .fit import FitResult, _best_epoch, _check_options, _progress_bar
+from .fit import fit as _fit_in_memory
+from .functional import predict as _predict_in_memory
+from .functional import value_and_grad
+from .model import require_model
+
+try:
+    import dask.array as da
+except ImportError:  # pragma: no cover - the dask extra is not installed
+    raise ImportError("gdcore.dask needs Dask: pip install 'gdcore[dask]'") from None
+
+__all__ = ["Objective", "objective", "fit", "predict"]
+
+
+def _weight_mask(model, dtype):
+    """1 on the weight matrices' entries of the flat parameters, 0 on the biases."""
+    mask = np.zeros(model.n_params, dtype)
+    for W, _ in model.unpack(mask):
+        W[...] = 1
+    return mask
+
+
+def _loss_grad_sums(chunk, index, model, params):
+    """The chunk's summed (weighted) loss and gradient, in float64."""
+    if chunk.total == 0:  # all its weights are 0: it adds nothing
+        return Partial((0.0, np.zeros(params.shape[0])))
+    loss, grad = value_and_grad(model, params, chunk.X, chunk.target,
+                                sample_weight=chunk.weights, threads=1)
+    # The kernel gives the weighted mean; times the chunk's weight, its sum.
+    return Partial((loss * chunk.total, grad.astype(np.float64) * chunk.total))
+
+
+class Objective:
+    """The mean loss of a model over a row-chunked data set, and its gradient.
+
+    Made by :func:`objective`.  Calling it with parameters returns
+    ``(loss, grad)``, as SciPy's ``minimize(fun, x0, jac=True)`` expects.
+
+    Attributes
+    ----------
+    model : Model
+    dtype : numpy dtype
+        The compute dtype.
+    l2 : float
+    n_samples : int
+    n_chunks : int
+    total_weight : float
+        The data set's total sample weight (``n_samples`` without weights).
+    n_evaluations : int
+        Calls so far.
+    """
+
+    def __init__(self, model, data, dtype, l2):
+        self.model, self.dtype, self.l2 = model, dtype, l2
+        self._data = data
+        self._mask = _weight_mask(model, np.float64) if l2 else None
+        self.n_evaluations = 0
+
+    @property
+    def n_samples(self):
+        return self._data.n_rows
+
+    @property
+    def n_chunks(self):
+        return self._data.n_chunks
+
+    @property
+    def total_weight(self):
+        return self._data.total_weight
+
+    @property
+    def client(self):
+        """The ``distributed`` client holding the chunks, or None (local scheduler)."""
+        return self._data.client
+
+    def __call__(self, params):
+        """Loss and gradient at ``params``.
+
+        Parameters
+        ----------
+        params : array-like of shape (n_params,)
+            Converted to the objective's dtype.
+
+        Returns
+        -------
+        loss : float
+            ``sum(w_i * l_i) / sum(w_i) + 0.5 * l2 * sum(W**2)``; inf or NaN
+            when the finite inputs overflow.
+        grad : ndarray of shape (n_params,)
+            In the objective's dtype.
+        """
+        params = _validate.params_array(self.model, np.asarray(params, dtype=self.dtype))
+        total = self._data.map_sum(_loss_grad_sums, self.model, params)
+        self.n_evaluations += 1
+        loss_sum, grad_sum = total.sums
+        loss = loss_sum / self.total_weight
+        grad = grad_sum / self.total_weight
+        if self.l2:
+            weights = params.astype(np.float64) * self._mask
+            loss += 0.5 * self.l2 * float(weights @ weights)
+            grad += self.l2 * weights
+        return float(loss), grad.astype(self.dtype)
+
+    def release(self):
+        """Let Dask free the data's chunks now (they are freed with this object anyway)."""
+        self._data.release()
+
+    def __repr__(self):
+        where = "local scheduler" if self.client is None else repr(self.client)
+        return (f"<gdcore.dask.Objective {self.n_samples} samples in {self.n_chunks} chunks, "
+                f"{np.dtype(self.dtype).name}, l2={self.l2}, on {where}>")
+
+
+def objective(model, X, y, l2=0.0, sample_weight=None, client=None, dtype=np.float64):
+    """The mean loss over a row-chunked Dask data set, as a SciPy-style ``fun(x) -> (f, g)``.
+
+    The chunks are converted, scanned and kept in memory where Dask computes
+    (persisted on the workers of a distributed client) once, here.  Each call
+    then sends the parameters once to each worker holding chunks, runs the
+    compiled kernel on each chunk (summed loss and gradient), adds the sums up
+    in a fixed tree order of the chunk indices and divides by the total
+    weight: bitwise the same result for any number of workers, threads or
+    processes; equal to :func:`gdcore.value_and_grad` on the whole data to
+    rounding.
+
+    Parameters
+    ----------
+    model : Model
+    X : dask Array of shape (n_samples, n_inputs)
+        Chunked by rows only: ``len(X.chunks[1]) == 1``.
+    y : dask Array or array-like
+        Targets as for :func:`gdcore.value_and_grad`; a Dask array must be
+        chunked by rows as ``X``.
+    l2 : float, default 0
+        ``0.5 * l2 * sum(W**2)`` over the weight matrices, added once.
+    sample_weight : dask Array or array-like of shape (n_samples,), optional
+        The loss becomes ``sum(w_i * l_i) / sum(w_i)``.
+    client : distributed.Client, optional
+        By default the current client, else Dask's default local scheduler.
+    dtype : float32 or float64, default float64
+        The compute dtype; the data are converted to it once, and parameters
+        on each call.
+
+    Returns
+    -------
+    Objective
+        ``obj(params) -> (loss, grad)``; use it with ``gd.minimize(obj, x0,
+        jac=True)`` or ``scipy.optimize.minimize(obj, x0, jac=True,
+        method=gd.lbfgs())``.
+
+    Raises
+    ------
+    TypeError, ValueError
+        ``X`` not a Dask array, chunked by columns or of unknown chunk sizes;
+        ``y`` or ``sample_weight`` of other rows or chunks; NaN/Inf or
+        invalid targets in a chunk (the error of :func:`gdcore.value_and_grad`,
+        naming the row in the whole data set).
+    """
+    require_model(model)
+    dtype = _validate.float_dtype(dtype)
+    l2 = _validate.nonnegative_float(l2, "l2")
+    data = ChunkedData(model, dtype, X, y, sample_weight, client)
+    return Objective(model, data, dtype, l2)
+
+
+def predict(model, params, X):
+    """Network outputs for a row-chunked Dask array, lazily.
+
+    Parameters
+    ----------
+    model : Model
+    params : array-like of shape (n_params,)
+        Its dtype is the compute dtype, as for :func:`gdcore.predict`.
+    X : dask Array of shape (n_samples, n_inputs)
+        Chunked by rows only.
+
+    Returns
+    -------
+    dask Array of shape (n_samples, n_outputs)
+        Chunked as ``X``'s rows; nothing is computed until it is.  A chunk
+        with NaN/Inf raises the error of :func:`gdcore.predict` when computed.
+    """
+    require_model(model)
+    params = _validate.params_array(model, params)
+    check_rows_only(X)
+    if X.shape[1] != model.n_inputs:
+        raise ValueError(f"X has {X.shape[1]} features but the model expects {model.n_inputs}")
+    return X.map_blocks(_predict_block, model, params, dtype=params.dtype,
+                        chunks=(X.chunks[0], (model.n_outputs,)),
+                        meta=np.empty((0, 0), params.dtype))
+
+
+def _predict_block(block, model, params):
+    return _predict_in_memory(model, params, block, threads=1)
+
+
+# ----------------------------------------------------------------------------- fit
+
+class _RoundPlan:
+    """Which rows of a chunk a round's local steps visit.
+
+    Chunk ``c`` walks through its rows in passes; pass ``p`` visits them in
+    the order ``default_rng([seed, c, p]).permutation(n_rows)``.  Round ``r``
+    takes the ``steps * batch_size`` positions from ``r * steps *
+    batch_size`` on of that endless walk.  Nothing depends on the worker that
+    runs it, so any placement of the chunks draws the same rows.
+    """
+
+    def __init__(self, seed, steps, batch_size):
+        self.seed, self.steps, self.batch_size = seed, steps, batch_size
+
+    def rows(self, chunk_index, n_rows, round_):
+        count = self.steps * self.batch_size
+        start = round_ * count
+        out = np.empty(count, dtype=np.int64)
+        done = 0
+        while done < count:
+            pass_, pos = divmod(start + done, n_rows)
+            take = min(count - done, n_rows - pos)
+            perm = np.random.default_rng([self.seed, chunk_index, pass_]).permutation(n_rows)
+            out[done:done + take] = perm[pos:pos + take]
+            done += take
+        return out
+
+
+def _local_steps(chunk, index, model, params, state, optimizer, plan, round_, l2):
+    """A round on one chunk: ``plan.steps`` steps from ``(params, state)``, weighted by the chunk."""
+    rows = plan.rows(index, chunk.n_rows, round_)
+    weights = None if chunk.weights is None else chunk.weights[rows]
+    if chunk.total == 0 or (weights is not None and not weights.any()):
+        # No weight, no step: the chunk keeps the round's start (with its weight, 0 or not).
+        return Partial((0.0, params.astype(np.float64) * chunk.total,
+                        state.slots.astype(np.float64) * chunk.total, chunk.total, 0.0),
+                       (None, None))
+    res = _fit_in_memory(model, params, chunk.X[rows], chunk.target[rows],
+                         optimizer=optimizer, epochs=1, batch_size=plan.batch_size,
+                         shuffle=False, l2=l2, sample_weight=weights, opt_state=state,
+                         threads=1, progress=False)
+    if res.status != "completed":
+        message = f"chunk {index}: {res.message}"
+        return Partial((0.0, 0.0, 0.0, 0.0, 1.0), (None, message))
+    w = chunk.total
+    return Partial((res.history["loss"][0] * w, res.params.astype(np.float64) * w,
+                    res.opt_state.slots.astype(np.float64) * w, w, 0.0),
+                   (res.opt_state.scalars, None))
+
+
+def fit(model, params, X, y, optimizer=optim.adam(), epochs=10, batch_size=32, seed=0,
+        l2=0.0, sample_weight=None, local_steps=16, client=None, progress=None):
+    """Data-parallel training by local SGD with model averaging.
+
+    The algorithm is synchronous local SGD (Stich, 2019; Lin et al., 2020),
+    with each CHUNK of ``X`` as a replica, so that results depend on the
+    chunking but not on the workers.  A round:
+
+    1. every chunk starts from the same parameters and optimizer state and
+       takes ``local_steps`` steps of ``optimizer`` on mini-batches of its own
+       rows (its own shuffled passes, see below);
+    2. the new parameters and optimizer moments are averaged over the chunks,
+       weighted by each chunk's total sample weight (its rows without
+       weights), in the fixed tree order of the chunk indices.
+
+    With one local step and plain SGD, a round is one step on the average of
+    the chunks' mini-batch gradients.  The step count (and so the learning
+    rate schedule) advances by ``local_steps`` per round.
+
+    An epoch is ``ceil(max rows of a chunk / (local_steps * batch_size))``
+    rounds: each chunk sees its rows about once (a smaller chunk cycles more
+    often).  Chunk ``c`` visits its rows in passes, pass ``p`` in the order
+    ``np.random.default_rng([seed, c, p]).permutation(rows)``.
+
+    Parameters
+    ----------
+    model : Model
+    params : array-like of shape (n_params,)
+        Initial parameters (their dtype is the compute dtype); never modified.
+    X : dask Array of shape (n_samples, n_inputs)
+        Chunked by rows only; ``y`` and ``sample_weight`` as for
+        :func:`objective`.
+    y : dask Array or array-like
+    optimizer : Optimizer or str, default ``gd.adam()``
+    epochs : int, default 10
+    batch_size : int, default 32
+        Rows per local step (at most a chunk's rows).
+    seed : int, default 0
+    l2 : float, default 0
+        As in :func:`gdcore.fit`: added to every batch loss.
+    sample_weight : dask Array or array-like of shape (n_samples,), optional
+    local_steps : int, default 16
+        Steps each chunk takes between two averages.
+    client : distributed.Client, optional
+        By default the current client, else Dask's default local scheduler.
+    progress : bool or None
+        A tqdm bar over epochs, as for :func:`gdcore.fit`.
+
+    Returns
+    -------
+    FitResult
+        ``history["loss"]``: per epoch, the mean of the chunks' local batch
+        losses (weighted by chunk).  ``status``:
+
+        - ``"completed"``: after the last epoch;
+        - ``"diverged"``: a chunk's step turned NaN/Inf; the parameters and
+          state at the start of the failing round (the message names the
+          epoch, round and chunk);
+        - ``"interrupted"``: Ctrl-C (``KeyboardInterrupt``) while a round
+          ran; its tasks are cancelled and the last averaged parameters and
+          state are returned.
+
+        Bitwise the same for any number of workers for a given chunking and
+        seed.
+    """
+    require_model(model)
+    params = _validate.params_array(model, params)
+    message = _validate.nonfinite_params_message(params)
+    if message:
+        raise ValueError(message)
+    l2 = _validate.nonnegative_float(l2, "l2")
+    local_steps = _validate.positive_int(local_steps, "local_steps")
+    seed = _validate.nonnegative_int(seed, "seed")
+    check_rows_only(X)
+    max_rows = max(int(c) for c in X.chunks[0]) if X.shape[0] else 1
+    optimizer, epochs, batch_size, _, _, _, progress = _check_options(
+        epochs, batch_size, max_rows, True, None, (), progress, None, optimizer)
+    data = ChunkedData(model, params.dtype, X, y, sample_weight, client)
+    try:
+        return _run_rounds(model, params, data, optimizer, epochs, batch_size, seed, l2,
+                           local_steps, max_rows, _progress_bar(progress, epochs))
+    finally:
+        data.release()
+
+
+def _run_rounds(model, params, data, optimizer, epochs, batch_size, seed, l2, local_steps,
+                max_rows, bar):
+    plan = _RoundPlan(seed, local_steps, batch_size)
+    rounds_per_epoch = math.ceil(max_rows / (local_steps * batch_size))
+    state = optimizer.init(params)
+    params = params.copy()
+    history = {"loss": []}
+    status, message, n_epochs = "completed", f"{epochs} epochs completed", 0
+    round_ = 0
+    try:
+        for epoch in range(epochs):
+            loss_sum = 0.0
+            for _ in range(rounds_per_epoch):
+                total = data.map_sum(_local_steps, model, params, state, optimizer, plan,
+                                     round_, l2)
+                loss_w, params_w, slots_w, weight, failures = total.sums
+                scalars, failure = total.firsts
+                new_params = (params_w / weight).astype(params.dtype)
+                if failures or not np.isfinite(new_params).all():
+                    status = "diverged"
+                    message = (f"diverged in epoch {epoch}, round {round_}: "
+                               + (failure or "the averaged parameters are not finite"))
+                    raise _Stop
+                params = new_params
+                state = optim.OptState((slots_w / weight).astype(params.dtype),
+                                       scalars.copy())
+                loss_sum += loss_w / weight
+                round_ += 1
+            history["loss"].append(loss_sum / rounds_per_epoch)
+            n_epochs += 1
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(loss=f"{history['loss'][-1]:.4g}")
+    except _Stop:
+        pass
+    except KeyboardInterrupt:
+        status = "interrupted"
+        message = f"interrupted in epoch {n_epochs} after {round_} rounds in all"
+    finally:
+        if bar is not None:
+            bar.close()
+    return FitResult(params, history, n_epochs, _best_epoch(history["loss"]), status, message,
+                     state)
+
+
+class _Stop(Exception):
+    """Ends the rounds early (divergence)."""
+
