@@ -76,10 +76,15 @@ def _writeable_chunk(X, target, weights, first_row, total):
 
 def _prepare_chunk(model, dtype, X, y, sample_weight, first_row):
     """A :class:`Chunk` from one row block (validated and scanned once)."""
+    w = None if sample_weight is None else np.asarray(sample_weight)
+    # A chunk whose weights are all 0 is valid (the data set's total is checked
+    # apart); the scan, which refuses a zero total, checks its X and y alone.
+    unweighted = w is not None and w.shape == (len(X),) and not w.any()
     data = _Data(model, np.zeros(model.n_params, dtype), np.asarray(X), np.asarray(y),
-                 None if sample_weight is None else np.asarray(sample_weight), "", first_row)
+                 None if unweighted else w, "", first_row)
     target = data.labels if data.labels.shape[0] else data.Y
-    weights = data.weights if data.weights.shape[0] else None
+    weights = (np.zeros(data.n, dtype) if unweighted
+               else data.weights if data.weights.shape[0] else None)
     total = float(data.n if weights is None else weights.sum(dtype=np.float64))
     return Chunk(data.X, target, weights, first_row, total)
 
@@ -276,9 +281,9 @@ class ChunkedData:
     def _task_sums(self, groups, leaf, packed):
         """The workers' nodes through one task per worker (scheduled by Dask)."""
         tasks = [self.client.submit(_held_sums, leaf, [self._futures[i] for i in idx], idx,
-                                    self.n_chunks, threads, packed,
-                                    workers=None if addr is None else [addr],
-                                    allow_other_workers=True, pure=False)
+                                    self.n_chunks, threads, packed, pure=False,
+                                    **({} if addr is None else
+                                       dict(workers=[addr], allow_other_workers=True)))
                  for addr, threads, idx in groups]
         try:
             done = self.client.gather(tasks)

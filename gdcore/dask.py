@@ -380,7 +380,7 @@ def _run_rounds(model, params, data, optimizer, epochs, batch_size, seed, l2, lo
                                      round_, l2)
                 loss_w, params_w, slots_w, weight, failures = total.sums
                 scalars, failure = total.firsts
-                new_params = (params_w / weight).astype(params.dtype)
+                new_params = None if failures else (params_w / weight).astype(params.dtype)
                 if failures or not np.isfinite(new_params).all():
                     status = "diverged"
                     message = (f"diverged in epoch {epoch}, round {round_}: "
