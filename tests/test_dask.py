@@ -34,7 +34,7 @@ N, D, ROWS = 2400, 6, 300  # 8 chunks
 
 def cluster(n_workers, processes, threads=1):
     return LocalCluster(n_workers=n_workers, threads_per_worker=threads, processes=processes,
-                        dashboard_address=None, silence_logs=logging.CRITICAL)
+                        dashboard_address=":0", silence_logs=logging.CRITICAL)
 
 
 def problem(loss="cross_entropy", n_outputs=3, seed=0, dtype=np.float64):

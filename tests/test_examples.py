@@ -89,3 +89,14 @@ def test_sklearn_dropin_grid_search_agrees_with_scikit_learn(capsys):
     assert ours["accuracy"] > 0.9
     assert set(ours["predictions"]) <= set(load_example("sklearn_dropin").NAMES)
     assert "faster" in capsys.readouterr().out
+
+
+def test_dask_cluster_trains_on_chunks_it_never_gathers():
+    pytest.importorskip("distributed")
+    got = load_example("dask_cluster").main(["--rows", "20000", "--chunk-rows", "5000"])
+    assert got["lbfgs"].success
+    np.testing.assert_allclose(got["weights"], np.linspace(-1.5, 1.5, 20), atol=0.15)
+    history = got["fit"].history["loss"]
+    assert got["fit"].status == "completed" and len(history) == 3
+    assert history[-1] < history[0]
+    assert got["accuracy"] > 0.8
