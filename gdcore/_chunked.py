@@ -127,6 +127,8 @@ def check_rows_only(X):
 def _scheduler_of(client):
     """``(client, get)``: a distributed client, or None and a local scheduler's get."""
     if client is not None:
+        if type(client).__name__ != "Client" or not hasattr(client, "submit"):
+            raise TypeError(f"client must be a distributed.Client or None, got {client!r}")
         return client, None
     get = dask.base.get_scheduler()
     owner = getattr(get, "__self__", None)
@@ -297,10 +299,6 @@ class ChunkedData:
                 self._placement = self._servers = None
         return parts
 
-    def blocks_of(self):
-        """The ``Chunk`` futures (on a cluster) or objects (locally), in row order."""
-        return self._local if self.client is None else self._futures
-
     def release(self):
         """Let Dask free the chunks (they are freed too when this object is)."""
         if self.client is not None:
@@ -379,8 +377,3 @@ class _ChunkServer:
         values = await asyncio.get_running_loop().run_in_executor(
             _dispatch, _leaf_values, leaf, chunks, indices, threads, packed.value)
         return _tree.held_nodes(dict(zip(indices, values)), n)
-
-
-def as_dtype(dtype):
-    """The compute dtype: float32 or float64."""
-    return _validate.float_dtype(dtype)

@@ -25,6 +25,7 @@ types may round differently.
 """
 
 import math
+import threading
 
 import numpy as np
 
@@ -243,6 +244,7 @@ class _RoundPlan:
         self.seed, self.steps, self.batch_size = seed, steps, batch_size
 
     def rows(self, chunk_index, n_rows, round_):
+        """Row indices (within the chunk) of round ``round_``'s local steps, in order."""
         count = self.steps * self.batch_size
         start = round_ * count
         out = np.empty(count, dtype=np.int64)
@@ -250,10 +252,28 @@ class _RoundPlan:
         while done < count:
             pass_, pos = divmod(start + done, n_rows)
             take = min(count - done, n_rows - pos)
-            perm = np.random.default_rng([self.seed, chunk_index, pass_]).permutation(n_rows)
-            out[done:done + take] = perm[pos:pos + take]
+            out[done:done + take] = self._order(chunk_index, pass_, n_rows)[pos:pos + take]
             done += take
         return out
+
+    def _order(self, chunk_index, pass_, n_rows):
+        # A pass lasts many rounds: its order is drawn once per process and kept.
+        key = (self.seed, chunk_index, pass_, n_rows)
+        with _orders_lock:  # a worker's threads run chunks side by side
+            order = _orders.get(key)
+        if order is None:
+            order = np.random.default_rng([self.seed, chunk_index, pass_]).permutation(n_rows)
+            with _orders_lock:
+                if len(_orders) >= _MAX_ORDERS:
+                    del _orders[next(iter(_orders))]
+                _orders[key] = order
+        return order
+
+
+# The orders of the passes drawn last in this process (a worker's), oldest first.
+_orders = {}
+_orders_lock = threading.Lock()
+_MAX_ORDERS = 256
 
 
 def _local_steps(chunk, index, model, params, state, optimizer, plan, round_, l2):
