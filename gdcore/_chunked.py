@@ -126,13 +126,17 @@ def check_rows_only(X):
 
 def _scheduler_of(client):
     """``(client, get)``: a distributed client, or None and a local scheduler's get."""
+    try:
+        from distributed import Client
+    except ImportError:  # Dask's local schedulers only
+        Client = ()
     if client is not None:
-        if type(client).__name__ != "Client" or not hasattr(client, "submit"):
+        if not isinstance(client, Client):
             raise TypeError(f"client must be a distributed.Client or None, got {client!r}")
         return client, None
     get = dask.base.get_scheduler()
     owner = getattr(get, "__self__", None)
-    if owner is not None and type(owner).__name__ == "Client":
+    if isinstance(owner, Client):  # the current client
         return owner, None
     return None, get or dask.threaded.get
 

@@ -26,8 +26,12 @@ import dask.array as da  # noqa: E402
 import scipy.optimize  # noqa: E402
 from distributed import Client, LocalCluster  # noqa: E402
 
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
 import gdcore as gd  # noqa: E402
 import gdcore.dask as gdd  # noqa: E402
+import reference as ref  # noqa: E402
 
 N, D, ROWS = 2400, 6, 300  # 8 chunks
 
@@ -78,6 +82,33 @@ def test_objective_equals_value_and_grad_on_the_whole_data(loss, n_outputs, weig
     np.testing.assert_allclose(got_g, want_g, rtol=1e-12, atol=1e-12 * np.abs(want_g).max())
     assert obj.n_evaluations == 1 and obj.n_chunks == N // ROWS and obj.n_samples == N
     assert obj.total_weight == pytest.approx(N if w is None else w.sum(), rel=1e-12)
+
+
+@settings(max_examples=30, deadline=None)
+@given(data=st.data(), dtype=st.sampled_from([np.float64, np.float32]),
+       loss=st.sampled_from(ref.LOSSES), activation=st.sampled_from(ref.HIDDEN_ACTIVATIONS))
+def test_random_models_and_chunkings_agree_with_value_and_grad(data, dtype, loss, activation):
+    hidden = data.draw(st.lists(st.integers(1, 6), max_size=2), label="hidden")
+    n_in, n_out = data.draw(st.integers(1, 5)), data.draw(st.integers(2, 4))
+    model = gd.mlp([n_in, *hidden, n_out], activation=activation, loss=loss)
+    chunks = tuple(data.draw(st.lists(st.integers(1, 20), min_size=1, max_size=6),
+                             label="chunks"))
+    n = sum(chunks)
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1), label="seed"))
+    X = rng.standard_normal((n, n_in))
+    y = (rng.integers(0, n_out, n) if loss == "cross_entropy"
+         else rng.integers(0, 2, (n, n_out)).astype(float) if loss == "binary_cross_entropy"
+         else rng.standard_normal((n, n_out)))
+    w = rng.uniform(0.1, 2, n) if data.draw(st.booleans(), label="weighted") else None
+    l2 = data.draw(st.sampled_from([0.0, 0.1]), label="l2")
+    p = gd.init(model, seed=rng, dtype=dtype)
+    Xd = da.from_array(X, chunks=(chunks, (n_in,)))
+    f, g = on_sync(gdd.objective, model, Xd, y, l2=l2, sample_weight=w, dtype=dtype)(p)
+    want_f, want_g = gd.value_and_grad(model, p, X, y, l2=l2, sample_weight=w)
+    rtol = 1e-12 if dtype == np.float64 else 2e-5
+    assert g.dtype == dtype
+    np.testing.assert_allclose(f, want_f, rtol=rtol, atol=rtol)
+    np.testing.assert_allclose(g, want_g, rtol=0, atol=10 * rtol * max(np.abs(want_g).max(), 1))
 
 
 def test_float32_objective_agrees_with_float32_value_and_grad():
@@ -353,3 +384,10 @@ def test_all_weights_zero_is_refused():
     Xd, yd, wd = chunked(X, y, np.zeros(N))
     with pytest.raises(ValueError, match="positive, finite sum"):
         on_sync(gdd.objective, model, Xd, yd, sample_weight=wd)
+
+
+def test_a_client_that_is_not_one_is_refused():
+    model, p, X, y = problem()
+    Xd, yd, _ = chunked(X, y)
+    with pytest.raises(TypeError, match="client must be a distributed.Client or None"):
+        gdd.objective(model, Xd, yd, client="tcp://127.0.0.1:8786")
