@@ -281,8 +281,9 @@ def _local_steps(chunk, index, model, params, state, optimizer, plan, round_, l2
     rows = plan.rows(index, chunk.n_rows, round_)
     weights = None if chunk.weights is None else chunk.weights[rows]
     if chunk.total == 0 or (weights is not None and not weights.any()):
-        # No weight, no step: the chunk keeps the round's start (with its weight, 0 or not).
-        return Partial((0.0, params.astype(np.float64) * chunk.total,
+        # No weight, no step: the chunk keeps the round's start (with its weight, 0 or
+        # not), and has no loss to report.
+        return Partial((0.0, 0.0, params.astype(np.float64) * chunk.total,
                         state.slots.astype(np.float64) * chunk.total, chunk.total, 0.0),
                        (None, None))
     res = _fit_in_memory(model, params, chunk.X[rows], chunk.target[rows],
@@ -291,9 +292,9 @@ def _local_steps(chunk, index, model, params, state, optimizer, plan, round_, l2
                          threads=1, progress=False)
     if res.status != "completed":
         message = f"chunk {index}: {res.message}"
-        return Partial((0.0, 0.0, 0.0, 0.0, 1.0), (None, message))
+        return Partial((0.0, 0.0, 0.0, 0.0, 0.0, 1.0), (None, message))
     w = chunk.total
-    return Partial((res.history["loss"][0] * w, res.params.astype(np.float64) * w,
+    return Partial((res.history["loss"][0] * w, w, res.params.astype(np.float64) * w,
                     res.opt_state.slots.astype(np.float64) * w, w, 0.0),
                    (res.opt_state.scalars, None))
 
@@ -394,11 +395,11 @@ def _run_rounds(model, params, data, optimizer, epochs, batch_size, seed, l2, lo
     round_ = 0
     try:
         for epoch in range(epochs):
-            loss_sum = 0.0
+            loss_sum, loss_rounds = 0.0, 0
             for _ in range(rounds_per_epoch):
                 total = data.map_sum(_local_steps, model, params, state, optimizer, plan,
                                      round_, l2)
-                loss_w, params_w, slots_w, weight, failures = total.sums
+                loss_w, loss_weight, params_w, slots_w, weight, failures = total.sums
                 scalars, failure = total.firsts
                 new_params = None if failures else (params_w / weight).astype(params.dtype)
                 if failures or not np.isfinite(new_params).all():
@@ -408,10 +409,12 @@ def _run_rounds(model, params, data, optimizer, epochs, batch_size, seed, l2, lo
                     raise _Stop
                 params = new_params
                 state = optim.OptState((slots_w / weight).astype(params.dtype),
-                                       scalars.copy())
-                loss_sum += loss_w / weight
+                                       np.array(state.scalars if scalars is None else scalars))
+                if loss_weight:  # some chunk stepped (the others' batches weighed 0)
+                    loss_sum += loss_w / loss_weight
+                    loss_rounds += 1
                 round_ += 1
-            history["loss"].append(loss_sum / rounds_per_epoch)
+            history["loss"].append(loss_sum / loss_rounds if loss_rounds else np.nan)
             n_epochs += 1
             if bar is not None:
                 bar.update(1)

@@ -287,6 +287,23 @@ def test_fit_trains_and_keeps_the_callers_params():
     assert gd.loss(model, res.params, X, y) < start
 
 
+@pytest.mark.bitwise
+def test_a_last_chunk_of_zero_weight_changes_no_bit_of_fit_or_objective():
+    model, p, X, y = problem()
+    w = np.ones(N)
+    w[-ROWS:] = 0
+    settings = dict(optimizer=gd.adam(1e-2), epochs=2, batch_size=16, local_steps=4,
+                    progress=False)
+    with_zeros = chunked(X, y, w)
+    without = chunked(X[:-ROWS], y[:-ROWS], w[:-ROWS])
+    a = on_sync(gdd.fit, model, p, *with_zeros[:2], sample_weight=with_zeros[2], **settings)
+    b = on_sync(gdd.fit, model, p, *without[:2], sample_weight=without[2], **settings)
+    assert np.array_equal(a.params, b.params) and a.history == b.history
+    f_a, g_a = on_sync(gdd.objective, model, *with_zeros[:2], sample_weight=with_zeros[2])(p)
+    f_b, g_b = on_sync(gdd.objective, model, *without[:2], sample_weight=without[2])(p)
+    assert f_a == f_b and np.array_equal(g_a, g_b)
+
+
 def test_fit_float32():
     model, p, X, y = problem(dtype=np.float32)
     Xd, yd, _ = chunked(X, y)
