@@ -30,6 +30,7 @@ from .fit import _Data
 try:
     import dask
     import dask.array as da
+    import dask.sizeof
 except ImportError:  # pragma: no cover - the dask extra is not installed
     raise ImportError("gdcore.dask needs Dask: pip install 'gdcore[dask]'") from None
 
@@ -89,10 +90,24 @@ def _prepare_chunk(model, dtype, X, y, sample_weight, first_row):
     return Chunk(data.X, target, weights, first_row, total)
 
 
-def _row_blocks(name, a, row_chunks, n_rows):
+def _prepared_or_error(*args):
+    """:func:`_prepare_chunk`, or the error it raised (to raise the lowest chunk's)."""
+    try:
+        return _prepare_chunk(*args)
+    except (TypeError, ValueError) as exc:
+        return exc
+
+
+@dask.sizeof.sizeof.register(Chunk)
+def _sizeof_chunk(chunk):
+    # What a worker's memory accounting (spilling, pausing, transfers) counts.
+    return sum(a.nbytes for a in (chunk.X, chunk.target, chunk.weights) if a is not None)
+
+
+def _row_blocks(name, a, row_chunks, n_rows, ndims=(1, 2)):
     """Row blocks of ``a`` (Dask or array-like) matching ``row_chunks``."""
     if isinstance(a, da.Array):
-        if a.ndim not in (1, 2) or a.shape[0] != n_rows:
+        if a.ndim not in ndims or a.shape[0] != n_rows:
             raise ValueError(f"{name} must have {n_rows} rows (as X), got shape {a.shape}")
         if a.chunks[0] != row_chunks:
             raise ValueError(f"{name} must be chunked by rows as X is, {row_chunks}; got "
@@ -103,20 +118,20 @@ def _row_blocks(name, a, row_chunks, n_rows):
                              f"{name}.rechunk({{1: -1}})")
         return list(a.to_delayed().ravel())
     a = np.asarray(a)
-    if a.ndim not in (1, 2) or a.shape[0] != n_rows:
+    if a.ndim not in ndims or a.shape[0] != n_rows:
         raise ValueError(f"{name} must have {n_rows} rows (as X), got shape {a.shape}")
     bounds = np.cumsum((0,) + row_chunks)
     return [a[lo:hi] for lo, hi in zip(bounds[:-1], bounds[1:])]
 
 
-def check_rows_only(X):
-    """Raise unless ``X`` is a 2-D Dask array of known chunk sizes, chunked by rows only."""
+def check_rows_only(X, known_rows=True):
+    """Raise unless ``X`` is a 2-D Dask array chunked by rows only (of known sizes)."""
     if not isinstance(X, da.Array):
         raise TypeError(f"X must be a dask array (dask.array.Array), got {type(X).__name__}; "
                         f"make one with dask.array.from_array(X, chunks=(rows, -1))")
     if X.ndim != 2:
         raise ValueError(f"X must be 2-D (n_samples, n_features), got shape {X.shape}")
-    if any(math.isnan(c) for c in X.chunks[0]) or math.isnan(X.shape[1]):
+    if math.isnan(X.shape[1]) or known_rows and any(math.isnan(c) for c in X.chunks[0]):
         raise ValueError("X has unknown chunk sizes; call X.compute_chunk_sizes() first")
     if len(X.chunks[1]) != 1:
         raise ValueError(f"X must be chunked by rows only (one chunk of columns), got "
@@ -181,31 +196,41 @@ class ChunkedData:
         xs = list(X.to_delayed().ravel())
         ys = _row_blocks("y", y, row_chunks, self.n_rows)
         ws = ([None] * self.n_chunks if sample_weight is None
-              else _row_blocks("sample_weight", sample_weight, row_chunks, self.n_rows))
-        prepare = dask.delayed(_prepare_chunk, pure=False)
+              else _row_blocks("sample_weight", sample_weight, row_chunks, self.n_rows,
+                               ndims=(1,)))
+        self.client, get = _scheduler_of(client)
+        # A bad chunk raises its error; when several are bad, the lowest one's,
+        # whichever finished first.
+        prepare = dask.delayed(_prepare_chunk if self.client else _prepared_or_error,
+                               pure=False)
         chunks = [prepare(model, dtype, x, yb, wb, first)
                   for x, yb, wb, first in zip(xs, ys, ws, self.first_rows)]
-        self.client, get = _scheduler_of(client)
+        self._released = False
         if self.client is None:
             self._local = list(dask.compute(*chunks, scheduler=get))
+            for chunk in self._local:
+                if isinstance(chunk, Exception):
+                    raise chunk
             self._get = get
             self._threads = dask.config.get("num_workers", None) or os.cpu_count() or 1
         else:
-            self._futures = self.client.compute(chunks)
-            self._wait_for_chunks()
             self._placement = self._servers = None
             self._server_futures = ()
+            self._futures = self.client.compute(chunks)
+            self._wait_for_chunks()
         self.total_weight = self.map_sum(_total_of).sums[0]
-        if not self.total_weight > 0:
+        if not (math.isfinite(self.total_weight) and self.total_weight > 0):
             raise ValueError(f"sample_weight must have a positive, finite sum, got "
                              f"{self.total_weight}")
 
     def _wait_for_chunks(self):
         from distributed import wait
         wait(self._futures)
-        for future in self._futures:  # the lowest failing chunk's error, as value_and_grad's
+        for future in self._futures:
             if future.status == "error":
-                future.result()
+                error = future.exception()
+                self.release()
+                raise error
 
     def _groups(self):
         """``[(worker address, nthreads, chunk indices)]``: who holds which chunks.
@@ -218,23 +243,37 @@ class ChunkedData:
         (:class:`_ChunkServer`), one per worker holding chunks.
         """
         if self._placement is None:
+            self._drop_servers()
             workers = self.client.scheduler_info()["workers"]
             who_has = self.client.who_has(self._futures)
             by_worker = {}
             for i, future in enumerate(self._futures):
                 holders = sorted(who_has.get(future.key, ()))
                 by_worker.setdefault(holders[0] if holders else None, []).append(i)
-            self._placement = [(addr, workers.get(addr, {}).get("nthreads", 1), idx)
-                               for addr, idx in sorted(by_worker.items(),
-                                                       key=lambda kv: kv[1][0])]
-            self._servers = None
+            placement = [(addr, workers.get(addr, {}).get("nthreads", 1), idx)
+                         for addr, idx in sorted(by_worker.items(), key=lambda kv: kv[1][0])]
             if None not in by_worker:
-                servers = [self.client.submit(_ChunkServer, actor=True, workers=[addr],
-                                              allow_other_workers=False, pure=False)
-                           for addr, _, _ in self._placement]
-                self._servers = self.client.gather(servers)
-                self._server_futures = servers
+                self._start_servers([addr for addr, _, _ in placement])
+            self._placement = placement
         return self._placement
+
+    def _start_servers(self, addresses):
+        """One :class:`_ChunkServer` per address, or none if any fails to start in time."""
+        futures = [self.client.submit(_ChunkServer, actor=True, workers=[addr],
+                                      allow_other_workers=False, pure=False)
+                   for addr in addresses]
+        self._server_futures = futures
+        try:  # a worker gone since who_has would leave its server pending for ever
+            self._servers = [f.result(timeout=_SERVER_START_SECONDS) for f in futures]
+        except BaseException as exc:  # calls go by tasks
+            self._drop_servers()
+            if not isinstance(exc, Exception):
+                raise
+
+    def _drop_servers(self):
+        if self._server_futures:
+            self.client.cancel(list(self._server_futures))
+        self._servers, self._server_futures = None, ()
 
     def map_sum(self, leaf, *args):
         """``leaf(chunk, index, *args)`` -> Partial on every chunk, folded in tree order.
@@ -245,6 +284,8 @@ class ChunkedData:
             The same bits for any number of workers, threads or processes.
         """
         n = self.n_chunks
+        if self._released:
+            raise ValueError("the data were released (release()); make a new objective")
         if self.client is None:
             if self._get is dask.local.get_sync:
                 values = [leaf(chunk, i, *args) for i, chunk in enumerate(self._local)]
@@ -277,10 +318,12 @@ class ChunkedData:
                                  threads, packed)
                      for server, (_, threads, idx) in zip(self._servers, groups)]
             parts = [call.result() for call in calls]
-        except Exception:  # a server's worker lost, say; errors of leaf recur below
+        except (TypeError, ValueError):  # raised by leaf: bad parameters, say
+            raise
+        except Exception:  # a server's worker lost, say
             parts = [None]
         if any(part is None for part in parts):
-            self._placement = self._servers = None
+            self._placement = None
             return None
         return parts
 
@@ -300,15 +343,16 @@ class ChunkedData:
         for (addr, _, _), (ran_on, part) in zip(groups, done):
             parts.append(part)
             if ran_on != addr:
-                self._placement = self._servers = None
+                self._placement = None
         return parts
 
     def release(self):
         """Let Dask free the chunks (they are freed too when this object is)."""
         if self.client is not None:
-            self.client.cancel(list(self._futures) + list(self._server_futures))
-        self._futures = self._local = self._server_futures = ()
-        self._servers = None
+            self._drop_servers()
+            self.client.cancel(list(self._futures))
+        self._futures = self._local = ()
+        self._released = True
 
 
 def _total_of(chunk, index):
@@ -358,7 +402,8 @@ def _held_sums(leaf, chunks, indices, n, threads, packed):
     return get_worker().address, _tree.held_nodes(dict(zip(indices, values)), n)
 
 
-_dispatch = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="gdcore-server")
+# Seconds for a chunk server to start before calls go by tasks (see ChunkedData._groups).
+_SERVER_START_SECONDS = 30
 
 
 class _ChunkServer:
@@ -366,8 +411,14 @@ class _ChunkServer:
 
     Actor calls go from the client to the worker without the scheduler.  The
     chunks are looked up in the worker's store on its event loop (where the
-    worker itself reads and writes the store); the work runs in a thread.
+    worker itself reads and writes the store) one at a time as the work
+    needs them, so that spilled chunks come back from disk one by one; the
+    work runs in the server's own threads.
     """
+
+    def __init__(self):
+        self._threads = None
+        self._pool = None
 
     async def sums(self, leaf, keys, indices, n, threads, packed):
         """The nodes of :func:`_held_sums`, or None when a chunk is not on this worker."""
@@ -377,7 +428,21 @@ class _ChunkServer:
         data = get_worker().data
         if not all(key in data for key in keys):
             return None
-        chunks = [data[key] for key in keys]
-        values = await asyncio.get_running_loop().run_in_executor(
-            _dispatch, _leaf_values, leaf, chunks, indices, threads, packed.value)
+        if self._threads != threads:
+            self._pool = concurrent.futures.ThreadPoolExecutor(
+                threads, thread_name_prefix="gdcore-server")
+            self._threads = threads
+        loop = asyncio.get_running_loop()
+        values = []
+        for start in range(0, len(keys), threads):  # at most `threads` chunks at a time
+            batch = [(i, data[key]) for i, key in zip(indices[start:start + threads],
+                                                      keys[start:start + threads])]
+            values += await asyncio.gather(*(
+                loop.run_in_executor(self._pool, _call_leaf, leaf, chunk, i, packed.value)
+                for i, chunk in batch))
+            del batch
         return _tree.held_nodes(dict(zip(indices, values)), n)
+
+
+def _call_leaf(leaf, chunk, index, args):
+    return leaf(chunk, index, *args)

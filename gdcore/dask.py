@@ -123,7 +123,9 @@ class Objective:
         grad : ndarray of shape (n_params,)
             In the objective's dtype.
         """
-        params = _validate.params_array(self.model, np.asarray(params, dtype=self.dtype))
+        params = _validate.params_array(self.model, params)
+        if params.dtype != self.dtype:
+            params = params.astype(self.dtype)
         total = self._data.map_sum(_loss_grad_sums, self.model, params)
         self.n_evaluations += 1
         loss_sum, grad_sum = total.sums
@@ -131,7 +133,9 @@ class Objective:
         grad = grad_sum / self.total_weight
         if self.l2:
             weights = params.astype(np.float64) * self._mask
-            loss += 0.5 * self.l2 * float(weights @ weights)
+            # np.sum (pairwise, one thread), not a dot product: BLAS splits those
+            # by its thread count.
+            loss += 0.5 * self.l2 * float(np.sum(weights * weights))
             grad += self.l2 * weights
         return float(loss), grad.astype(self.dtype)
 
@@ -206,7 +210,7 @@ def predict(model, params, X):
     params : array-like of shape (n_params,)
         Its dtype is the compute dtype, as for :func:`gdcore.predict`.
     X : dask Array of shape (n_samples, n_inputs)
-        Chunked by rows only.
+        Chunked by rows only (row chunks of unknown size are fine).
 
     Returns
     -------
@@ -215,8 +219,8 @@ def predict(model, params, X):
         with NaN/Inf raises the error of :func:`gdcore.predict` when computed.
     """
     require_model(model)
-    params = _validate.params_array(model, params)
-    check_rows_only(X)
+    params = _validate.params_array(model, params).copy()  # the graph's own: computed later
+    check_rows_only(X, known_rows=False)
     if X.shape[1] != model.n_inputs:
         raise ValueError(f"X has {X.shape[1]} features but the model expects {model.n_inputs}")
     return X.map_blocks(_predict_block, model, params, dtype=params.dtype,
@@ -263,40 +267,52 @@ class _RoundPlan:
             order = _orders.get(key)
         if order is None:
             order = np.random.default_rng([self.seed, chunk_index, pass_]).permutation(n_rows)
+            if n_rows <= np.iinfo(np.int32).max:
+                order = order.astype(np.int32)
             with _orders_lock:
-                if len(_orders) >= _MAX_ORDERS:
-                    del _orders[next(iter(_orders))]
                 _orders[key] = order
+                while sum(o.nbytes for o in _orders.values()) > _ORDERS_BYTES and \
+                        len(_orders) > 1:
+                    del _orders[next(iter(_orders))]
         return order
 
 
-# The orders of the passes drawn last in this process (a worker's), oldest first.
+# The orders of the passes drawn last in this process (a worker's), oldest first,
+# up to this many bytes: a round needs its chunks' current passes only.
 _orders = {}
 _orders_lock = threading.Lock()
-_MAX_ORDERS = 256
+_ORDERS_BYTES = 64 << 20
 
 
 def _local_steps(chunk, index, model, params, state, optimizer, plan, round_, l2):
-    """A round on one chunk: ``plan.steps`` steps from ``(params, state)``, weighted by the chunk."""
+    """A round on one chunk: ``plan.steps`` steps from ``(params, state)``.
+
+    Returns the chunk's weighted loss and its weighted CHANGES of the
+    parameters and optimizer moments (a chunk that takes no step adds exact
+    zeros), and, as ``firsts``, the optimizer scalars after a full round of
+    steps (else after fewer: batches of zero weight take no step) and a
+    divergence message.
+    """
     rows = plan.rows(index, chunk.n_rows, round_)
     weights = None if chunk.weights is None else chunk.weights[rows]
-    if chunk.total == 0 or (weights is not None and not weights.any()):
-        # No weight, no step: the chunk keeps the round's start (with its weight, 0 or
-        # not), and has no loss to report.
-        return Partial((0.0, 0.0, params.astype(np.float64) * chunk.total,
-                        state.slots.astype(np.float64) * chunk.total, chunk.total, 0.0),
-                       (None, None))
+    w = chunk.total
+    if w == 0 or (weights is not None and not weights.any()):
+        return Partial((0.0, 0.0, 0.0, 0.0, w, 0.0), (None, None, None))
     res = _fit_in_memory(model, params, chunk.X[rows], chunk.target[rows],
                          optimizer=optimizer, epochs=1, batch_size=plan.batch_size,
                          shuffle=False, l2=l2, sample_weight=weights, opt_state=state,
                          threads=1, progress=False)
+    if res.status == "interrupted":  # Ctrl-C reached the fit in this thread
+        raise KeyboardInterrupt
     if res.status != "completed":
-        message = f"chunk {index}: {res.message}"
-        return Partial((0.0, 0.0, 0.0, 0.0, 0.0, 1.0), (None, message))
-    w = chunk.total
-    return Partial((res.history["loss"][0] * w, w, res.params.astype(np.float64) * w,
-                    res.opt_state.slots.astype(np.float64) * w, w, 0.0),
-                   (res.opt_state.scalars, None))
+        return Partial((0.0, 0.0, 0.0, 0.0, 0.0, 1.0),
+                       (None, None, f"chunk {index}: {res.message}"))
+    new = res.opt_state
+    full = new.step - state.step == plan.steps
+    change = (res.params.astype(np.float64) - params) * w
+    slots_change = (new.slots.astype(np.float64) - state.slots) * w
+    return Partial((res.history["loss"][0] * w, w, change, slots_change, w, 0.0),
+                   (new.scalars if full else None, new.scalars, None))
 
 
 def fit(model, params, X, y, optimizer=optim.adam(), epochs=10, batch_size=32, seed=0,
@@ -312,11 +328,15 @@ def fit(model, params, X, y, optimizer=optim.adam(), epochs=10, batch_size=32, s
        rows (its own shuffled passes, see below);
     2. the new parameters and optimizer moments are averaged over the chunks,
        weighted by each chunk's total sample weight (its rows without
-       weights), in the fixed tree order of the chunk indices.
+       weights), in the fixed tree order of the chunk indices (as the
+       start plus the average of the chunks' changes, so that a chunk that
+       took no step adds exact zeros).
 
     With one local step and plain SGD, a round is one step on the average of
     the chunks' mini-batch gradients.  The step count (and so the learning
-    rate schedule) advances by ``local_steps`` per round.
+    rate schedule) advances by ``local_steps`` per round (less when every
+    chunk met batches whose weights are all zero: those take no step, as in
+    :func:`gdcore.fit`; the count is then the lowest chunk's).
 
     An epoch is ``ceil(max rows of a chunk / (local_steps * batch_size))``
     rounds: each chunk sees its rows about once (a smaller chunk cycles more
@@ -335,7 +355,8 @@ def fit(model, params, X, y, optimizer=optim.adam(), epochs=10, batch_size=32, s
     optimizer : Optimizer or str, default ``gd.adam()``
     epochs : int, default 10
     batch_size : int, default 32
-        Rows per local step (at most a chunk's rows).
+        Rows per local step, at most the largest chunk's rows; a chunk with
+        fewer rows continues its batch into its next pass.
     seed : int, default 0
     l2 : float, default 0
         As in :func:`gdcore.fit`: added to every batch loss.
@@ -399,17 +420,20 @@ def _run_rounds(model, params, data, optimizer, epochs, batch_size, seed, l2, lo
             for _ in range(rounds_per_epoch):
                 total = data.map_sum(_local_steps, model, params, state, optimizer, plan,
                                      round_, l2)
-                loss_w, loss_weight, params_w, slots_w, weight, failures = total.sums
-                scalars, failure = total.firsts
-                new_params = None if failures else (params_w / weight).astype(params.dtype)
+                loss_w, loss_weight, change, slots_change, weight, failures = total.sums
+                full_scalars, some_scalars, failure = total.firsts
+                new_params = None if failures else (params + change / weight).astype(
+                    params.dtype)
                 if failures or not np.isfinite(new_params).all():
                     status = "diverged"
                     message = (f"diverged in epoch {epoch}, round {round_}: "
                                + (failure or "the averaged parameters are not finite"))
                     raise _Stop
+                scalars = next((s for s in (full_scalars, some_scalars, state.scalars)
+                                if s is not None))
                 params = new_params
-                state = optim.OptState((slots_w / weight).astype(params.dtype),
-                                       np.array(state.scalars if scalars is None else scalars))
+                state = optim.OptState((state.slots + slots_change / weight).astype(
+                    params.dtype), np.array(scalars))
                 if loss_weight:  # some chunk stepped (the others' batches weighed 0)
                     loss_sum += loss_w / loss_weight
                     loss_rounds += 1

@@ -14,6 +14,7 @@ import logging
 import os
 import re
 import signal
+import threading
 import time
 
 import numpy as np
@@ -31,6 +32,7 @@ from hypothesis import strategies as st  # noqa: E402
 
 import gdcore as gd  # noqa: E402
 import gdcore.dask as gdd  # noqa: E402
+from gdcore import _chunked  # noqa: E402
 import reference as ref  # noqa: E402
 
 N, D, ROWS = 2400, 6, 300  # 8 chunks
@@ -211,6 +213,11 @@ def test_bitwise_the_same_on_3_2_and_1_worker_processes():
     with cluster(3, processes=True) as c, Client(c) as client:
         assert_same_bits(results(model, p, Xd, yd, client=client), want_fit)
         obj = gdd.objective(model, Xd, yd, l2=1e-3, client=client)
+        obj(p)
+        assert obj._data._servers is not None  # calls go straight to the workers
+        tasks = []
+        task_sums = obj._data._task_sums
+        obj._data._task_sums = lambda *args: tasks.append(1) or task_sums(*args)
         for n_workers in (3, 2, 1):
             workers = sorted(client.scheduler_info()["workers"])
             assert len(workers) == n_workers
@@ -222,7 +229,8 @@ def test_bitwise_the_same_on_3_2_and_1_worker_processes():
                 while len(client.scheduler_info()["workers"]) >= n_workers:
                     assert time.monotonic() < deadline, "the cluster did not scale down"
                     time.sleep(0.05)
-        assert obj.n_evaluations == 3
+        assert obj.n_evaluations == 4
+        assert len(tasks) <= 2  # only after a worker retired (its chunks moved)
 
 
 def test_a_worker_killed_during_lbfgs_changes_nothing():
@@ -408,3 +416,86 @@ def test_a_client_that_is_not_one_is_refused():
     Xd, yd, _ = chunked(X, y)
     with pytest.raises(TypeError, match="client must be a distributed.Client or None"):
         gdd.objective(model, Xd, yd, client="tcp://127.0.0.1:8786")
+
+
+def test_ctrl_c_during_a_fit_on_the_sync_scheduler_is_an_interruption():
+    # On the sync scheduler the chunks' steps run in the main thread, where the
+    # in-memory fit takes Ctrl-C as a request: it must end gdd.fit as one.
+    model, p, X, y = problem()
+    Xd, yd, _ = chunked(X, y)
+    timer = threading.Timer(1.5, os.kill, (os.getpid(), signal.SIGINT))
+    with dask.config.set(scheduler="sync"):
+        _chunked.ChunkedData(model, p.dtype, Xd, yd, None, None)  # compiled, before the clock
+        timer.start()
+        try:
+            res = gdd.fit(model, p, Xd, yd, epochs=10**6, local_steps=1, progress=False)
+        finally:
+            timer.cancel()
+    assert res.status == "interrupted", res.message
+    assert np.isfinite(res.params).all() and res.n_epochs == len(res.history["loss"])
+
+
+def test_dask_counts_a_chunks_arrays():
+    model, p, X, y = problem()
+    chunk = _chunked._prepare_chunk(model, np.float64, X[:100], y[:100], np.ones(100), 0)
+    assert dask.sizeof.sizeof(chunk) == X[:100].nbytes + 100 * 8 + 100 * 8
+
+
+def test_an_overflowing_total_weight_is_refused():
+    model, p, X, y = problem()
+    w = np.ones(N)
+    w[[0, ROWS]] = 1e308  # each chunk's total is finite, their sum is not
+    Xd, yd, wd = chunked(X, y, w)
+    with pytest.raises(ValueError, match="positive, finite sum, got inf"):
+        on_sync(gdd.objective, model, Xd, yd, sample_weight=wd)
+
+
+def test_predict_computes_nothing_until_asked_and_keeps_its_own_params():
+    model, p, X, _ = problem()
+    X[5, 0] = np.nan  # raises only when the first chunk is computed
+    q = p.copy()
+    P = gdd.predict(model, q, da.from_array(X, chunks=(ROWS, D)))
+    q[:] = 0  # after the call: the graph has its own copy
+    np.testing.assert_allclose(on_sync(P[ROWS:].compute), gd.predict(model, p, X[ROWS:]),
+                               rtol=1e-12, atol=1e-15)
+    with pytest.raises(ValueError, match=r"X contains NaN or Inf \(in sample 5\)"):
+        on_sync(P.compute)
+
+
+def test_l2_term_is_the_same_on_any_number_of_blas_threads():
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    model = gd.mlp([D, 150, 80, 3], loss="cross_entropy")  # over 10,000 weights
+    p = gd.init(model, seed=0)
+    _, _, X, y = problem()
+    obj = on_sync(gdd.objective, model, *chunked(X, y)[:2], l2=1.0)
+    with threadpoolctl.threadpool_limits(1):
+        one = obj(p)
+    with threadpoolctl.threadpool_limits(2):
+        two = obj(p)
+    assert one[0] == two[0] and np.array_equal(one[1], two[1])
+
+
+def test_the_lowest_bad_chunks_error_is_raised_on_the_threaded_scheduler():
+    model, p, X, y = problem()
+    for row in (2399, 1500, 301):
+        X[row, 1] = np.nan
+    Xd, yd, _ = chunked(X, y)
+    for _ in range(3):
+        with dask.config.set(scheduler="threads"):
+            with pytest.raises(ValueError, match=r"in sample 301\)"):
+                gdd.objective(model, Xd, yd)
+
+
+def test_a_released_objective_says_so():
+    model, p, X, y = problem()
+    obj = on_sync(gdd.objective, model, *chunked(X, y)[:2])
+    obj.release()
+    with pytest.raises(ValueError, match="released"):
+        obj(p)
+
+
+def test_sample_weight_must_be_one_dimensional():
+    model, p, X, y = problem()
+    with pytest.raises(ValueError, match=r"sample_weight must have 2400 rows .* \(2400, 1\)"):
+        on_sync(gdd.objective, model, da.from_array(X, chunks=(ROWS, D)), y,
+                sample_weight=np.ones((N, 1)))
