@@ -48,13 +48,13 @@ this process from the same function (bitwise the same blocks; checked).
    workers): median ms per ``obj(params)`` and ns per row; beside them the work
    of one chunk without Dask, in this process on one thread: ``gd.value_and_grad``
    on 250,000 rows, and NumPy's ``X @ w`` and ``X.T @ r`` (its memory-bound floor).
-4. **Larger than the workers' memory**: ~1.5 GB (9,375,000 x 20 float64, plus
+4. **Larger than the workers' memory**: 2.5 GB (15,000,000 x 20 float64, plus
    labels) written block by block to a ``.npy`` in a temporary directory
    (``np.lib.format.open_memmap``), read lazily in chunks of 250,000 rows
    (:class:`NpyRows`: each task opens the file with ``mmap_mode="r"`` and
    copies its rows -- ``da.from_array`` on the memmap itself would pickle
    the whole array into the graph), on a fresh ``LocalCluster(n_workers=2,
-   threads_per_worker=1, memory_limit="400MB")``: ``gdd.objective`` and
+   threads_per_worker=1, memory_limit="800MB")``: ``gdd.objective`` and
    ``gd.minimize(lbfgs, maxiter=5)``.  Runs in a child process (this script
    with ``--spill-child``) under a time limit, so a hung or killed cluster is
    reported, not waited for (after 240 s; 90 s with ``--quick``); reports the
@@ -63,7 +63,9 @@ this process from the same function (bitwise the same blocks; checked).
    failed, and what Dask's ``sizeof`` makes of a gdcore chunk.  The files are
    removed at the end.  (The workers import this script -- multiprocessing
    spawns them -- so scikit-learn and dask-ml are imported only where used:
-   a worker with gdcore loaded holds ~175 MB of its 400 MB before any data.)
+   a worker with gdcore loaded holds ~175 MB before any data; Dask's
+   spill target is 60% of ``memory_limit`` for the data on top of that, so a
+   400 MB limit leaves the workers no room and gets them restarted.)
 
 Timings are tagged with the CPU load of processes outside this benchmark
 (the worker processes are its children and count as its own); figures taken
@@ -76,7 +78,7 @@ under 20 ms per evaluation at 16 chunks; the larger-than-memory run completes.
 Run ``.venv/bin/python bench/bench_dask.py`` (about 8 minutes on a 2-core
 machine, up to 4 of them in the larger-than-memory run when it hangs),
 ``--quick`` for a check in about 2 minutes (no 2M fit, no 1e7 rows, fewer
-repeats, a 0.9 GB file for the larger-than-memory run), ``--skip-spill`` to
+repeats, a 2.0 GB file for the larger-than-memory run), ``--skip-spill`` to
 leave that run out.  Results also go
 to ``bench/results/dask.json``.
 """
@@ -140,10 +142,10 @@ OVERHEAD_TARGET_CHUNKS = 16
 SCALING_CHUNK = 250_000
 SCALING_ROWS = (100_000, 1_000_000, 10_000_000)
 
-SPILL_ROWS = 9_375_000  # x 20 float64 = 1.5 GB
-SPILL_ROWS_QUICK = 5_625_000  # 0.9 GB: still more than the 2 x 400 MB given to the workers
+SPILL_ROWS = 15_000_000  # x 21 float64 = 2.5 GB
+SPILL_ROWS_QUICK = 12_000_000  # 2.0 GB: still more than the 2 x 800 MB given to the workers
 SPILL_CHUNK = 250_000
-SPILL_MEMORY_LIMIT = "400MB"
+SPILL_MEMORY_LIMIT = "800MB"
 SPILL_MAXITER = 5
 SPILL_TIMEOUT = 300  # s (--quick: 150); the child reports a hang at 60 s less
 SPILL_TIMEOUT_QUICK = 150
@@ -836,7 +838,7 @@ def verdicts_of(fits, overhead, spill):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true",
-                        help="200k fit only, no 1e7 rows, fewer repeats, a 0.9 GB spill file")
+                        help="200k fit only, no 1e7 rows, fewer repeats, a 2.0 GB spill file")
     parser.add_argument("--skip-spill", action="store_true",
                         help="leave out the larger-than-memory run")
     parser.add_argument("--spill-child", nargs=4, metavar=("DIR", "ROWS", "CHUNK", "DEADLINE"),

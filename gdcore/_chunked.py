@@ -9,12 +9,15 @@ this process under Dask's local schedulers.
 
 :meth:`ChunkedData.map_sum` runs a function on every chunk and adds the
 results up in the fixed tree order of :mod:`gdcore._tree`.  On a cluster it
-sends ONE task per worker, which computes that worker's chunks (on the
-worker's threads) and folds them as far as the tree allows; the caller
-completes the tree.  The arguments (the parameters) thus cross the network
-once per worker per call, and the result does not depend on where the chunks
-are or how many workers there are.  A worker lost mid-call: Dask recomputes
-its chunks from the graph and reruns its task elsewhere.
+calls a chunk server on each worker holding chunks (a Dask actor: the call
+goes to the worker without the scheduler), which runs the function on that
+worker's chunks, a few at a time (its threads), and folds them as far as the
+tree allows; the caller completes the tree.  The arguments (the parameters)
+thus cross the network once per worker per call, and the result does not
+depend on where the chunks are or how many workers there are.  When a server
+cannot serve (a worker lost, a chunk moved), the call runs as one scheduled
+task per chunk instead: Dask recomputes lost chunks from the graph and reruns
+tasks of lost workers.
 """
 
 import concurrent.futures
@@ -328,23 +331,30 @@ class ChunkedData:
         return parts
 
     def _task_sums(self, groups, leaf, packed):
-        """The workers' nodes through one task per worker (scheduled by Dask)."""
-        tasks = [self.client.submit(_held_sums, leaf, [self._futures[i] for i in idx], idx,
-                                    self.n_chunks, threads, packed, pure=False,
-                                    **({} if addr is None else
-                                       dict(workers=[addr], allow_other_workers=True)))
-                 for addr, threads, idx in groups]
+        """The chunks' values through one scheduled task per chunk, as nodes.
+
+        The fallback path: slower than the servers (a task costs a scheduler
+        round trip) but Dask's own, which recomputes lost chunks, moves data
+        and loads no more than a chunk per worker thread at a time.
+        """
+        tasks, where = [], {}
+        for addr, _, idx in groups:
+            for i in idx:
+                where[i] = addr
+                tasks.append(self.client.submit(
+                    _chunk_value, leaf, self._futures[i], i, packed, pure=False,
+                    **({} if addr is None else dict(workers=[addr], allow_other_workers=True))))
         try:
             done = self.client.gather(tasks)
         except BaseException:
             self.client.cancel(tasks)
             raise
-        parts = []
-        for (addr, _, _), (ran_on, part) in zip(groups, done):
-            parts.append(part)
-            if ran_on != addr:
+        leaves = {}
+        for i, ran_on, value in done:
+            leaves[i] = value
+            if ran_on != where[i]:
                 self._placement = None
-        return parts
+        return [_tree.held_nodes(leaves, self.n_chunks)]
 
     def release(self):
         """Let Dask free the chunks (they are freed too when this object is)."""
@@ -385,21 +395,10 @@ class _Opaque:
         return _Opaque, (self.value,)
 
 
-def _leaf_values(leaf, chunks, indices, threads, args):
-    if threads > 1 and len(chunks) > 1:
-        return list(_pool(threads).map(lambda ic: leaf(ic[1], ic[0], *args),
-                                       zip(indices, chunks)))
-    return [leaf(chunk, i, *args) for i, chunk in zip(indices, chunks)]
-
-
-def _held_sums(leaf, chunks, indices, n, threads, packed):
-    """A worker's task: ``leaf`` on the chunks it holds, folded as far as the tree allows.
-
-    Returns the worker's address (see :meth:`ChunkedData._groups`) and the nodes.
-    """
+def _chunk_value(leaf, chunk, index, packed):
+    """A task of the fallback path: ``(index, worker address, leaf's value)`` of one chunk."""
     from distributed import get_worker
-    values = _leaf_values(leaf, chunks, indices, threads, packed.value)
-    return get_worker().address, _tree.held_nodes(dict(zip(indices, values)), n)
+    return index, get_worker().address, leaf(chunk, index, *packed.value)
 
 
 # Seconds for a chunk server to start before calls go by tasks (see ChunkedData._groups).
@@ -421,7 +420,10 @@ class _ChunkServer:
         self._pool = None
 
     async def sums(self, leaf, keys, indices, n, threads, packed):
-        """The nodes of :func:`_held_sums`, or None when a chunk is not on this worker."""
+        """The largest tree nodes of the chunks ``keys`` (:func:`gdcore._tree.held_nodes`).
+
+        None when a chunk is not on this worker.
+        """
         import asyncio
 
         from distributed import get_worker
