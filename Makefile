@@ -63,6 +63,7 @@ bench: $(STAMP)-bench
 	$(PY) bench/bench_threads.py
 	$(PY) bench/bench_startup.py
 	$(PY) bench/bench_sklearn.py
+	$(PY) bench/bench_dask.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis gdcore/_aot_kernels_*
