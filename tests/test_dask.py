@@ -255,6 +255,40 @@ def test_a_worker_killed_during_lbfgs_changes_nothing():
     assert got.nit == want.nit and got.fun == want.fun and np.array_equal(got.x, want.x)
 
 
+def test_a_worker_killed_while_fit_runs_changes_nothing(monkeypatch):
+    model, p, X, y = problem()
+    Xd, yd, _ = chunked(X, y)
+    settings = dict(optimizer=gd.adam(1e-2), epochs=30, batch_size=16, local_steps=4)
+    want = on_sync(gdd.fit, model, p, Xd, yd, progress=False, **settings)
+    killed = []
+
+    class KillerBar:  # stands for the progress bar: after epoch 2, a kill 20 ms later,
+        def __init__(self, victim):  # most likely inside a call to the chunk servers
+            self.victim, self.epochs = victim, 0
+
+        def update(self, n):
+            self.epochs += n
+            if self.epochs == 2:
+                threading.Timer(0.02, lambda: (os.kill(self.victim, signal.SIGKILL),
+                                               killed.append(time.monotonic()))).start()
+
+        def set_postfix(self, **kwargs):
+            pass
+
+        def close(self):
+            pass
+
+    with cluster(2, processes=True) as c, Client(c) as client:
+        pid = client.run(os.getpid)
+        monkeypatch.setattr(gdd, "_progress_bar",
+                            lambda progress, epochs: KillerBar(pid[sorted(pid)[0]]))
+        got = gdd.fit(model, p, Xd, yd, client=client, **settings)
+        ended = time.monotonic()
+    assert killed and killed[0] < ended, "the fit ended before the worker was killed"
+    assert got.status == "completed" and got.history == want.history
+    assert np.array_equal(got.params, want.params)
+
+
 # ------------------------------------------------------------------------ fit
 
 def test_one_round_of_plain_sgd_is_a_step_on_the_chunks_weighted_mean_gradient():
