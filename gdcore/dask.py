@@ -26,15 +26,17 @@ types may round differently.
 
 import math
 import threading
+import time
 
 import numpy as np
 
 from . import _validate, optim
 from ._chunked import ChunkedData, check_rows_only
 from ._tree import Partial
-from .fit import FitResult, _best_epoch, _check_options, _progress_bar
+from .fit import FitResult, _check_options, _progress_bar, _Tracker, run_callbacks
 from .fit import fit as _fit_in_memory
 from .functional import predict as _predict_in_memory
+from .functional import loss as _loss_in_memory
 from .functional import value_and_grad
 from .model import require_model
 
@@ -316,7 +318,8 @@ def _local_steps(chunk, index, model, params, state, optimizer, plan, round_, l2
 
 
 def fit(model, params, X, y, optimizer=optim.adam(), epochs=10, batch_size=32, seed=0,
-        l2=0.0, sample_weight=None, local_steps=16, client=None, progress=None):
+        l2=0.0, sample_weight=None, local_steps=16, client=None, progress=None,
+        validation_data=None, early_stopping=None, callbacks=()):
     """Data-parallel training by local SGD with model averaging.
 
     The algorithm is synchronous local SGD (Stich, 2019; Lin et al., 2020),
@@ -367,14 +370,33 @@ def fit(model, params, X, y, optimizer=optim.adam(), epochs=10, batch_size=32, s
         By default the current client, else Dask's default local scheduler.
     progress : bool or None
         A tqdm bar over epochs, as for :func:`gdcore.fit`.
+    validation_data : tuple, optional
+        ``(X_val, y_val)`` or ``(X_val, y_val, sample_weight_val)``, chunked
+        by rows as for :func:`objective` (chunked apart from ``X``): its mean
+        loss (without the L2 term) after every epoch is ``val_loss`` in
+        ``history``, summed over its chunks as :func:`objective` sums.
+    early_stopping : int, optional
+        Stop after this many epochs in a row without a lower ``val_loss``
+        (``loss`` without validation data) and return the best epoch's
+        parameters and optimizer state.
+    callbacks : callable or sequence of callables
+        Called as ``cb(epoch, logs)`` after every epoch, as by
+        :func:`gdcore.fit` (``logs``: that epoch's history entries,
+        ``epoch_time`` and a copy of ``params``); ``StopIteration`` stops
+        training after that epoch, ``KeyboardInterrupt`` too (as an
+        interruption); any other exception propagates with the result so far
+        as its ``fit_result`` attribute.
 
     Returns
     -------
     FitResult
         ``history["loss"]``: per epoch, the mean of the chunks' local batch
-        losses (weighted by chunk).  ``status``:
+        losses (weighted by chunk), and ``val_loss`` with validation data.
+        ``status``:
 
         - ``"completed"``: after the last epoch;
+        - ``"early_stopped"``: of ``best_epoch``;
+        - ``"callback_stopped"``: after the epoch whose callback stopped;
         - ``"diverged"``: a chunk's step turned NaN/Inf; the parameters and
           state at the start of the failing round (the message names the
           epoch, round and chunk);
@@ -395,66 +417,139 @@ def fit(model, params, X, y, optimizer=optim.adam(), epochs=10, batch_size=32, s
     seed = _validate.nonnegative_int(seed, "seed")
     check_rows_only(X)
     max_rows = max(int(c) for c in X.chunks[0]) if X.shape[0] else 1
-    optimizer, epochs, batch_size, _, _, _, progress = _check_options(
-        epochs, batch_size, max_rows, True, None, (), progress, None, optimizer)
+    optimizer, epochs, batch_size, _, early_stopping, callbacks, progress = _check_options(
+        epochs, batch_size, max_rows, True, early_stopping, callbacks, progress, None,
+        optimizer)
+    if validation_data is not None and (not isinstance(validation_data, (tuple, list))
+                                        or len(validation_data) not in (2, 3)):
+        raise TypeError("validation_data must be a tuple (X_val, y_val) or "
+                        "(X_val, y_val, sample_weight_val)")
     data = ChunkedData(model, params.dtype, X, y, sample_weight, client)
+    val = None
     try:
-        return _run_rounds(model, params, data, optimizer, epochs, batch_size, seed, l2,
-                           local_steps, max_rows, _progress_bar(progress, epochs))
+        if validation_data is not None:
+            Xv, yv, *wv = validation_data
+            try:
+                val = ChunkedData(model, params.dtype, Xv, yv, wv[0] if wv else None,
+                                  data.client)
+            except (TypeError, ValueError) as exc:
+                raise type(exc)(f"validation_data: {exc}") from None
+        rounds = _Rounds(model, data, val, optimizer, batch_size, seed, l2, local_steps,
+                         max_rows)
+        return rounds.run(params, epochs, early_stopping, callbacks,
+                          _progress_bar(progress, epochs))
     finally:
         data.release()
+        if val is not None:
+            val.release()
 
 
-def _run_rounds(model, params, data, optimizer, epochs, batch_size, seed, l2, local_steps,
-                max_rows, bar):
-    plan = _RoundPlan(seed, local_steps, batch_size)
-    rounds_per_epoch = math.ceil(max_rows / (local_steps * batch_size))
-    state = optimizer.init(params)
-    params = params.copy()
-    history = {"loss": []}
-    status, message, n_epochs = "completed", f"{epochs} epochs completed", 0
-    round_ = 0
-    try:
-        for epoch in range(epochs):
-            loss_sum, loss_rounds = 0.0, 0
-            for _ in range(rounds_per_epoch):
-                total = data.map_sum(_local_steps, model, params, state, optimizer, plan,
-                                     round_, l2)
-                loss_w, loss_weight, change, slots_change, weight, failures = total.sums
-                full_scalars, some_scalars, failure = total.firsts
-                new_params = None if failures else (params + change / weight).astype(
-                    params.dtype)
-                if failures or not np.isfinite(new_params).all():
-                    status = "diverged"
-                    message = (f"diverged in epoch {epoch}, round {round_}: "
-                               + (failure or "the averaged parameters are not finite"))
-                    raise _Stop
-                scalars = next((s for s in (full_scalars, some_scalars, state.scalars)
-                                if s is not None))
-                params = new_params
-                state = optim.OptState((state.slots + slots_change / weight).astype(
-                    params.dtype), np.array(scalars))
-                if loss_weight:  # some chunk stepped (the others' batches weighed 0)
-                    loss_sum += loss_w / loss_weight
-                    loss_rounds += 1
-                round_ += 1
-            history["loss"].append(loss_sum / loss_rounds if loss_rounds else np.nan)
-            n_epochs += 1
+def _loss_sums(chunk, index, model, params):
+    """The chunk's summed (weighted) loss, without L2."""
+    if chunk.total == 0:
+        return Partial((0.0,))
+    return Partial((_loss_in_memory(model, params, chunk.X, chunk.target,
+                                    sample_weight=chunk.weights, threads=1) * chunk.total,))
+
+
+class _Rounds:
+    """:func:`fit`'s loop: rounds of local steps, epochs, validation, stopping."""
+
+    def __init__(self, model, data, val, optimizer, batch_size, seed, l2, local_steps,
+                 max_rows):
+        self.model, self.data, self.val, self.optimizer, self.l2 = model, data, val, optimizer, l2
+        self.plan = _RoundPlan(seed, local_steps, batch_size)
+        self.rounds_per_epoch = math.ceil(max_rows / (local_steps * batch_size))
+        self.history = {"loss": []} if val is None else {"loss": [], "val_loss": []}
+
+    def round(self, params, state, round_):
+        """One round from ``(params, state)``: ``(params, state, loss or None)``.
+
+        Raises _Diverged when a chunk's step or the averaged parameters turn
+        NaN/Inf.
+        """
+        total = self.data.map_sum(_local_steps, self.model, params, state, self.optimizer,
+                                  self.plan, round_, self.l2)
+        loss_w, loss_weight, change, slots_change, weight, failures = total.sums
+        full_scalars, some_scalars, failure = total.firsts
+        new_params = None if failures else (params + change / weight).astype(params.dtype)
+        if failures or not np.isfinite(new_params).all():
+            raise _Diverged(failure or "the averaged parameters are not finite")
+        scalars = next(s for s in (full_scalars, some_scalars, state.scalars) if s is not None)
+        state = optim.OptState((state.slots + slots_change / weight).astype(params.dtype),
+                               np.array(scalars))
+        # No loss when no chunk stepped (every batch of the round weighed 0).
+        return new_params, state, (loss_w / loss_weight if loss_weight else None)
+
+    def val_loss(self, params):
+        return self.val.map_sum(_loss_sums, self.model, params).sums[0] / self.val.total_weight
+
+    def run(self, params, epochs, early_stopping, callbacks, bar):
+        history = self.history
+        state = self.optimizer.init(params)
+        params = params.copy()
+        monitor = "loss" if self.val is None else "val_loss"
+        tracker, best = _Tracker(maximize=False, delta=0.0), None
+        status, message, n_epochs, round_ = "completed", f"{epochs} epochs completed", 0, 0
+        try:
+            for epoch in range(epochs):
+                started = time.perf_counter()
+                losses = []
+                for _ in range(self.rounds_per_epoch):
+                    try:
+                        params, state, loss = self.round(params, state, round_)
+                    except _Diverged as exc:
+                        status = "diverged"
+                        message = f"diverged in epoch {epoch}, round {round_}: {exc}"
+                        return self._result(params, n_epochs, tracker, status, message, state)
+                    if loss is not None:
+                        losses.append(loss)
+                    round_ += 1
+                history["loss"].append(sum(losses) / len(losses) if losses else np.nan)
+                if self.val is not None:
+                    history["val_loss"].append(self.val_loss(params))
+                n_epochs += 1
+                if tracker.update(history[monitor][-1]):
+                    best = (n_epochs, params, state)
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix(**{k: f"{v[-1]:.4g}" for k, v in history.items()})
+                logs = {k: v[-1] for k, v in history.items()}
+                if callbacks and not self._call_back(callbacks, epoch, logs,
+                                                     time.perf_counter() - started,
+                                                     (n_epochs, params, state), tracker):
+                    status, message = "callback_stopped", f"a callback stopped after epoch {epoch}"
+                    break
+                if early_stopping is not None and tracker.waited >= early_stopping \
+                        and epoch + 1 < epochs:
+                    if best is not None:
+                        _, params, state = best
+                    status = "early_stopped"
+                    message = (f"no lower {monitor} for {early_stopping} epochs; returning "
+                               f"epoch {tracker.best_epoch(history[monitor])}'s parameters")
+                    break
+        except KeyboardInterrupt:
+            status = "interrupted"
+            message = f"interrupted in epoch {n_epochs} after {round_} rounds in all"
+        finally:
             if bar is not None:
-                bar.update(1)
-                bar.set_postfix(loss=f"{history['loss'][-1]:.4g}")
-    except _Stop:
-        pass
-    except KeyboardInterrupt:
-        status = "interrupted"
-        message = f"interrupted in epoch {n_epochs} after {round_} rounds in all"
-    finally:
-        if bar is not None:
-            bar.close()
-    return FitResult(params, history, n_epochs, _best_epoch(history["loss"]), status, message,
-                     state)
+                bar.close()
+        return self._result(params, n_epochs, tracker, status, message, state)
+
+    def _result(self, params, n_epochs, tracker, status, message, state):
+        monitor = "loss" if self.val is None else "val_loss"
+        history = {k: list(v) for k, v in self.history.items()}
+        return FitResult(params, history, n_epochs, tracker.best_epoch(history[monitor]),
+                         status, message, state)
+
+    def _call_back(self, callbacks, epoch, logs, seconds, done, tracker):
+        """Call every callback; False when one raised StopIteration (as :func:`gdcore.fit`)."""
+        def failed(params, n_epochs, state, message):
+            return self._result(params, n_epochs, tracker, "callback_failed", message, state)
+
+        return run_callbacks(callbacks, epoch, logs, seconds, done, failed)
 
 
-class _Stop(Exception):
-    """Ends the rounds early (divergence)."""
+class _Diverged(Exception):
+    """A round's step turned NaN/Inf (the message says where)."""
 

@@ -581,6 +581,38 @@ def fit(model, params, X, y, optimizer=adam(), epochs=10, batch_size=32, shuffle
                            _progress_bar(progress, epochs), lr_plateau)
 
 
+def run_callbacks(callbacks, epoch, logs, seconds, done, failed, ctrl_c=NEVER):
+    """Call every callback as ``cb(epoch, logs)``; False when one raised StopIteration.
+
+    ``done`` is ``(n_epochs, params, state)`` after ``epoch``.  Any other
+    exception propagates with ``failed(params, n_epochs, state, message)``
+    (a ``"callback_failed"`` FitResult, made of copies) as its ``fit_result``
+    attribute, and a note saying so.
+    """
+    cb_logs = dict(logs, epoch_time=seconds, params=done[1].copy())
+    cb = None
+    try:
+        with ctrl_c.user_code():
+            for cb in callbacks:
+                cb(epoch, cb_logs)
+    except StopIteration:
+        return False
+    except Exception as exc:
+        n_epochs, params, state = done
+        result = failed(params.copy(), n_epochs, state.copy(),
+                        f"callback {cb!r} raised {type(exc).__name__} after epoch {epoch}: "
+                        f"{exc}; returning the parameters of that epoch")
+        try:
+            exc.fit_result = result
+        except (AttributeError, TypeError):  # an exception class with __slots__
+            pass
+        if hasattr(exc, "add_note"):
+            exc.add_note(f"gdcore stopped training after epoch {epoch}; the exception's "
+                         f"fit_result attribute holds the {n_epochs} trained epochs")
+        raise
+    return True
+
+
 def _resumed_rng(state):
     """A Generator over a new bit generator in ``state`` (a ``bit_generator.state`` dict)."""
     try:
@@ -909,27 +941,8 @@ class _Trainer:
         Ctrl-C raises KeyboardInterrupt inside a callback, as outside fit.  Any
         other exception propagates with the result so far attached.
         """
-        cb_logs = dict(logs, epoch_time=seconds, params=done[1].copy())
-        cb = None
-        try:
-            with ctrl_c.user_code():
-                for cb in callbacks:
-                    cb(epoch, cb_logs)
-        except StopIteration:
-            return False
-        except Exception as exc:
-            n_epochs, params, state = done
-            result = FitResult(params.copy(), {k: list(v) for k, v in self.history.items()},
-                               n_epochs, best_epoch, "callback_failed",
-                               f"callback {cb!r} raised {type(exc).__name__} after epoch "
-                               f"{epoch}: {exc}; returning the parameters of that epoch",
-                               state.copy())
-            try:
-                exc.fit_result = result
-            except (AttributeError, TypeError):  # an exception class with __slots__
-                pass
-            if hasattr(exc, "add_note"):
-                exc.add_note(f"gdcore.fit stopped after epoch {epoch}; the exception's "
-                             f"fit_result attribute holds the {n_epochs} trained epochs")
-            raise
-        return True
+        def failed(params, n_epochs, state, message):
+            return FitResult(params, {k: list(v) for k, v in self.history.items()}, n_epochs,
+                             best_epoch, "callback_failed", message, state)
+
+        return run_callbacks(callbacks, epoch, logs, seconds, done, failed, ctrl_c)

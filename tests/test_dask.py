@@ -346,6 +346,41 @@ def test_a_last_chunk_of_zero_weight_changes_no_bit_of_fit_or_objective():
     assert f_a == f_b and np.array_equal(g_a, g_b)
 
 
+def test_fit_validation_early_stopping_and_callbacks():
+    model, p, X, y = problem()
+    Xd, yd, _ = chunked(X[:1800], y[:1800])
+    Xv, yv, _ = chunked(X[1800:], y[1800:], rows=250)
+    seen = []
+    settings = dict(optimizer=gd.adam(0.05), batch_size=32, local_steps=8, progress=False)
+    res = on_sync(gdd.fit, model, p, Xd, yd, epochs=40, validation_data=(Xv, yv),
+                  early_stopping=2, callbacks=lambda e, logs: seen.append((e, logs)), **settings)
+    val = res.history["val_loss"]
+    assert res.status == "early_stopped" and res.n_epochs == len(val) == len(seen) < 40
+    best = int(np.argmin(val))
+    assert res.best_epoch == best and res.n_epochs == best + 3  # two epochs without a lower one
+    np.testing.assert_allclose(val[best], gd.loss(model, res.params, X[1800:], y[1800:]),
+                               rtol=1e-12)  # the best epoch's parameters, its val_loss
+    assert seen[0][0] == 0 and set(seen[0][1]) == {"loss", "val_loss", "epoch_time", "params"}
+    assert np.array_equal(seen[best][1]["params"], res.params)
+
+    def stop_after_1(epoch, logs):
+        if epoch == 1:
+            raise StopIteration
+
+    stopped = on_sync(gdd.fit, model, p, Xd, yd, epochs=5, callbacks=stop_after_1, **settings)
+    assert stopped.status == "callback_stopped" and stopped.n_epochs == 2
+
+    def fails(epoch, logs):
+        raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError, match="boom") as raised:
+        on_sync(gdd.fit, model, p, Xd, yd, epochs=5, callbacks=fails, **settings)
+    assert raised.value.fit_result.status == "callback_failed"
+    assert raised.value.fit_result.n_epochs == 1
+    with pytest.raises(ValueError, match="validation_data: y must be chunked by rows"):
+        gdd.fit(model, p, Xd, yd, validation_data=(Xv, da.from_array(y[1800:], chunks=7)))
+
+
 def test_fit_float32():
     model, p, X, y = problem(dtype=np.float32)
     Xd, yd, _ = chunked(X, y)
