@@ -221,10 +221,14 @@ class ChunkedData:
             self._server_futures = ()
             self._futures = self.client.compute(chunks)
             self._wait_for_chunks()
-        self.total_weight = self.map_sum(_total_of).sums[0]
-        if not (math.isfinite(self.total_weight) and self.total_weight > 0):
-            raise ValueError(f"sample_weight must have a positive, finite sum, got "
-                             f"{self.total_weight}")
+        try:
+            self.total_weight = self.map_sum(_total_of).sums[0]
+            if not (math.isfinite(self.total_weight) and self.total_weight > 0):
+                raise ValueError(f"sample_weight must have a positive, finite sum, got "
+                                 f"{self.total_weight}")
+        except BaseException:
+            self.release()
+            raise
 
     def _wait_for_chunks(self):
         from distributed import wait
@@ -266,8 +270,10 @@ class ChunkedData:
                                       allow_other_workers=False, pure=False)
                    for addr in addresses]
         self._server_futures = futures
+        from distributed import wait
         try:  # a worker gone since who_has would leave its server pending for ever
-            self._servers = [f.result(timeout=_SERVER_START_SECONDS) for f in futures]
+            wait(futures, timeout=_SERVER_START_SECONDS)
+            self._servers = [f.result() for f in futures]
         except BaseException as exc:  # calls go by tasks
             self._drop_servers()
             if not isinstance(exc, Exception):
@@ -335,20 +341,26 @@ class ChunkedData:
 
         The fallback path: slower than the servers (a task costs a scheduler
         round trip) but Dask's own, which recomputes lost chunks, moves data
-        and loads no more than a chunk per worker thread at a time.
+        and loads no more than a chunk per worker thread at a time.  Every
+        chunk's value comes back to the client before the fold (for ``fit``,
+        two parameter-sized vectors per chunk).
         """
+        # The arguments go to the cluster once, not once per task.
+        args = self.client.scatter(packed, hash=False)
         tasks, where = [], {}
         for addr, _, idx in groups:
             for i in idx:
                 where[i] = addr
                 tasks.append(self.client.submit(
-                    _chunk_value, leaf, self._futures[i], i, packed, pure=False,
+                    _chunk_value, leaf, self._futures[i], i, args, pure=False,
                     **({} if addr is None else dict(workers=[addr], allow_other_workers=True))))
         try:
             done = self.client.gather(tasks)
         except BaseException:
             self.client.cancel(tasks)
             raise
+        finally:
+            self.client.cancel([args])
         leaves = {}
         for i, ran_on, value in done:
             leaves[i] = value
@@ -431,6 +443,8 @@ class _ChunkServer:
         if not all(key in data for key in keys):
             return None
         if self._threads != threads:
+            if self._pool is not None:
+                self._pool.shutdown(wait=False)
             self._pool = concurrent.futures.ThreadPoolExecutor(
                 threads, thread_name_prefix="gdcore-server")
             self._threads = threads

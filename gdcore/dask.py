@@ -387,6 +387,10 @@ def fit(model, params, X, y, optimizer=optim.adam(), epochs=10, batch_size=32, s
         interruption); any other exception propagates with the result so far
         as its ``fit_result`` attribute.
 
+    Unlike :func:`gdcore.fit`, the history has no ``lr`` and there is no
+    ``monitor``, ``min_delta``, ``restore_best``, ``lr_plateau`` or
+    ``opt_state`` resume.
+
     Returns
     -------
     FitResult
@@ -400,9 +404,11 @@ def fit(model, params, X, y, optimizer=optim.adam(), epochs=10, batch_size=32, s
         - ``"diverged"``: a chunk's step turned NaN/Inf; the parameters and
           state at the start of the failing round (the message names the
           epoch, round and chunk);
-        - ``"interrupted"``: Ctrl-C (``KeyboardInterrupt``) while a round
-          ran; its tasks are cancelled and the last averaged parameters and
-          state are returned.
+        - ``"interrupted"``: Ctrl-C (``KeyboardInterrupt``): the parameters
+          and state after the last completed round (which may lie inside an
+          unfinished epoch; ``n_epochs`` and ``history`` count completed
+          epochs).  The round under way is abandoned (its tasks cancelled;
+          calls to the chunk servers finish on the workers, unused).
 
         Bitwise the same for any number of workers for a given chunking and
         seed.
@@ -505,9 +511,12 @@ class _Rounds:
                     if loss is not None:
                         losses.append(loss)
                     round_ += 1
-                history["loss"].append(sum(losses) / len(losses) if losses else np.nan)
-                if self.val is not None:
-                    history["val_loss"].append(self.val_loss(params))
+                epoch_loss = sum(losses) / len(losses) if losses else np.nan
+                val_loss = None if self.val is None else self.val_loss(params)
+                # The history grows only by whole epochs (Ctrl-C may come in val_loss).
+                history["loss"].append(epoch_loss)
+                if val_loss is not None:
+                    history["val_loss"].append(val_loss)
                 n_epochs += 1
                 if tracker.update(history[monitor][-1]):
                     best = (n_epochs, params, state)
@@ -520,13 +529,16 @@ class _Rounds:
                                                      (n_epochs, params, state), tracker):
                     status, message = "callback_stopped", f"a callback stopped after epoch {epoch}"
                     break
-                if early_stopping is not None and tracker.waited >= early_stopping \
-                        and epoch + 1 < epochs:
+                if early_stopping is not None and tracker.waited >= early_stopping:
+                    status = "early_stopped"
                     if best is not None:
                         _, params, state = best
-                    status = "early_stopped"
-                    message = (f"no lower {monitor} for {early_stopping} epochs; returning "
-                               f"epoch {tracker.best_epoch(history[monitor])}'s parameters")
+                        message = (f"no lower {monitor} for {early_stopping} epochs; returning "
+                                   f"epoch {tracker.best_epoch(history[monitor])}'s parameters")
+                    else:
+                        message = (f"{monitor} was NaN or Inf in each of the {n_epochs} "
+                                   f"epochs; returning the parameters of the last one, "
+                                   f"epoch {n_epochs - 1}")
                     break
         except KeyboardInterrupt:
             status = "interrupted"

@@ -362,6 +362,10 @@ def test_fit_validation_early_stopping_and_callbacks():
                                rtol=1e-12)  # the best epoch's parameters, its val_loss
     assert seen[0][0] == 0 and set(seen[0][1]) == {"loss", "val_loss", "epoch_time", "params"}
     assert np.array_equal(seen[best][1]["params"], res.params)
+    # Patience running out on the last epoch is an early stop too (as in gd.fit).
+    last = on_sync(gdd.fit, model, p, Xd, yd, epochs=res.n_epochs, validation_data=(Xv, yv),
+                   early_stopping=2, **settings)
+    assert last.status == "early_stopped" and np.array_equal(last.params, res.params)
 
     def stop_after_1(epoch, logs):
         if epoch == 1:
