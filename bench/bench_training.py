@@ -491,8 +491,7 @@ def check_jax_steps(model, params, X, y, order, optimizer, kind, lr, batch, shuf
 # gdcore internals for the breakdown -----------------------------------------------------
 @numba.njit(cache=False)
 def _steps_loop(which, p0, params, spare, offsets, X, Y, labels, weights, loss_code, batch,
-                n_steps, code, hyper, lr, slots0, scalars0, slots, scalars, work, grad, tail,
-                acts):
+                n_steps, code, hyper, lr, slots0, scalars0, slots, scalars, work, grad, acts):
     """``n_steps`` steps over in-order batches: 0 gradient + update, 1 gradient, 2 update.
 
     The same kernel calls as ``run_epoch`` in storage order, minus its
@@ -512,24 +511,9 @@ def _steps_loop(which, p0, params, spare, offsets, X, Y, labels, weights, loss_c
             xb, yb, lb, wb = batch_views(X, Y, labels, weights, start, start + batch)
             vg_kernel(cur, offsets, xb, yb, lb, wb, loss_code, 0.0, work, grad, acts)
         if which != 1:
-            apply_update(code, hyper, lr, cur, grad, slots, scalars, nxt, *tail)
+            apply_update(code, hyper, lr, cur, grad, slots, scalars, nxt, False)
             cur, nxt = nxt, cur
     return cur[0]
-
-
-def update_tail(state):
-    """Arguments of ``apply_update`` after ``out``, as ``run_epoch`` passes them."""
-    names = list(inspect.signature(apply_update.py_func).parameters)
-    tail = []
-    for name in names[names.index("out") + 1:]:
-        if name == "inplace":
-            tail.append(False)
-        elif hasattr(state, name):
-            tail.append(getattr(state, name))
-        else:
-            raise TypeError(f"apply_update has an argument {name!r} this benchmark does "
-                            "not know")
-    return tuple(tail)
 
 
 def breakdown_fns(model, params, X, y, optimizer, batch, n_steps):
@@ -543,7 +527,6 @@ def breakdown_fns(model, params, X, y, optimizer, batch, n_steps):
         Y, labels = np.zeros((0, model.n_outputs), DTYPE), np.ascontiguousarray(y, np.int64)
     weights = np.zeros(0, DTYPE)
     state, fresh = optimizer.init(p), optimizer.init(p)
-    tail = update_tail(state)
     work = np.empty(batch * model.workspace_units, DTYPE)
     grad = np.empty_like(p)
     lr = float(optimizer.learning_rate)
@@ -553,7 +536,7 @@ def breakdown_fns(model, params, X, y, optimizer, batch, n_steps):
             _steps_loop(which, params, p, spare, model.offsets, Xk, Y, labels, weights,
                         model.loss_code, batch, n_steps, optimizer.code, optimizer.hyper, lr,
                         fresh.slots, fresh.scalars, state.slots, state.scalars, work, grad,
-                        tail, model.acts)
+                        model.acts)
         return call
 
     make(1)()  # a real gradient in ``grad`` for the update-only loop
@@ -567,15 +550,18 @@ def epoch_kernel_call(model, params, X, y, optimizer, batch, shuffle):
     permutation and learning-rate vector), without fit's validation and copies."""
     from gdcore.fit import _Data, _Trainer
     train = _Data(model, params, X, y, None, "")
-    trainer = _Trainer(model, params, train, None, optimizer, batch, shuffle, SEED, 0.0)
+    trainer = _Trainer(model, params, train, None, optimizer, batch, shuffle,
+                       np.random.default_rng(SEED) if shuffle else None, 0.0,
+                       l2_per_sample=False, state=optimizer.init(params), monitor="loss")
     fresh = optimizer.init(params)
 
     def call():
         # Restart from the same parameters, state and order on every call, as fit does.
         trainer.params[:] = params
-        for now, new in zip(trainer.state, fresh):
-            now[...] = new
-        trainer.rng = np.random.default_rng(SEED)
+        trainer.state.slots[...] = fresh.slots
+        trainer.state.scalars[...] = fresh.scalars
+        if shuffle:
+            trainer.rng = np.random.default_rng(SEED)
         status, steps, _, _ = trainer.epoch(1.0)
         assert status == 0 and steps == trainer.n_batches
 
