@@ -76,7 +76,6 @@ go to ``bench/results/training.json``.
 """
 
 import inspect
-import os
 import sys
 import tempfile
 import textwrap
@@ -89,6 +88,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _harness as harness  # noqa: E402  (bench/ is a folder of scripts, not a package)
+from _jax_peer import (JAX_MISSING, gdcore_flat, jax, jax_loss, jax_params,  # noqa: E402
+                       jax_targets, jax_threads_note, jnp, optax)
 from bench_value_and_grad import GemmsOnly, gemm_flops, torch_net  # noqa: E402
 
 import gdcore as gd  # noqa: E402
@@ -109,14 +110,6 @@ try:
     from sklearn.neural_network import MLPClassifier
 except ImportError:
     sklearn = None
-try:
-    import jax
-    import jax.numpy as jnp
-    import optax
-    jax.config.update("jax_platforms", "cpu")  # a CPU benchmark: never an accelerator
-except ImportError as exc:  # a missing peer is skipped, never faked
-    jax = None
-    JAX_MISSING = str(exc)
 
 DTYPE = np.float32
 SEED = 0
@@ -281,9 +274,6 @@ def torch_batches(model, X, y, order, batch):
 
 
 # JAX peer ------------------------------------------------------------------------------
-JAX_OUTPUTS = {"mse": "identity", "cross_entropy": "softmax"}  # the losses this peer knows
-
-
 def jax_label(kind):
     return f"JAX lax.scan epoch (optax.{kind})"
 
@@ -291,50 +281,35 @@ def jax_label(kind):
 class JaxTrainer:
     """JAX training: one epoch is a ``jax.lax.scan`` of optax steps inside one ``jax.jit``.
 
-    The network is gdcore's (ReLU hidden layers, ``x @ W + b`` with gdcore's
-    ``(n_in, n_out)`` weight blocks, so no transposes), started from the same
-    flat parameters through ``model.unpack``; the losses follow PyTorch's and
-    gdcore's conventions (mean over the batch: MSE, or softmax cross-entropy
-    from the logits); ``optax.sgd`` / ``optax.adam`` with gdcore's and
-    torch's hyperparameters.  The batches, in ``order``, are stacked
-    beforehand into ``(n_batches, batch, features)`` arrays; a last partial
-    batch would be one more step after the scan, inside the same compiled
-    function.  Each :meth:`epoch` restarts from the initial parameters and
-    optimizer state, as ``gd.fit`` does, and waits for the result (JAX
-    dispatches asynchronously).  Compiling happens in the constructor, ahead
-    of time (``jit(...).lower(...).compile()``), and is timed apart.
+    The network and loss are ``_jax_peer``'s (gdcore's network from the same
+    flat parameters through ``model.unpack``, mean losses as PyTorch's and
+    gdcore's; shared with ``bench_value_and_grad``'s ``JaxMLP``); ``optax.sgd``
+    / ``optax.adam`` with gdcore's and torch's hyperparameters.  The batches, in
+    ``order``, are stacked beforehand into ``(n_batches, batch, features)``
+    arrays; a last partial batch would be one more step after the scan, inside
+    the same compiled function.  Each :meth:`epoch` restarts from the initial
+    parameters and optimizer state, as ``gd.fit`` does, and waits for the
+    result (JAX dispatches asynchronously).  Compiling happens in the
+    constructor, ahead of time (``jit(...).lower(...).compile()``), and is
+    timed apart.
     """
 
     def __init__(self, model, params, X, y, order, batch, kind, lr):
-        hidden = {layer.activation for layer in model.layers[:-1]}
-        if hidden - {"relu"} or model.layers[-1].activation != JAX_OUTPUTS.get(model.loss):
-            raise NotImplementedError(f"JaxTrainer knows ReLU networks with mse or "
-                                      f"cross_entropy, not {model!r}")
+        loss = jax_loss(model)  # NotImplementedError for networks it does not know
         self.model, self.dtype = model, params.dtype
-        self.params0 = [(jnp.asarray(W), jnp.asarray(b)) for W, b in model.unpack(params)]
+        self.params0 = jax_params(model, params)
         # optax.adam's defaults (b1 0.9, b2 0.999, eps 1e-8 added to sqrt(v_hat), eps_root 0)
         # are gd.adam's and torch.optim.Adam's.
         opt = optax.sgd(lr) if kind == "sgd" else optax.adam(lr)
         self.state0 = opt.init(self.params0)
         Xo = X[order]
-        yo = y[order].reshape(-1, 1) if model.loss == "mse" else y[order].astype(np.int32)
+        yo = jax_targets(model, y[order])
         n_full = len(order) // batch * batch
         self.n_steps = -(-len(order) // batch)
         self.batches = (jnp.asarray(Xo[:n_full].reshape(-1, batch, X.shape[1])),
                         jnp.asarray(yo[:n_full].reshape(-1, batch, *yo.shape[1:])))
         self.tail = ((jnp.asarray(Xo[n_full:]), jnp.asarray(yo[n_full:]))
                      if n_full < len(order) else None)
-        mse = model.loss == "mse"
-
-        def loss(p, xb, yb):
-            a = xb
-            for W, b in p[:-1]:
-                a = jax.nn.relu(a @ W + b)
-            W, b = p[-1]
-            out = a @ W + b
-            if mse:
-                return jnp.mean((out - yb) ** 2)
-            return jnp.mean(optax.softmax_cross_entropy_with_integer_labels(out, yb))
 
         def step(carry, xy):
             p, s = carry
@@ -363,46 +338,7 @@ class JaxTrainer:
 
     def flat(self, trained):
         """Trained parameters (the first item of :meth:`epoch`'s result) in gdcore's layout."""
-        flat = np.empty(self.model.n_params, dtype=self.dtype)
-        for (W, b), (Wj, bj) in zip(self.model.unpack(flat), trained):
-            W[...] = np.asarray(Wj)
-            b[...] = np.asarray(bj)
-        return flat
-
-
-def xla_pool_threads():
-    """Threads of XLA's CPU intra-op pool (named ``tf_XLAEigen``), or None if unknown."""
-    x = jnp.ones((256, 256), jnp.float32)
-    (x @ x).block_until_ready()  # the backend and its pool exist after a first computation
-    try:
-        tasks = Path("/proc/self/task").iterdir()
-        return sum("XLAEigen" in (t / "comm").read_text() for t in tasks)
-    except OSError:
-        return None
-
-
-def jax_threads_note(gdcore_threads):
-    """Print what JAX's CPU backend runs on, next to gdcore's BLAS thread count."""
-    pool = xla_pool_threads()
-    flags = os.environ.get("XLA_FLAGS")
-    line = (f"JAX {jax.__version__} (jaxlib {jaxlib_version()}, optax {optax.__version__}): "
-            f"{jax.devices()[0].platform} backend, float32; XLA's CPU intra-op pool "
-            f"{pool if pool is not None else 'unknown'} threads (its default: one per usable "
-            f"core), XLA_FLAGS={flags or 'not set'}")
-    if pool == gdcore_threads:
-        line += f"; gdcore's BLAS {gdcore_threads} threads: the same, left as is"
-    else:
-        line += (f"; NOTE gdcore's BLAS uses {gdcore_threads}: not matched (XLA_FLAGS="
-                 "'--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=N' "
-                 "before the run would)")
-    print(line)
-    return {"jax": jax.__version__, "jaxlib": jaxlib_version(), "optax": optax.__version__,
-            "xla_pool_threads": pool, "XLA_FLAGS": flags}
-
-
-def jaxlib_version():
-    import jaxlib
-    return jaxlib.__version__
+        return gdcore_flat(self.model, trained, self.dtype)
 
 
 # Agreement --------------------------------------------------------------------------------

@@ -5,6 +5,16 @@ Compares ``gdcore.value_and_grad(model, params, X, y)`` with
 * a plain-NumPy forward/backward written below (same math, ``np.matmul``);
 * PyTorch autograd (float32, as many intra-op threads as NumPy's BLAS uses),
   when torch is installed; otherwise it is skipped with a note;
+* JAX (issue 15): ``jax.jit(jax.value_and_grad(loss))`` on the CPU backend,
+  float32, the network and mean loss of ``_jax_peer`` (shared with
+  ``bench_training``'s ``JaxTrainer``) from the same flat parameters; the
+  batch and parameters are JAX arrays made beforehand (as torch's tensors),
+  each call waits for its result (``block_until_ready``) and returns the
+  gradient as JAX's list of ``(W, b)`` arrays.  Compiled ahead of time
+  (``jit(...).lower(...).compile()``), that time printed apart from the
+  steady state; XLA's intra-op pool threads printed beside gdcore's BLAS
+  threads.  A missing JAX is skipped with a note.  Every case is float32, so
+  ``jax_enable_x64`` stays off;
 * gdcore's compiled kernel called directly on prepared arrays ("kernel only"),
   which isolates the cost of gdcore's Python layer (validation, allocation);
 * the bare GEMMs of the pass through ``np.matmul`` ("GEMMs only"): the floor
@@ -13,7 +23,7 @@ Compares ``gdcore.value_and_grad(model, params, X, y)`` with
 on two float32 networks: a small 10-32-1 ReLU regressor (mse, batch 32) and an
 MNIST-sized 784-256-128-10 ReLU classifier (cross_entropy on integer labels,
 batch 128).  Before anything is timed, gdcore's loss and gradient are checked
-against NumPy's and torch's computed from identical parameters.
+against NumPy's, torch's and JAX's computed from identical parameters.
 
 Reported: µs per call (median of per-block means; implementations take turns,
 see :func:`_harness.time_side_by_side`, and blocks disturbed by other
@@ -36,6 +46,7 @@ busy neighbour slows 2-thread BLAS and torch by 10-50x.
 import sys
 import tempfile
 import textwrap
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,6 +54,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _harness as harness  # noqa: E402  (bench/ is a folder of scripts, not a package)
+from _jax_peer import (JAX_MISSING, gdcore_flat, jax, jax_loss, jax_params,  # noqa: E402
+                       jax_targets, jax_threads_note, jnp)
 
 import gdcore  # noqa: E402
 from gdcore import functional  # noqa: E402
@@ -78,6 +91,7 @@ KERNEL = "gdcore kernel only"
 NUMPY = "numpy"
 GEMMS = "GEMMs only (np.matmul)"
 TORCH = "torch"
+JAX = "JAX jit value_and_grad"
 
 
 @dataclass(frozen=True)
@@ -336,6 +350,35 @@ class TorchMLP:
         return float(loss.item()), grad
 
 
+class JaxMLP:
+    """The same network and loss in JAX: one jitted ``jax.value_and_grad`` per call, float32.
+
+    The parameters and the batch are JAX arrays made once, here (torch's
+    tensors are made once too); :meth:`call` waits for the result, since JAX
+    dispatches asynchronously.  Compiled in the constructor, ahead of time,
+    and timed apart (``trace_s``, ``compile_s``).  Parameters as :class:`TorchMLP`'s.
+    """
+
+    def __init__(self, model, params, X, y):
+        self.model, self.dtype = model, params.dtype
+        self.args = (jax_params(model, params), jnp.asarray(X), jnp.asarray(jax_targets(model, y)))
+        t0 = time.perf_counter()
+        lowered = jax.jit(jax.value_and_grad(jax_loss(model))).lower(*self.args)
+        t1 = time.perf_counter()
+        self._vg = lowered.compile()
+        t2 = time.perf_counter()
+        self.trace_s, self.compile_s = t1 - t0, t2 - t1
+
+    def call(self):
+        """The timed call: (loss, list of (dW, db)) as JAX arrays, computed."""
+        return jax.block_until_ready(self._vg(*self.args))
+
+    def value_and_grad(self):
+        """Loss and gradient in gdcore's flat layout, for the correctness check."""
+        loss, grad = self.call()
+        return float(loss), gdcore_flat(self.model, grad, self.dtype)
+
+
 # Correctness ---------------------------------------------------------------------------
 def check_agreement(name, got, expected, rtol=1e-4, atol_scale=1e-5):
     """Assert that two (loss, grad) pairs agree to float32 accuracy.
@@ -359,8 +402,8 @@ def check_agreement(name, got, expected, rtol=1e-4, atol_scale=1e-5):
             "grad_max_err_over_max_grad": float(np.max(np.abs(g_a - g_b)) / scale)}
 
 
-def verify(model, params, X, y):
-    """Check gdcore (public API and bare kernel) against NumPy and torch on one batch.
+def verify(model, params, X, y, jax_mlp=None):
+    """Check gdcore (public API and bare kernel) against NumPy, torch and JAX on one batch.
 
     Also compares every float32 result with a float64 NumPy evaluation, to
     show how far each is from the exact answer.
@@ -374,6 +417,8 @@ def verify(model, params, X, y):
     if torch is not None:
         report["gdcore vs torch"] = check_agreement(
             "gdcore vs torch", gd, TorchMLP(model, params, X, y).value_and_grad())
+    if jax_mlp is not None:
+        report["gdcore vs JAX"] = check_agreement("gdcore vs JAX", gd, jax_mlp.value_and_grad())
     exact = NumpyMLP(model, params.astype(np.float64)).value_and_grad(X.astype(np.float64), y)
     report["gdcore vs numpy float64"] = check_agreement("gdcore vs float64", gd, exact)
     return report
@@ -415,11 +460,18 @@ def time_network(net):
     Returns
     -------
     dict
-        Timings per implementation, the validation-only timing, flop count
-        and the correctness report.
+        Timings per implementation, the validation-only timing, flop count,
+        the correctness report and JAX's compile times (None without JAX).
     """
     model, params, X, y = make_problem(net)
-    checks = verify(model, params, X, y)
+    jax_mlp = jax_compile = None
+    if jax is not None:
+        jax_mlp = JaxMLP(model, params, X, y)
+        t0 = time.perf_counter()
+        jax_mlp.call()
+        jax_compile = {"trace_s": jax_mlp.trace_s, "compile_s": jax_mlp.compile_s,
+                       "first_call_s": time.perf_counter() - t0}
+    checks = verify(model, params, X, y, jax_mlp)
     kernel_call, prepare = prepared_kernel_call(model, params, X, y)
     numpy_mlp = NumpyMLP(model, params)
     gemms = GemmsOnly(model, params, X)
@@ -434,12 +486,15 @@ def time_network(net):
     }
     if torch is not None:
         fns[TORCH] = TorchMLP(model, params, X, y).step
+    if jax_mlp is not None:
+        fns[JAX] = jax_mlp.call
     timings, background = harness.time_side_by_side(
         fns, passes=PASSES, blocks_per_pass=BLOCKS_PER_PASS, block_seconds=BLOCK_SECONDS,
         settle_seconds=SETTLE_SECONDS, warmup_seconds=WARMUP_SECONDS,
         max_pass_seconds=MAX_TURN_SECONDS, max_background=MAX_BACKGROUND)
     return {"network": net, "n_params": model.n_params, "flops": flops,
-            "timings": timings, "background": background, "checks": checks}
+            "timings": timings, "background": background, "checks": checks,
+            "jax_compile": jax_compile}
 
 
 def compile_times():
@@ -490,7 +545,7 @@ def table_rows(result, peak):
     t = result["timings"]
     base = t[GDCORE].median_us
     rows = []
-    for impl in (GDCORE, KERNEL, NUMPY, TORCH, GEMMS):
+    for impl in (GDCORE, KERNEL, NUMPY, TORCH, JAX, GEMMS):
         if impl not in t:
             continue
         us = t[impl].median_us
@@ -591,6 +646,25 @@ def print_compile_times(compiled):
               f"process {c['process_s']:.1f} s; background {harness.fmt_load(c['background'])}")
 
 
+def print_jax(results):
+    """JAX's compile times and the peers' time ratios to gdcore, one line per network."""
+    if all(r["jax_compile"] is None for r in results):
+        return
+    print("JAX compile of value_and_grad (ahead of time, not in the steady state):")
+    for r in results:
+        jc = r["jax_compile"]
+        print(f"  {r['network'].name}: trace + lower {jc['trace_s']:.3f} s, XLA compile "
+              f"{jc['compile_s']:.3f} s; first call after compiling "
+              f"{jc['first_call_s'] * 1e3:.2f} ms")
+    print("peers' time per call over gdcore's (impl / gdcore, > 1: gdcore faster):")
+    for r in results:
+        t = r["timings"]
+        base = t[GDCORE].median_us
+        parts = [f"{impl} {fmt_us(t[impl].median_us)} µs = {t[impl].median_us / base:.2f}x"
+                 for impl in (JAX, TORCH) if impl in t]
+        print(f"  {r['network'].name}: gdcore {fmt_us(base)} µs; {'; '.join(parts)}")
+
+
 def print_results(results):
     """Correctness, per-implementation statistics and gdcore's cost breakdown."""
     print("correctness, checked before timing (max |grad error| / max |grad|):")
@@ -622,6 +696,11 @@ def main():
     harness.print_blas(blas, f"gdcore's products call the '{BOUND_TO}' entry's BLAS "
                        "(gdcore.kernels.blas)")
     threads = harness.match_torch_threads(blas, torch)
+    jax_info = None
+    if jax is None:
+        print(f"JAX: not installed ({JAX_MISSING}) -- JAX peer skipped")
+    else:
+        jax_info = jax_threads_note(threads["numpy_blas"])
     print("matmul peaks: NumPy's is the reference for '% of peak' (measured at start and end, "
           "the better counts); SciPy's is the BLAS of Numba's np.dot, for information")
     peaks = {"numpy_start": measure_peak("numpy", "start"),
@@ -640,12 +719,15 @@ def main():
     peak = reference_peak(peaks["numpy_start"], peaks["numpy_end"])
     peaks["reference_gflops"] = peak
     print_results(results)
+    print_jax(results)
 
     rows = [row for r in results for row in table_rows(r, peak)]
     print()
     print(markdown(rows, peak))
     print(f"\n{KERNEL}: gdcore.kernels.network.value_and_grad on already validated arrays "
           "with reused buffers, i.e. the public call minus validation and allocation.\n"
+          f"{JAX}: jax.jit(jax.value_and_grad(loss)) compiled ahead of time, on JAX arrays "
+          "made beforehand, block_until_ready per call; its compile time is printed apart.\n"
           f"{GEMMS}: the pass's matrix products alone, same shapes and transposes; for the "
           "MNIST-sized network the floor of any per-GEMM BLAS code, for the small one mostly "
           "Python call overhead.\nGFLOP/s counts the GEMM flops of forward + backward for "
@@ -667,6 +749,7 @@ def main():
         "environment": harness.environment(),
         "blas": blas,
         "threads": threads,
+        "jax": jax_info,
         "background_before_cores": idle,
         "timing_policy": {"passes": PASSES, "blocks_per_pass": BLOCKS_PER_PASS,
                           "block_seconds": BLOCK_SECONDS, "settle_seconds": SETTLE_SECONDS,
@@ -680,7 +763,8 @@ def main():
                       "loss": r["network"].loss, "batch": r["network"].batch,
                       "n_params": r["n_params"], "gemm_flops": r["flops"],
                       "timings_us": r["timings"], "block_background_cores": r["background"],
-                      "checks": r["checks"]} for r in results],
+                      "checks": r["checks"], "jax_compile": r["jax_compile"]}
+                     for r in results],
         "table": rows,
         "targets": verdicts,
     }
