@@ -12,12 +12,13 @@ helpers here implement those pieces once:
 * :func:`time_whole_runs` -- the same policy for long calls (a whole training
   run): one untimed warm-up call each, then rounds of turns;
 * :func:`wait_for_quiet` -- wait (a bounded time) for other processes' bursts to end;
+* :class:`FamilyLoad` -- background load that counts the benchmark's own worker processes as its own;
 * :func:`matmul_peak` -- best-of-N square float32/64 GEMM through NumPy's or
   SciPy's BLAS;
 * :func:`copy_bandwidth` -- NumPy copy bandwidth, the memory-bound reference;
 * :func:`blas_report` -- which BLAS libraries are loaded and with how many threads;
 * :func:`first_call_in_subprocess` -- cold-compile / warm-cache first-call times;
-* :func:`markdown_table`, :func:`write_json` -- reporting.
+* :func:`markdown_table`, :func:`write_json`, :func:`write_results` -- reporting.
 
 Nothing here imports gdcore, so the helpers can time any implementation.
 """
@@ -77,6 +78,48 @@ class BackgroundLoad:
             return None
         others = (busy1 - busy0) / self._hz - (own1 - own0)
         return max(0.0, others / (wall1 - wall0))
+
+
+def _descendant_ticks(root):
+    """CPU ticks (user + system) of the live descendants of process ``root`` (/proc)."""
+    parent, ticks = {}, {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        parent[int(entry)] = int(fields[1])
+        ticks[int(entry)] = int(fields[11]) + int(fields[12])
+    total = 0
+    for pid, t in ticks.items():
+        p, hops = parent.get(pid), 0
+        while p is not None and p != root and hops < 64:
+            p, hops = parent.get(p), hops + 1
+        total += t if p == root else 0
+    return total
+
+
+class FamilyLoad(BackgroundLoad):
+    """:class:`BackgroundLoad` that counts this process's children as its own.
+
+    For benchmarks whose peers run in worker processes they start (joblib's
+    workers, a Dask ``LocalCluster``): only the load of *other* processes
+    is background.
+    """
+
+    def start(self):
+        super().start()
+        self._kids = _descendant_ticks(os.getpid()) if self._start[0] is not None else 0
+
+    def stop(self):
+        load = super().stop()
+        if load is None:
+            return None
+        kids = (_descendant_ticks(os.getpid()) - self._kids) / self._hz
+        return max(0.0, load - kids / (time.perf_counter() - self._start[2]))
 
 
 def background_load(seconds=0.5):
@@ -617,6 +660,14 @@ def write_json(path, obj):
         return path.relative_to(Path.cwd())
     except ValueError:
         return path
+
+
+def write_results(path, out, t_start):
+    """Add ``total_seconds`` (since ``t_start``) to ``out``, write it, say where and how long."""
+    out["total_seconds"] = time.perf_counter() - t_start
+    path = write_json(path, out)
+    print(f"\nwrote {path} ({out['total_seconds']:.0f} s in all)")
+    return path
 
 
 def match_torch_threads(blas, torch, skipped="PyTorch peer skipped"):

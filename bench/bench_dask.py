@@ -189,46 +189,6 @@ def numpy_data(n, chunk):
 
 
 # Load of other processes ----------------------------------------------------------------
-def _descendant_ticks(root):
-    """CPU ticks (user + system) of the live descendants of process ``root`` (/proc)."""
-    parent, ticks = {}, {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        parent[int(entry)] = int(fields[1])
-        ticks[int(entry)] = int(fields[11]) + int(fields[12])
-    total = 0
-    for pid, t in ticks.items():
-        p, hops = parent.get(pid), 0
-        while p is not None and p != root and hops < 64:
-            p, hops = parent.get(p), hops + 1
-        total += t if p == root else 0
-    return total
-
-
-class FamilyLoad(harness.BackgroundLoad):
-    """Load of processes other than this one and its children (the Dask workers), in cores.
-
-    (bench_sklearn.py has the same probe for joblib's workers.)
-    """
-
-    def start(self):
-        super().start()
-        self._kids = _descendant_ticks(os.getpid()) if self._start[0] is not None else 0
-
-    def stop(self):
-        load = super().stop()
-        if load is None:
-            return None
-        kids = (_descendant_ticks(os.getpid()) - self._kids) / self._hz
-        return max(0.0, load - kids / (time.perf_counter() - self._start[2]))
-
-
 def contended(loads):
     """More than half of the tagged measurements had a busy neighbour."""
     known = [x for x in loads if x is not None]
@@ -241,7 +201,7 @@ def timed_calls(fn, calls, warmup=3):
         fn()
     gc.collect()
     gc.disable()
-    probe = FamilyLoad()
+    probe = harness.FamilyLoad()
     probe.start()
     try:
         times = []
@@ -397,7 +357,7 @@ def fit_comparison(client, model, n, rounds, warmup, info):
         for name in names[r % 2:] + names[:r % 2]:
             gc.collect()
             time.sleep(SETTLE_SECONDS)
-            probe = FamilyLoad()
+            probe = harness.FamilyLoad()
             probe.start()
             gc.disable()
             try:
@@ -948,10 +908,8 @@ def main():
         "tables": {"fits": fit_table(fits), "overhead": overhead_table(overhead, floor),
                    "scaling": scaling_table(scaling, kernel)},
         "targets": verdicts,
-        "total_seconds": time.perf_counter() - t_start,
     }
-    path = harness.write_json(RESULTS_PATH, out)
-    print(f"\nwrote {path} ({out['total_seconds']:.0f} s in all)")
+    harness.write_results(RESULTS_PATH, out, t_start)
 
 
 if __name__ == "__main__":

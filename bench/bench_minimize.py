@@ -1016,10 +1016,8 @@ def main():
         "lbfgs_kernels_cached_at_start": cached_kernels,
         "table": rows,
         "targets": verdicts,
-        "total_seconds": time.perf_counter() - t_start,
     }
-    path = harness.write_json(RESULTS_PATH, out)
-    print(f"\nwrote {path} ({out['total_seconds']:.0f} s in all)")
+    harness.write_results(RESULTS_PATH, out, t_start)
 
 
 if __name__ == "__main__":

@@ -362,45 +362,6 @@ def floor_case(data):
 
 
 # GridSearchCV ---------------------------------------------------------------------------
-def _descendant_ticks(root):
-    """CPU ticks (user + system) of the live descendants of process ``root`` (/proc)."""
-    parent, ticks = {}, {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        parent[int(entry)] = int(fields[1])
-        ticks[int(entry)] = int(fields[11]) + int(fields[12])
-    total = 0
-    for pid, t in ticks.items():
-        p, hops = parent.get(pid), 0
-        while p is not None and p != root and hops < 64:
-            p, hops = parent.get(p), hops + 1
-        total += t if p == root else 0
-    return total
-
-
-class FamilyLoad(harness.BackgroundLoad):
-    """:class:`_harness.BackgroundLoad` that also counts this process's children
-    (joblib's workers) as its own: the load of the *other* processes only."""
-
-    def start(self):
-        super().start()
-        self._kids = _descendant_ticks(os.getpid())
-
-    def stop(self):
-        load = super().stop()
-        busy0, own0, wall0 = self._start
-        kids = (_descendant_ticks(os.getpid()) - self._kids) / self._hz
-        if load is None:
-            return None
-        return max(0.0, load - kids / (time.perf_counter() - wall0))
-
-
 def _worker_warmup(seconds):
     """Runs in a joblib worker: import both libraries, load gdcore's kernels, hold a while."""
     import warnings as _w
@@ -423,7 +384,7 @@ def grid_search(data, impl, n_jobs):
     search = GridSearchCV(pipe, GRID, cv=3, n_jobs=n_jobs)
     gc.collect()
     time.sleep(SETTLE_SECONDS)
-    probe = FamilyLoad()  # the workers' CPU is this run's, not background
+    probe = harness.FamilyLoad()  # the workers' CPU is this run's, not background
     probe.start()
     t0 = time.perf_counter()
     with warnings.catch_warnings():
@@ -662,10 +623,8 @@ def main():
         "table": main_table(rows, floors),
         "grid_table": grid_table(grid),
         "targets": verdicts,
-        "total_seconds": time.perf_counter() - t_start,
     }
-    path = harness.write_json(RESULTS_PATH, out)
-    print(f"\nwrote {path} ({out['total_seconds']:.0f} s in all)")
+    harness.write_results(RESULTS_PATH, out, t_start)
 
 
 if __name__ == "__main__":
