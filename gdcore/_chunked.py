@@ -183,9 +183,7 @@ class ChunkedData:
 
     def __init__(self, model, dtype, X, y, sample_weight, client):
         check_rows_only(X)
-        if X.shape[1] != model.n_inputs:
-            raise ValueError(f"X has {X.shape[1]} features but the model expects "
-                             f"{model.n_inputs}")
+        _validate.feature_count(model, X.shape[1])
         if y is None:
             raise TypeError("y is required: the targets of X's rows")
         row_chunks = tuple(int(c) for c in X.chunks[0])

@@ -19,7 +19,7 @@ import operator
 import numpy as np
 
 from . import codes
-from ._sparse import SparseRows, is_sparse, sparse_features
+from ._sparse import SparseRows, is_sparse
 from .kernels import checks
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
@@ -181,6 +181,51 @@ def params_array(model, params):
     return arr
 
 
+def feature_count(model, n_features):
+    """Raise unless ``n_features`` (X's columns) is the model's input width."""
+    if n_features != model.n_inputs:
+        raise ValueError(f"X has {n_features} features but the model expects {model.n_inputs}")
+
+
+def validation_split(validation_data):
+    """``(X_val, y_val, sample_weight_val or None)`` from ``fit``'s ``validation_data``."""
+    if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
+        raise TypeError("validation_data must be a tuple (X_val, y_val) or "
+                        "(X_val, y_val, sample_weight_val)")
+    Xv, yv, *wv = validation_data
+    return Xv, yv, wv[0] if wv else None
+
+
+def sparse_features(model, X, dtype):
+    """``X`` (SciPy sparse, shape (n_samples, model.n_inputs)) as SparseRows in ``dtype``.
+
+    The CSR arrays are the caller's own when they already have the kernels'
+    types (values in ``dtype``, int64 indices): nothing is copied then.
+    """
+    if X.ndim != 2:
+        raise ValueError(f"X must be 2-D (n_samples, n_features), got shape {X.shape}")
+    n, n_features = X.shape
+    if n == 0:
+        raise ValueError("X is an empty batch: it must have at least one sample")
+    feature_count(model, n_features)
+    if X.format != "csr":
+        X = X.tocsr()
+    if not np.issubdtype(X.dtype, np.number) or np.issubdtype(X.dtype, np.complexfloating):
+        raise TypeError(f"X must hold real numbers, got dtype {X.dtype}")
+    data = np.ascontiguousarray(X.data, dtype=dtype)
+    indices = np.ascontiguousarray(X.indices, dtype=np.int64)
+    indptr = np.ascontiguousarray(X.indptr, dtype=np.int64)
+    nnz = data.shape[0]
+    if (data.ndim != 1 or indices.shape != (nnz,) or indptr.shape != (n + 1,)
+            or indptr[0] != 0 or indptr[-1] != nnz or np.any(np.diff(indptr) < 0)):
+        raise ValueError("X is a malformed CSR matrix: its indptr must rise from 0 to the "
+                         "number of stored values, one entry per row plus one")
+    if nnz and (indices.min() < 0 or indices.max() >= n_features):
+        raise ValueError(f"X is a malformed CSR matrix: a column index lies outside "
+                         f"[0, {n_features})")
+    return SparseRows(data, indices, indptr, np.arange(n, dtype=np.int64), n_features)
+
+
 def features(model, X, dtype):
     """Validate ``X``; return it as a C-contiguous (n_samples, n_features) array."""
     if (type(X) is np.ndarray and X.dtype == dtype and X.ndim == 2 and X.shape[0] > 0
@@ -193,10 +238,7 @@ def features(model, X, dtype):
         raise ValueError(f"X must be 2-D (n_samples, n_features), got shape {arr.shape}")
     if arr.shape[0] == 0:
         raise ValueError("X is an empty batch: it must have at least one sample")
-    if arr.shape[1] != model.n_inputs:
-        raise ValueError(
-            f"X has {arr.shape[1]} features but the model expects {model.n_inputs}"
-        )
+    feature_count(model, arr.shape[1])
     return arr
 
 

@@ -223,8 +223,7 @@ def predict(model, params, X):
     require_model(model)
     params = _validate.params_array(model, params).copy()  # the graph's own: computed later
     check_rows_only(X, known_rows=False)
-    if X.shape[1] != model.n_inputs:
-        raise ValueError(f"X has {X.shape[1]} features but the model expects {model.n_inputs}")
+    _validate.feature_count(model, X.shape[1])
     return X.map_blocks(_predict_block, model, params, dtype=params.dtype,
                         chunks=(X.chunks[0], (model.n_outputs,)),
                         meta=np.empty((0, 0), params.dtype))
@@ -426,18 +425,14 @@ def fit(model, params, X, y, optimizer=optim.adam(), epochs=10, batch_size=32, s
     optimizer, epochs, batch_size, _, early_stopping, callbacks, progress = _check_options(
         epochs, batch_size, max_rows, True, early_stopping, callbacks, progress, None,
         optimizer)
-    if validation_data is not None and (not isinstance(validation_data, (tuple, list))
-                                        or len(validation_data) not in (2, 3)):
-        raise TypeError("validation_data must be a tuple (X_val, y_val) or "
-                        "(X_val, y_val, sample_weight_val)")
+    if validation_data is not None:
+        Xv, yv, wv = _validate.validation_split(validation_data)
     data = ChunkedData(model, params.dtype, X, y, sample_weight, client)
     val = None
     try:
         if validation_data is not None:
-            Xv, yv, *wv = validation_data
             try:
-                val = ChunkedData(model, params.dtype, Xv, yv, wv[0] if wv else None,
-                                  data.client)
+                val = ChunkedData(model, params.dtype, Xv, yv, wv, data.client)
             except (TypeError, ValueError) as exc:
                 raise type(exc)(f"validation_data: {exc}") from None
         rounds = _Rounds(model, data, val, optimizer, batch_size, seed, l2, local_steps,

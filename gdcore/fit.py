@@ -271,11 +271,8 @@ def _split(model, params, train, validation_data, validation_fraction, split_rng
     if validation_data is not None and validation_fraction:
         raise ValueError("give validation_data or validation_fraction, not both")
     if validation_data is not None:
-        if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
-            raise TypeError("validation_data must be a tuple (X_val, y_val) or "
-                            "(X_val, y_val, sample_weight_val)")
-        Xv, yv, *wv = validation_data
-        return train, _Data(model, params, Xv, yv, wv[0] if wv else None, "validation_data")
+        Xv, yv, wv = _validate.validation_split(validation_data)
+        return train, _Data(model, params, Xv, yv, wv, "validation_data")
     if not validation_fraction:
         return train, None
     n_val = int(round(validation_fraction * train.n))
