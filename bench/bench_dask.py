@@ -711,7 +711,7 @@ def _sizeof_chunk(rows):
     from gdcore._chunked import Chunk
     X = np.zeros((rows, D))
     return {"array_bytes": X.nbytes, "dask_sizeof": int(sizeof(Chunk(X, np.zeros(rows), None,
-                                                                     0, float(rows))))}
+                                                                     float(rows))))}
 
 
 def _memory_log(stderr):

@@ -48,24 +48,21 @@ class Chunk:
         What the kernels' ``y`` takes: int64 labels ``(n_rows,)`` or targets
         ``(n_rows, n_outputs)``, in the params dtype.
     weights : ndarray of shape (n_rows,) or None
-    first_row : int
-        Row of the whole data set where this chunk starts.
     total : float
         The chunk's total sample weight (its number of rows without weights).
     """
 
-    __slots__ = ("X", "target", "weights", "first_row", "total")
+    __slots__ = ("X", "target", "weights", "total")
 
-    def __init__(self, X, target, weights, first_row, total):
-        self.X, self.target, self.weights = X, target, weights
-        self.first_row, self.total = first_row, total
+    def __init__(self, X, target, weights, total):
+        self.X, self.target, self.weights, self.total = X, target, weights, total
 
     @property
     def n_rows(self):
         return self.X.shape[0]
 
     def __reduce__(self):
-        return _writeable_chunk, (self.X, self.target, self.weights, self.first_row, self.total)
+        return _writeable_chunk, (self.X, self.target, self.weights, self.total)
 
 
 def _writeable(a):
@@ -74,8 +71,8 @@ def _writeable(a):
     return a if a is None or a.flags.writeable else a.copy()
 
 
-def _writeable_chunk(X, target, weights, first_row, total):
-    return Chunk(_writeable(X), _writeable(target), _writeable(weights), first_row, total)
+def _writeable_chunk(X, target, weights, total):
+    return Chunk(_writeable(X), _writeable(target), _writeable(weights), total)
 
 
 def _prepare_chunk(model, dtype, X, y, sample_weight, first_row):
@@ -90,7 +87,7 @@ def _prepare_chunk(model, dtype, X, y, sample_weight, first_row):
     weights = (np.zeros(data.n, dtype) if unweighted
                else data.weights if data.weights.shape[0] else None)
     total = float(data.n if weights is None else weights.sum(dtype=np.float64))
-    return Chunk(data.X, target, weights, first_row, total)
+    return Chunk(data.X, target, weights, total)
 
 
 def _prepared_or_error(*args):
@@ -193,7 +190,7 @@ class ChunkedData:
             raise ValueError(f"X has an empty row chunk {row_chunks}; rechunk it")
         self.n_chunks = len(row_chunks)
         self.n_rows = int(X.shape[0])
-        self.first_rows = np.cumsum((0,) + row_chunks[:-1]).tolist()
+        first_rows = np.cumsum((0,) + row_chunks[:-1]).tolist()
         xs = list(X.to_delayed().ravel())
         ys = _row_blocks("y", y, row_chunks, self.n_rows)
         ws = ([None] * self.n_chunks if sample_weight is None
@@ -205,7 +202,7 @@ class ChunkedData:
         prepare = dask.delayed(_prepare_chunk if self.client else _prepared_or_error,
                                pure=False)
         chunks = [prepare(model, dtype, x, yb, wb, first)
-                  for x, yb, wb, first in zip(xs, ys, ws, self.first_rows)]
+                  for x, yb, wb, first in zip(xs, ys, ws, first_rows)]
         self._released = False
         if self.client is None:
             self._local = list(dask.compute(*chunks, scheduler=get))
