@@ -484,11 +484,14 @@ def breakdown_fns(model, params, X, y, optimizer, batch, n_steps):
 def epoch_kernel_call(model, params, X, y, optimizer, batch, shuffle):
     """One epoch through fit's own trainer (the compiled epoch call and its per-epoch
     permutation and learning-rate vector), without fit's validation and copies."""
+    from gdcore import _blas_threads
     from gdcore.fit import _Data, _Trainer
     train = _Data(model, params, X, y, None, "")
+    count = _blas_threads.count_for_call("auto", model, batch)  # as fit's default threads
     trainer = _Trainer(model, params, train, None, optimizer, batch, shuffle,
                        np.random.default_rng(SEED) if shuffle else None, 0.0,
-                       l2_per_sample=False, state=optimizer.init(params), monitor="loss")
+                       l2_per_sample=False, state=optimizer.init(params), monitor="loss",
+                       update_spans=_blas_threads.update_spans(model.n_params, count))
     fresh = optimizer.init(params)
 
     def call():

@@ -22,17 +22,23 @@ of small networks never reach this module's switch.
 The count is NumPy's OpenBLAS's, which is process-wide: while a call holds a
 count, concurrent gdcore calls in other threads run with it too (they do not
 change it under each other's feet), and so does any other NumPy product.
-Under the fallback binding (``GDCORE_BLAS=scipy``, or a NumPy without
-scipy-openblas) gdcore cannot steer SciPy's BLAS and ``threads`` has no
-effect.
+The count is that of the BLAS the products are bound to
+(:mod:`gdcore.kernels.blas`: MKL or NumPy's OpenBLAS).  Under the fallback
+binding (``GDCORE_BLAS=scipy``, or a NumPy without scipy-openblas and no
+MKL) gdcore cannot steer SciPy's BLAS and ``threads`` has no effect.
+
+:func:`update_spans` decides whether :func:`gdcore.fit` runs its optimizer
+step on Numba's threads too: only where no BLAS thread spins against them.
 """
 
 import threading
 from contextlib import nullcontext
 
+import numba
 import numpy as np
 
 from .kernels import blas
+from .kernels.updates import BLOCK
 
 # Products below this many multiply-adds (m * n * k) run on one BLAS thread under
 # threads="auto".  Set from bench/bench_training.py's busy-machine case and the
@@ -163,3 +169,50 @@ def call_holding(count, kernel, *args):
         return kernel(*args)
     with _Hold(count):
         return kernel(*args)
+
+
+# fit's optimizer step runs on Numba's threads for models of at least this many
+# parameters (where they can, see update_spans).  Such a step leaves the compiled
+# epoch once per batch, a Python round trip of some microseconds; at this size a
+# float32 Adam step takes about 200 us on one thread (392 us for the MNIST-sized
+# model's 235,146 parameters, AMD EPYC Zen 3), of which a second core saves half.
+THREADED_UPDATE_FROM = 1 << 17
+
+
+def update_spans(n_params, blas_count):
+    """Spans of :func:`gdcore.fit`'s optimizer step on Numba's threads; 1: serial.
+
+    More than one only for models of at least :data:`THREADED_UPDATE_FROM`
+    parameters, with Numba allowed two threads or more, and where no BLAS
+    thread spins against the step's threads: either the call holds the BLAS
+    at one thread (``blas_count == 1``), or the BLAS is MKL on GNU OpenMP and
+    Numba runs on its ``omp`` layer, the same ``libgomp`` (one pool of
+    threads: MKL's products and the step take turns on it).  After a
+    multithreaded OpenBLAS product its threads keep spinning for a while,
+    and a threaded step beside them took twice as long as the serial one.
+
+    Parameters
+    ----------
+    n_params : int
+    blas_count : int or None
+        The BLAS thread count the call holds (:func:`count_for_call`).
+    """
+    threads = numba.get_num_threads()
+    if n_params < THREADED_UPDATE_FROM or threads < 2:
+        return 1
+    if blas_count != 1 and not _blas_shares_numba_pool():
+        return 1
+    return int(min(threads, n_params // BLOCK))
+
+
+def _blas_shares_numba_pool():
+    """Whether the bound BLAS and Numba's parallel regions run on one libgomp pool."""
+    library = blas.LIBRARY
+    if library is None or not library.threads_on_gomp:
+        return False
+    try:
+        from numba.np.ufunc import parallel
+        parallel._launch_threads()  # picks the layer (TBB, OpenMP or workqueue) once
+        return numba.threading_layer() == "omp"
+    except Exception:  # noqa: BLE001 -- no usable layer: keep the serial step
+        return False

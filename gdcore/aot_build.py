@@ -73,7 +73,7 @@ def export_signatures(dtype):
         "any_predict": (entry.any_predict, status(*batch, vec, mat)),
         "run_epoch": (epoch.run_epoch, types.Tuple((i8, i8, i8, f8, f8, boolean))(
             vec, vec, offsets, mat, mat, ints, vec, i8, f8, boolean, ints, i8, i8, i8, i8, hyper,
-            f8vec, i8, mat, f8vec, vec, vec, mat, mat, ints, vec, f8, f8, i8)),
+            f8vec, i8, mat, f8vec, vec, vec, mat, mat, ints, vec, f8, f8, i8, boolean)),
         "evaluate": (epoch.evaluate, types.UniTuple(f8, 2)(*batch, i8, vec, i8)),
         "apply_update": (updates.apply_update,
                          boolean(i8, hyper, f8, vec, vec, mat, f8vec, vec, boolean)),

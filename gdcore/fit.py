@@ -48,8 +48,10 @@ from ._sparse import rows as sample_rows
 from .functional import prepare_batch
 from .kernels import checks
 from .kernels.entry import predict_kernel
-from .kernels.epoch import LOSS_NOT_FINITE, OK, epoch_runner, evaluate_kernel
+from .kernels.epoch import (GRADIENT_READY, LOSS_NOT_FINITE, OK, STEP_NOT_FINITE, epoch_runner,
+                            evaluate_kernel)
 from .kernels.gather import chunk_rows
+from .kernels.updates import apply_update_threaded
 from .model import require_model
 from .optim import Optimizer, adam
 from .schedules import as_schedule
@@ -461,8 +463,12 @@ def fit(model, params, X, y, optimizer=adam(), epochs=10, batch_size=32, shuffle
         :mod:`gdcore._blas_threads`): ``"auto"`` runs products of fewer than
         2**24 multiply-adds (batch rows x the largest layer's weights) on one
         thread, the others as the BLAS is set; an int sets that many; None
-        leaves the BLAS as it is.  Results are bitwise reproducible for the
-        same seed, data and thread count.  The count is process-wide: while
+        leaves the BLAS as it is.  Models of 2**17 parameters or more also
+        run the optimizer step on Numba's threads where no BLAS thread spins
+        beside them (the BLAS held at one thread, or MKL sharing Numba's
+        OpenMP pool: :func:`gdcore._blas_threads.update_spans`); the step is
+        bitwise that of one thread.  Results are bitwise reproducible for the
+        same seed, data, BLAS and thread count.  The count is process-wide: while
         another call holds one (a fit in another thread, or the fit whose
         callback makes this call), this call runs with that count.
 
@@ -572,7 +578,8 @@ def fit(model, params, X, y, optimizer=adam(), epochs=10, batch_size=32, shuffle
     if shuffle:
         rng = shuffle_rng() if opt_state.shuffle is None else _resumed_rng(opt_state.shuffle)
     trainer = _Trainer(model, params, train, val, optimizer, batch_size, shuffle, rng, l2,
-                       l2_per_sample, opt_state, monitor)
+                       l2_per_sample, opt_state, monitor,
+                       _blas_threads.update_spans(model.n_params, blas_count))
     with _blas_threads.blas_threads(blas_count):
         return trainer.run(epochs, early_stopping, min_delta, restore_best, callbacks,
                            _progress_bar(progress, epochs), lr_plateau)
@@ -636,12 +643,53 @@ def _state_name(n_epochs):
     return f"the parameters and optimizer state at the end of epoch {n_epochs - 1}"
 
 
+class _FasterOf:
+    """Which of two ways of doing the same work runs faster now, by timing both.
+
+    For choices whose results are bitwise the same (the optimizer step in
+    one span or several), so the choice may follow the machine's load: on an
+    idle machine two threads halve a large step, but with another process on
+    the second core a threaded step waits for its time slice (1M float32
+    Adam parameters: 2.6 ms on one thread, 7.7 ms on two).  Each way keeps
+    the smoothed time of its runs; the slower one is tried again every
+    :data:`PROBE_EVERY` steps.
+    """
+
+    PROBE_EVERY = 32
+    SMOOTHING = 0.25  # weight of the newest time
+
+    __slots__ = ("ways", "seconds", "calls")
+
+    def __init__(self, first, second):
+        self.ways = (first, second)
+        self.seconds = [None, None]
+        self.calls = 0
+
+    def choose(self):
+        self.calls += 1
+        for i in (0, 1):
+            if self.seconds[i] is None:
+                return self.ways[i]
+        faster = 0 if self.seconds[0] <= self.seconds[1] else 1
+        return self.ways[1 - faster if self.calls % self.PROBE_EVERY == 0 else faster]
+
+    def record(self, way, seconds):
+        i = self.ways.index(way)
+        old = self.seconds[i]
+        self.seconds[i] = seconds if old is None else old + self.SMOOTHING * (seconds - old)
+
+
 class _Trainer:
     """The state of one :func:`fit` call: buffers, history and bookkeeping."""
 
     def __init__(self, model, params, train, val, optimizer, batch_size, shuffle, rng, l2,
-                 l2_per_sample, state, monitor):
+                 l2_per_sample, state, monitor, update_spans=1):
         dtype = params.dtype
+        # > 1: each step's update runs in up to that many spans on Numba's threads,
+        # between compiled calls that return a batch's gradient
+        # (_blas_threads.update_spans), as many as run faster (_FasterOf).
+        self.update_spans = update_spans
+        self.spans_chooser = _FasterOf(1, update_spans)
         self.model, self.train, self.val = model, train, val
         self.optimizer, self.batch_size, self.l2 = optimizer, batch_size, l2
         self.l2_per_sample, self.monitor = l2_per_sample, monitor
@@ -661,6 +709,8 @@ class _Trainer:
         used = [a for a in (X_rows, train.Y, train.labels, train.weights) if a.shape[0]]
         row_bytes = sum(a.itemsize * (a.shape[1] if a.ndim == 2 else 1) for a in used)
         rows = chunk_rows(batch_size, row_bytes, train.n) if self.shuffle else 0
+        if rows and update_spans > 1:
+            rows = batch_size  # one call per batch: a chunk of batches would be gathered again
 
         def buffer(a, shape):
             return np.empty(shape, dtype=a.dtype) if a.shape[0] and rows else a
@@ -728,6 +778,10 @@ class _Trainer:
                 self.params, m.offsets, sample_rows(v.X, slice(0, 0)), v.Y[:0], v.labels[:0],
                 v.weights[:0],
                 m.loss_code, self.eval_chunk, self.eval_work, m.acts)
+        if self.update_spans > 1:  # a step on no parameters, on a copy of the step count
+            opt, none = self.optimizer, self.params[:0]
+            apply_update_threaded(opt.code, opt.hyper, 0.0, none, none, self.state.slots[:, :0],
+                                  self.state.scalars.copy(), none, False, 1)
 
     def resize(self, seconds, batches):
         """Batches of the next call, from the time ``batches`` took in the last one.
@@ -779,15 +833,23 @@ class _Trainer:
                 # call starts on a chunk it does not have to gather again.
                 last -= last % self.chunk_batches
             t0 = time.perf_counter()
+            sums = loss_sum, weight_sum
             status, batch, updates, loss_sum, weight_sum, in_spare = ctrl_c.compiled(
                 kernel(epoch_runner, (opt.code, m.loss_code, m.acts), t.X),
                 self.params, self.spare, m.offsets, t.X, t.Y, t.labels, t.weights, m.loss_code,
                 self.l2, self.l2_per_sample, order, self.batch_size, first, last, opt.code,
                 opt.hyper, lrs, updates, self.state.slots, self.state.scalars, self.work,
-                self.grad, self.Xb, self.Yb, self.Lb, self.Wb, loss_sum, weight_sum, m.acts)
-            seconds = time.perf_counter() - t0
+                self.grad, self.Xb, self.Yb, self.Lb, self.Wb, loss_sum, weight_sum, m.acts,
+                self.update_spans == 1)
             if in_spare:
                 self.params, self.spare = self.spare, self.params
+            if status == GRADIENT_READY:
+                if self.threaded_step(lrs[updates], ctrl_c):
+                    updates += 1
+                    status, last = OK, batch + 1
+                else:
+                    status, (loss_sum, weight_sum) = STEP_NOT_FINITE, sums
+            seconds = time.perf_counter() - t0
             if self.slice < n_batches or seconds > _SLICE_SECONDS:
                 self.resize(seconds, last - first)
             if status != OK or last == n_batches:
@@ -799,6 +861,24 @@ class _Trainer:
         mean = loss_sum / weight_sum if weight_sum > 0 else float("nan")
         failed = status != OK and status != _INTERRUPTED
         return status, batch, lrs[:updates + failed], mean
+
+    def threaded_step(self, lr, ctrl_c):
+        """The optimizer step of the gradient in ``self.grad`` on Numba's threads.
+
+        Writes the new parameters to ``self.spare`` and swaps the two when
+        the step is finite, as the compiled epoch does; returns whether it was.
+        """
+        opt = self.optimizer
+        spans = self.spans_chooser.choose()
+        t0 = time.perf_counter()
+        with optim._PARALLEL_REGION:
+            finite = ctrl_c.compiled(apply_update_threaded, opt.code, opt.hyper, lr,
+                                     self.params, self.grad, self.state.slots,
+                                     self.state.scalars, self.spare, False, spans)
+        self.spans_chooser.record(spans, time.perf_counter() - t0)
+        if finite:
+            self.params, self.spare = self.spare, self.params
+        return finite
 
     # The loop --------------------------------------------------------------------------
     def run(self, epochs, early_stopping, min_delta, restore_best, callbacks, bar, plateau):

@@ -1,4 +1,4 @@
-"""kernels.blas: the direct BLAS product against NumPy, in both of its bindings."""
+"""kernels.blas: the direct BLAS product against NumPy, in each of its bindings."""
 
 import os
 import subprocess
@@ -12,7 +12,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import gdcore as gd
-from gdcore.kernels import blas
+from gdcore.kernels import blas, blas_libraries
+
+MKL_INSTALLED = blas_libraries.mkl() is not None
+CHOSEN = os.environ.get("GDCORE_BLAS", "auto").strip().lower() or "auto"
 
 
 @numba.njit
@@ -83,12 +86,42 @@ def test_gemm_refuses_a_read_only_output_and_non_flag_transposes():
         product(A, A, np.empty((3, 3)), 0.5, False)
 
 
-@pytest.mark.skipif(not blas.numpy_carries_scipy_openblas64(),
-                    reason="NumPy is not built with scipy-openblas (64-bit integers)")
-@pytest.mark.skipif(os.environ.get("GDCORE_BLAS", "").lower() == "scipy",
-                    reason="GDCORE_BLAS=scipy selects the fallback")
-def test_products_use_numpys_blas_when_numpy_carries_one():
-    assert blas.BOUND_TO == "numpy"
+@pytest.mark.skipif(CHOSEN != "auto", reason="GDCORE_BLAS chooses the binding")
+def test_auto_binds_mkl_where_installed_else_numpys_openblas():
+    if MKL_INSTALLED:
+        assert blas.BOUND_TO == "mkl"
+        assert blas.LIBRARY.threads_on_gomp == (
+            os.environ.get("MKL_THREADING_LAYER", "GNU").upper() == "GNU")
+    elif blas_libraries.numpy_carries_scipy_openblas64():
+        assert blas.BOUND_TO == "openblas"
+    else:
+        assert blas.BOUND_TO == "scipy"
+
+
+def test_bound_library_thread_count_is_steerable():
+    if blas.LIBRARY is None:
+        pytest.skip("the fallback binding's BLAS is not steered")
+    before = blas.get_blas_threads()
+    try:
+        blas.set_blas_threads(1)
+        assert blas.get_blas_threads() == 1
+    finally:
+        blas.set_blas_threads(before)
+    assert blas.get_blas_threads() == before
+
+
+def test_asking_for_mkl_without_it_says_how_to_install_it(monkeypatch):
+    monkeypatch.setattr(blas_libraries, "mkl", lambda: None)
+    with pytest.raises(ImportError, match=r"GDCORE_BLAS=mkl.*gdcore\[mkl\]"):
+        blas._chosen_library("mkl")
+
+
+def test_an_unknown_binding_is_refused_naming_the_variable():
+    result = subprocess.run([sys.executable, "-c", "import gdcore"], capture_output=True,
+                            text=True, timeout=300, env=dict(os.environ, GDCORE_BLAS="atlas"))
+    assert result.returncode != 0
+    assert "GDCORE_BLAS must be one of auto, openblas, numpy, mkl, scipy, got 'atlas'" \
+        in result.stderr
 
 
 def small_problem():
@@ -98,20 +131,29 @@ def small_problem():
     return model, gd.init(model, seed=1), X, np.arange(50) % 8
 
 
-def test_fallback_binding_gives_the_same_products(tmp_path):
-    """GDCORE_BLAS=scipy binds the np.dot callbacks: products and a gradient agree.
+OTHER_BINDINGS = [pytest.param(name, marks=pytest.mark.skipif(
+    name == "mkl" and not MKL_INSTALLED, reason="MKL is not installed (the mkl extra)"))
+    for name in ("scipy", "openblas", "mkl")]
+
+
+@pytest.mark.parametrize("binding", OTHER_BINDINGS)
+def test_every_binding_gives_the_same_products(tmp_path, binding):
+    """Each GDCORE_BLAS binding (the scipy fallback's np.dot callbacks, NumPy's
+    OpenBLAS, MKL): products and a gradient agree with this process's.
 
     The subprocess loads the gradient kernel this process compiled (and cached
     on disk) with the other binding: cached code names the symbol, not the
     library behind it.
     """
+    if binding == "openblas" and not blas_libraries.numpy_carries_scipy_openblas64():
+        pytest.skip("NumPy is not built with scipy-openblas (64-bit integers)")
     script = textwrap.dedent("""
         import sys
         import numpy as np
         import gdcore as gd
         from gdcore.kernels import blas, linalg
         from test_blas import small_problem
-        assert blas.BOUND_TO == "scipy", blas.BOUND_TO
+        assert blas.BOUND_TO == sys.argv[2], blas.BOUND_TO
         rng = np.random.default_rng(0)
         for dtype in (np.float32, np.float64):
             A = rng.normal(size=(37, 19)).astype(dtype)
@@ -131,10 +173,10 @@ def test_fallback_binding_gives_the_same_products(tmp_path):
         np.save(sys.argv[1], np.concatenate([[loss], g]))
     """)
     loss, g = gd.value_and_grad(*small_problem())
-    out = tmp_path / "fallback.npy"
+    out = tmp_path / f"{binding}.npy"
     path = os.pathsep.join(p for p in [os.path.dirname(__file__),
                                        os.environ.get("PYTHONPATH", "")] if p)
-    subprocess.run([sys.executable, "-c", script, str(out)], check=True, timeout=600,
-                   env=dict(os.environ, GDCORE_BLAS="scipy", PYTHONPATH=path))
+    subprocess.run([sys.executable, "-c", script, str(out), binding], check=True, timeout=600,
+                   env=dict(os.environ, GDCORE_BLAS=binding, PYTHONPATH=path))
     np.testing.assert_allclose(np.load(out), np.concatenate([[loss], g]), rtol=1e-12,
                                atol=1e-14)

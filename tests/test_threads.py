@@ -238,3 +238,97 @@ def test_functional_calls_refuse_bad_threads(func):
                                                         else ())
     with pytest.raises(ValueError, match="threads"):
         getattr(gd, func)(*args, threads=0)
+
+
+# fit's optimizer step on Numba's threads (_blas_threads.update_spans) ------------------
+
+FIT = importlib.import_module("gdcore.fit")
+BLAS_THREADS = importlib.import_module("gdcore._blas_threads")
+
+
+def test_update_spans_only_for_large_models_and_unspun_cores(monkeypatch):
+    monkeypatch.setattr(numba, "get_num_threads", lambda: 2)
+    large = BLAS_THREADS.THREADED_UPDATE_FROM
+    assert BLAS_THREADS.update_spans(large - 1, 1) == 1
+    assert BLAS_THREADS.update_spans(large, 1) == 2  # the BLAS held at one thread
+    monkeypatch.setattr(BLAS_THREADS, "_blas_shares_numba_pool", lambda: False)
+    assert BLAS_THREADS.update_spans(large, None) == 1  # BLAS threads would spin beside it
+    assert BLAS_THREADS.update_spans(large, 2) == 1
+    monkeypatch.setattr(BLAS_THREADS, "_blas_shares_numba_pool", lambda: True)
+    assert BLAS_THREADS.update_spans(large, None) == 2  # one pool for both
+    monkeypatch.setattr(numba, "get_num_threads", lambda: 1)
+    assert BLAS_THREADS.update_spans(large, 1) == 1
+
+
+def test_mkl_on_gnu_openmp_shares_numbas_pool_where_numba_runs_on_openmp():
+    from gdcore.kernels import blas
+    from numba.np.ufunc import parallel
+    parallel._launch_threads()
+    expected = (blas.LIBRARY is not None and blas.LIBRARY.threads_on_gomp
+                and numba.threading_layer() == "omp")
+    assert BLAS_THREADS._blas_shares_numba_pool() == expected
+
+
+def _threaded_fit_problem(dtype, weights):
+    rng = np.random.default_rng(3)
+    model = gd.mlp([20, 200, 3], loss="cross_entropy")  # 4,803 parameters: two spans
+    X = rng.normal(size=(150, 20)).astype(dtype)
+    y = rng.integers(0, 3, 150)
+    w = None
+    if weights:
+        w = rng.uniform(0.5, 2.0, 150)
+        w[:40] = 0  # whole zero-weight batches take no step
+    return model, gd.init(model, seed=1, dtype=dtype), X, y, w
+
+
+@pytest.mark.bitwise
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("optimizer, weights, shuffle", [
+    (gd.adam(1e-2), False, True), (gd.sgd(0.05, momentum=0.9), True, False),
+    (gd.adamw(1e-2, weight_decay=0.1), True, True)])
+def test_fit_threaded_update_is_bitwise_the_serial_one(monkeypatch, dtype, optimizer, weights,
+                                                      shuffle):
+    model, params, X, y, w = _threaded_fit_problem(dtype, weights)
+    runs = {}
+    for spans in (1, 2):
+        monkeypatch.setattr(BLAS_THREADS, "update_spans", lambda n, count, k=spans: k)
+        runs[spans] = gd.fit(model, params, X, y, optimizer=optimizer, epochs=3, batch_size=20,
+                             sample_weight=w, shuffle=shuffle, seed=5, progress=False)
+    serial, threaded = runs[1], runs[2]
+    assert threaded.status == serial.status == "completed"
+    np.testing.assert_array_equal(threaded.params, serial.params)
+    np.testing.assert_array_equal(threaded.opt_state.slots, serial.opt_state.slots)
+    np.testing.assert_array_equal(threaded.opt_state.scalars, serial.opt_state.scalars)
+    assert threaded.history["loss"] == serial.history["loss"]
+
+
+def test_fit_threaded_update_diverges_as_the_serial_one(monkeypatch):
+    model, params, X, y, _ = _threaded_fit_problem(np.float64, False)
+    runs = {}
+    for spans in (1, 2):
+        monkeypatch.setattr(BLAS_THREADS, "update_spans", lambda n, count, k=spans: k)
+        # A finite loss and gradient, then a step to infinity: the threaded step fails.
+        runs[spans] = gd.fit(model, params, X * 100, y, optimizer=gd.sgd(1e308), epochs=3,
+                             batch_size=20, seed=5, progress=False)
+    serial, threaded = runs[1], runs[2]
+    assert threaded.status == serial.status == "diverged"
+    assert "gradient or update" in threaded.message
+    assert threaded.message == serial.message
+    np.testing.assert_array_equal(threaded.params, serial.params)
+
+
+def test_faster_of_keeps_the_faster_way_and_probes_the_other():
+    chooser = FIT._FasterOf(1, 2)
+    assert [chooser.choose() for _ in range(2)] == [1, 1]  # untimed: the first way first
+    chooser.record(1, 2.0)
+    assert chooser.choose() == 2  # the second way, still untimed
+    chooser.record(2, 1.0)
+    picks = []
+    for _ in range(3 * FIT._FasterOf.PROBE_EVERY):
+        way = chooser.choose()
+        picks.append(way)
+        chooser.record(way, 1.0 if way == 2 else 2.0)
+    assert picks.count(1) == 3 and picks.count(2) == len(picks) - 3  # one probe per period
+    for _ in range(40):  # the second way slows down (another process on its core)
+        chooser.record(2, 10.0)
+    assert chooser.choose() == 1

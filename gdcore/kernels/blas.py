@@ -1,23 +1,35 @@
-"""General matrix products through NumPy's own BLAS, called straight from compiled code.
+"""General matrix products through a BLAS's C interface, called straight from compiled code.
 
 Numba's ``np.dot`` reaches BLAS through SciPy: its C helper looks up SciPy's
 Fortran ``sgemm``/``dgemm`` and re-checks shapes, layouts and transposition
-on every call.  NumPy's wheels carry their own OpenBLAS (``scipy-openblas``,
-64-bit integers) with a C interface, ``cblas_?gemm``.  :func:`gemm` calls that
-interface directly: one call instruction, no helper, no checks that the
-caller has already made.
+on every call.  :func:`gemm` calls a ``cblas_?gemm`` with 64-bit integers
+directly: one call instruction, no helper, no checks that the caller has
+already made.
 
 The compiled kernels call a private symbol, ``gdcore_cblas_sgemm`` (or
 ``..._dgemm``), never an address: Numba's on-disk cache stores the symbol
 name, and every import binds it again (:func:`_bind`) before any kernel is
-compiled or loaded.  It is bound to
+compiled or loaded.  The environment variable ``GDCORE_BLAS``, read at
+import, chooses what it is bound to (:data:`BOUND_TO` says which was):
 
-* NumPy's ``scipy_cblas_?gemm64_`` when NumPy was built with scipy-openblas
-  with 64-bit integers (NumPy's PyPI wheels for Linux and Windows; macOS
-  wheels built on Accelerate take the fallback) and the library is found
-  where NumPy loaded it; else
-* compiled C callbacks of :func:`_fallback` (:func:`fallback_callback`),
-  which do the same product with Numba's ``np.dot`` (SciPy's BLAS).
+* ``auto`` (the default): MKL where it is installed (the ``gdcore[mkl]``
+  extra), else NumPy's OpenBLAS, else the fallback.  MKL first because on
+  the CPUs measured it was never slower and often much faster: on an AMD
+  EPYC (Zen 3) its one-thread float32 products of 128 x 128 to 256 x 256
+  ran at 36-37 GFLOP/s against OpenBLAS's 10-18, and two threads tied
+  (``bench/bench_gemm_floor.py`` and the README's BLAS table);
+* ``mkl``: MKL, or an ImportError that says how to install it;
+* ``openblas`` (or ``numpy``, its former name): NumPy's own
+  ``scipy-openblas`` (NumPy's PyPI wheels for Linux and Windows; macOS
+  wheels built on Accelerate take the fallback);
+* ``scipy``: the fallback, compiled C callbacks of :func:`_fallback`
+  (:func:`fallback_callback`) that do the same product with Numba's
+  ``np.dot`` (SciPy's BLAS).
+
+The libraries are found by :mod:`.blas_libraries`.  :data:`LIBRARY` is the
+bound one, whose thread count :mod:`gdcore._blas_threads` steers through
+:data:`get_blas_threads` and :data:`set_blas_threads`.  Results are
+deterministic for a given library and thread count, not across libraries.
 
 Extensions compiled ahead of time (:mod:`gdcore.aot_build`) cannot resolve a
 symbol bound at run time: while :data:`AOT_BUILD` is set, :func:`gemm` loads
@@ -26,17 +38,11 @@ the function pointer from a global variable of the extension instead
 fills at import through the exported :func:`set_gemm_pointer` with the same
 addresses (:data:`ADDRESSES`) that the JIT binding uses.
 
-The environment variable ``GDCORE_BLAS``, read at import, selects: ``numpy``
-(the default: NumPy's BLAS if found, else the fallback) or ``scipy`` (the
-fallback).  :data:`BOUND_TO` says which was bound.
-
-Only the subset of ``cblas_?gemm`` that :func:`gemm` uses is promised by both
-bindings: row-major, ``alpha = 1``, ``beta = 0``, and leading dimensions equal
+Only the subset of ``cblas_?gemm`` that :func:`gemm` uses is promised by every
+binding: row-major, ``alpha = 1``, ``beta = 0``, and leading dimensions equal
 to the row lengths of C-contiguous operands.
 """
 
-import ctypes
-import glob
 import os
 
 import numba
@@ -46,10 +52,10 @@ from numba import carray, cfunc, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
+from . import blas_libraries
+
 ROW_MAJOR, NO_TRANS, TRANS = 101, 111, 112  # CBLAS enumerators
 SYMBOLS = {np.dtype(np.float32): "gdcore_cblas_sgemm", np.dtype(np.float64): "gdcore_cblas_dgemm"}
-_NUMPY_SYMBOLS = {"gdcore_cblas_sgemm": "scipy_cblas_sgemm64_",
-                  "gdcore_cblas_dgemm": "scipy_cblas_dgemm64_"}
 
 
 def _cblas_signature(scalar):
@@ -88,41 +94,6 @@ def fallback_callback(dtype):
     return _CALLBACKS[dtype]
 
 
-def numpy_carries_scipy_openblas64():
-    """Whether NumPy says it was built with scipy-openblas with 64-bit integers."""
-    try:
-        blas = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
-    except Exception:  # noqa: BLE001 -- an older or differently built NumPy
-        return False
-    return blas.get("name") == "scipy-openblas" and "USE64BITINT" in str(
-        blas.get("openblas configuration", ""))
-
-
-def _numpy_openblas():
-    """NumPy's bundled scipy-openblas (64-bit integers) as a ctypes library, or None."""
-    if not numpy_carries_scipy_openblas64():
-        return None
-    # Where NumPy's own extension resolves the symbols (its loaded dependency),
-    # then the library files beside NumPy (Windows: DLLs resolve no symbols
-    # through a dependent module).
-    core = getattr(np, "_core", None) or getattr(np, "core", None)
-    here = os.path.dirname(np.__file__)
-    candidates = [getattr(getattr(core, "_multiarray_umath", None), "__file__", None)]
-    candidates += sorted(glob.glob(os.path.join(here, os.pardir, "numpy.libs", "*openblas64*"))
-                         + glob.glob(os.path.join(here, ".dylibs", "*openblas64*")))
-    for path in candidates:
-        if not path:
-            continue
-        try:
-            library = ctypes.CDLL(path)  # already loaded by NumPy: the same handle
-            for name in _NUMPY_SYMBOLS.values():
-                getattr(library, name)
-        except (OSError, AttributeError):
-            continue
-        return library
-    return None
-
-
 # Set by the AOT build before it compiles anything (see the module docstring); never
 # set in a process that compiles JIT kernels, whose cache entries must not hold it.
 AOT_BUILD = False
@@ -130,22 +101,29 @@ _AOT_GLOBALS = {types.float32: "gdcore_aot_sgemm_ptr", types.float64: "gdcore_ao
 # Address of each dtype's product, as bound by _bind (dtype -> int).
 ADDRESSES = {}
 
-# NumPy's OpenBLAS thread count, as ctypes functions; None under the fallback binding,
-# whose BLAS (SciPy's) gdcore does not steer.
+# The bound library's thread count, as ctypes functions; None under the fallback
+# binding, whose BLAS (SciPy's) gdcore does not steer.
 get_blas_threads = set_blas_threads = None
+# The bound library (a blas_libraries.Library), None under the fallback binding.
+LIBRARY = None
+
+CHOICES = ("auto", "openblas", "numpy", "mkl", "scipy")
 
 
-def _bind_thread_control(library):
-    """Bind :data:`get_blas_threads` and :data:`set_blas_threads` to ``library``'s."""
-    global get_blas_threads, set_blas_threads
-    try:
-        get_ = library.scipy_openblas_get_num_threads64_
-        set_ = library.scipy_openblas_set_num_threads64_
-    except AttributeError:  # pragma: no cover - every scipy-openblas64 has both
-        return
-    get_.argtypes, get_.restype = [], ctypes.c_int
-    set_.argtypes, set_.restype = [ctypes.c_int], None
-    get_blas_threads, set_blas_threads = get_, set_
+def _chosen_library(choice):
+    """The :class:`~.blas_libraries.Library` that ``choice`` (GDCORE_BLAS) selects, or None."""
+    if choice == "scipy":
+        return None
+    if choice == "mkl":
+        found = blas_libraries.mkl()
+        if found is None:
+            raise ImportError("GDCORE_BLAS=mkl, but MKL's runtime library (libmkl_rt) was not "
+                              "found: install the mkl extra (pip install 'gdcore[mkl]') or "
+                              "unset GDCORE_BLAS")
+        return found
+    if choice == "auto":  # MKL where installed (see the module docstring), else OpenBLAS
+        return blas_libraries.mkl() or blas_libraries.numpy_openblas()
+    return blas_libraries.numpy_openblas()  # "openblas" ("numpy": its former name)
 
 
 def _bind():
@@ -154,20 +132,21 @@ def _bind():
     Returns
     -------
     str
-        ``"numpy"`` (NumPy's OpenBLAS, C interface) or ``"scipy"`` (Numba's
-        ``np.dot``, SciPy's BLAS).
+        ``"mkl"``, ``"openblas"`` (NumPy's) or ``"scipy"`` (the fallback:
+        Numba's ``np.dot``, SciPy's BLAS).
     """
-    choice = os.environ.get("GDCORE_BLAS", "numpy").strip().lower() or "numpy"
-    if choice not in ("numpy", "scipy"):
-        raise ValueError(f"GDCORE_BLAS must be 'numpy' or 'scipy', got {choice!r}")
-    library = _numpy_openblas() if choice == "numpy" else None
+    global LIBRARY, get_blas_threads, set_blas_threads
+    choice = os.environ.get("GDCORE_BLAS", "auto").strip().lower() or "auto"
+    if choice not in CHOICES:
+        raise ValueError(f"GDCORE_BLAS must be one of {', '.join(CHOICES)}, got {choice!r}")
+    library = _chosen_library(choice)
     if library is not None:
         for dtype, ours in SYMBOLS.items():
-            ADDRESSES[dtype] = ctypes.cast(getattr(library, _NUMPY_SYMBOLS[ours]),
-                                           ctypes.c_void_p).value
+            ADDRESSES[dtype] = library.gemm[dtype]
             binding.add_symbol(ours, ADDRESSES[dtype])
-        _bind_thread_control(library)
-        return "numpy"
+        LIBRARY = library
+        get_blas_threads, set_blas_threads = library.get_threads, library.set_threads
+        return library.name
     # Compiled (or loaded from the cache) only when needed.
     for dtype, symbol in SYMBOLS.items():
         ADDRESSES[dtype] = fallback_callback(dtype).address

@@ -33,6 +33,7 @@ _BCE = codes.BINARY_CROSS_ENTROPY
 OK = 0
 LOSS_NOT_FINITE = 1  # the batch loss is NaN or Inf
 STEP_NOT_FINITE = 2  # the gradient or the updated parameters are
+GRADIENT_READY = 3  # apply_steps=False: a batch's gradient awaits the caller's step
 
 
 @jit(inline=True)
@@ -55,7 +56,7 @@ def batch_weight(weights, m):
 @jit(inline=True)
 def run_epoch(params, spare, offsets, X, Y, labels, weights_, loss_code, l2, l2_per_weight,
               order, batch_size, first, last, opt_code, hyper, lrs, updates, slots, scalars, work,
-              grad, Xb, Yb, Lb, Wb, loss_sum, weight_sum, acts):
+              grad, Xb, Yb, Lb, Wb, loss_sum, weight_sum, acts, apply_steps=True):
     """Train on batches ``first`` to ``last - 1`` of one pass over ``X`` in mini-batches.
 
     Parameters
@@ -102,13 +103,20 @@ def run_epoch(params, spare, offsets, X, Y, labels, weights_, loss_code, l2, l2_
         The sums (below) over the epoch's earlier ranges; 0 for the first.
     acts : int
         The model's activation spec (see :func:`.network.forward`).
+    apply_steps : bool, default True
+        False leaves the optimizer step to the caller (:mod:`gdcore.fit`'s
+        threaded update): the call returns ``GRADIENT_READY`` at the first
+        batch with a gradient, the gradient in ``grad`` and the batch's loss
+        and weight already in the sums; the caller steps from ``params``
+        and calls again from ``batch + 1``.
 
     Returns
     -------
     status : int
-        ``OK``, ``LOSS_NOT_FINITE`` or ``STEP_NOT_FINITE``.
+        ``OK``, ``LOSS_NOT_FINITE``, ``STEP_NOT_FINITE`` or ``GRADIENT_READY``.
     batch : int
-        ``last``; on failure, the index of the failing batch.
+        ``last``; on failure, the index of the failing batch; with
+        ``GRADIENT_READY``, that of the batch whose gradient is ready.
     updates : int
         Optimizer steps of the epoch completed so far (batches whose weights
         are all zero are skipped without a step); step ``k`` used ``lrs[k]``.
@@ -142,6 +150,8 @@ def run_epoch(params, spare, offsets, X, Y, labels, weights_, loss_code, l2, l2_
                               acts)
         if not math.isfinite(loss):
             return LOSS_NOT_FINITE, s, updates, loss_sum, weight_sum, in_spare
+        if not apply_steps:
+            return GRADIENT_READY, s, updates, loss_sum + loss * bw, weight_sum + bw, in_spare
         if not apply_update(opt_code, hyper, lrs[updates], cur, grad, slots, scalars, nxt,
                             False):
             return STEP_NOT_FINITE, s, updates, loss_sum, weight_sum, in_spare
@@ -248,11 +258,11 @@ def epoch_runner(opt_code, loss_code, acts):
     def run_epoch_of(params, spare, offsets, X, Y, labels, weights_, loss_code_, l2,
                      l2_per_weight, order, batch_size, first, last, opt_code_, hyper, lrs,
                      updates, slots, scalars, work, grad, Xb, Yb, Lb, Wb, loss_sum, weight_sum,
-                     acts_):
+                     acts_, apply_steps):
         return run_epoch(params, spare, offsets, X, Y, labels, weights_, loss_code, l2,
                          l2_per_weight, order, batch_size, first, last, opt_code, hyper, lrs,
                          updates, slots, scalars, work, grad, Xb, Yb, Lb, Wb, loss_sum,
-                         weight_sum, acts)
+                         weight_sum, acts, apply_steps)
 
     return run_epoch_of
 

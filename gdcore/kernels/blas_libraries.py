@@ -1,0 +1,179 @@
+"""The BLAS libraries gdcore's products can call, found at import through ctypes.
+
+:mod:`.blas` binds its product symbols to one of them.  Each library is
+described by a :class:`Library`: the addresses of its ``cblas_?gemm`` with
+64-bit integers, and its thread-count functions.
+
+* **OpenBLAS**, NumPy's own (``scipy-openblas`` built with 64-bit integers:
+  NumPy's PyPI wheels for Linux and Windows), found where NumPy loaded it.
+* **MKL**, Intel's Math Kernel Library, from the ``mkl`` wheel (the
+  ``gdcore[mkl]`` extra: ``libmkl_rt`` in the environment's ``lib``) or a
+  system installation.  Its ``cblas_?gemm_64`` take 64-bit integers.
+
+MKL runs its threads on GNU OpenMP (``libgomp``), unless the user chose
+another layer with ``MKL_THREADING_LAYER``: Numba's ``omp`` threading layer
+(the one gdcore's threaded optimizer steps run on where Numba finds no TBB)
+uses the same ``libgomp``, so MKL's products and gdcore's threaded steps
+share one pool of threads instead of two pools spinning against each other.
+That choice must be made before MKL's first call, so it is made when MKL is
+found; a process where something else called MKL first keeps that layer.
+"""
+
+import ctypes
+import ctypes.util
+import glob
+import os
+import sys
+from dataclasses import dataclass
+
+import numpy as np
+
+# MKL's threading layers (mkl_service.h): MKL_THREADING_GNU runs on libgomp.
+MKL_THREADING_GNU = 3
+
+
+@dataclass(frozen=True)
+class Library:
+    """A BLAS that gdcore's products can call.
+
+    Attributes
+    ----------
+    name : str
+        ``"openblas"`` or ``"mkl"``.
+    gemm : dict
+        Address of ``cblas_sgemm`` and ``cblas_dgemm`` with 64-bit integers,
+        by dtype: ``{np.dtype(np.float32): int, np.dtype(np.float64): int}``.
+    get_threads, set_threads : ctypes functions
+        The library's process-wide thread count: ``get_threads() -> int``,
+        ``set_threads(int)``.
+    version : str
+        What the library says of itself.
+    threads_on_gomp : bool
+        Its threads are GNU OpenMP's (``libgomp``), as Numba's ``omp``
+        layer's are.
+    """
+
+    name: str
+    gemm: dict
+    get_threads: object
+    set_threads: object
+    version: str
+    threads_on_gomp: bool = False
+
+
+def _address(library, symbol):
+    return ctypes.cast(getattr(library, symbol), ctypes.c_void_p).value
+
+
+def _thread_functions(library, get_name, set_name):
+    get_, set_ = getattr(library, get_name), getattr(library, set_name)
+    get_.argtypes, get_.restype = [], ctypes.c_int
+    set_.argtypes, set_.restype = [ctypes.c_int], None
+    return get_, set_
+
+
+def numpy_carries_scipy_openblas64():
+    """Whether NumPy says it was built with scipy-openblas with 64-bit integers."""
+    try:
+        blas = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
+    except Exception:  # noqa: BLE001 -- an older or differently built NumPy
+        return False
+    return blas.get("name") == "scipy-openblas" and "USE64BITINT" in str(
+        blas.get("openblas configuration", ""))
+
+
+def _openblas_version():
+    try:
+        blas = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
+        return f"{blas.get('name')} {blas.get('version')}"
+    except Exception:  # noqa: BLE001
+        return "scipy-openblas"
+
+
+def numpy_openblas():
+    """NumPy's bundled scipy-openblas (64-bit integers) as a :class:`Library`, or None."""
+    if not numpy_carries_scipy_openblas64():
+        return None
+    # Where NumPy's own extension resolves the symbols (its loaded dependency),
+    # then the library files beside NumPy (Windows: DLLs resolve no symbols
+    # through a dependent module).
+    core = getattr(np, "_core", None) or getattr(np, "core", None)
+    here = os.path.dirname(np.__file__)
+    candidates = [getattr(getattr(core, "_multiarray_umath", None), "__file__", None)]
+    candidates += sorted(glob.glob(os.path.join(here, os.pardir, "numpy.libs", "*openblas64*"))
+                         + glob.glob(os.path.join(here, ".dylibs", "*openblas64*")))
+    for path in candidates:
+        if not path:
+            continue
+        try:
+            library = ctypes.CDLL(path)  # already loaded by NumPy: the same handle
+            gemm = {np.dtype(np.float32): _address(library, "scipy_cblas_sgemm64_"),
+                    np.dtype(np.float64): _address(library, "scipy_cblas_dgemm64_")}
+            get_, set_ = _thread_functions(library, "scipy_openblas_get_num_threads64_",
+                                           "scipy_openblas_set_num_threads64_")
+        except (OSError, AttributeError):
+            continue
+        return Library("openblas", gemm, get_, set_, _openblas_version())
+    return None
+
+
+def _mkl_candidates():
+    """Paths where MKL's single dynamic library may be, most specific first."""
+    names = ("libmkl_rt.so.3", "libmkl_rt.so.2", "libmkl_rt.so", "libmkl_rt.3.dylib",
+             "libmkl_rt.2.dylib", "mkl_rt.3.dll", "mkl_rt.2.dll")
+    # The mkl wheel puts it in the environment's lib (Library/bin on Windows).
+    roots = [os.path.join(sys.prefix, "lib"), os.path.join(sys.prefix, "Library", "bin")]
+    paths = [os.path.join(root, name) for root in roots for name in names]
+    found = ctypes.util.find_library("mkl_rt")
+    return [p for p in paths if os.path.exists(p)] + ([found] if found else [])
+
+
+def mkl():
+    """Intel MKL's ``libmkl_rt`` as a :class:`Library`, or None when it is not installed.
+
+    Sets MKL's threading layer to GNU OpenMP first (see the module
+    docstring) unless ``MKL_THREADING_LAYER`` is set or ``libgomp`` cannot
+    be loaded (then MKL keeps its default, Intel's OpenMP).
+    """
+    for path in _mkl_candidates():
+        try:
+            library = ctypes.CDLL(path)
+            gemm = {np.dtype(np.float32): _address(library, "cblas_sgemm_64"),
+                    np.dtype(np.float64): _address(library, "cblas_dgemm_64")}
+            get_, set_ = _thread_functions(library, "MKL_Get_Max_Threads",
+                                           "MKL_Set_Num_Threads")
+            set_layer = library.MKL_Set_Threading_Layer
+        except (OSError, AttributeError):
+            continue
+        set_layer.argtypes, set_layer.restype = [ctypes.c_int], ctypes.c_int
+        chosen = os.environ.get("MKL_THREADING_LAYER", "").strip().upper()
+        if chosen:
+            on_gomp = chosen == "GNU"
+        elif _gomp_loads():
+            # Returns the layer in force: GNU, unless MKL was called before.
+            on_gomp = set_layer(MKL_THREADING_GNU) == MKL_THREADING_GNU
+        else:  # MKL would abort the process when its first product failed to load it
+            on_gomp = False
+        return Library("mkl", gemm, get_, set_, _mkl_version(library), on_gomp)
+    return None
+
+
+def _gomp_loads():
+    """Whether GNU OpenMP's runtime (``libgomp``) can be loaded."""
+    for name in ("libgomp.so.1", ctypes.util.find_library("gomp")):
+        if name:
+            try:
+                ctypes.CDLL(name)
+                return True
+            except OSError:
+                continue
+    return False
+
+
+def _mkl_version(library):
+    buffer = ctypes.create_string_buffer(256)
+    try:
+        library.MKL_Get_Version_String(buffer, len(buffer))
+    except AttributeError:  # pragma: no cover - every libmkl_rt has it
+        return "MKL"
+    return buffer.value.decode(errors="replace").strip()
