@@ -60,9 +60,16 @@ test: $(STAMP)-test
 	cat $(GENERIC_LOG); \
 	[ $$main -eq 0 ] && [ $$status -eq 0 ]
 
+# The value_and_grad and training benches run once per BLAS binding of gdcore's
+# products: NumPy's OpenBLAS, and MKL where the bench extra installed it.
+BLAS_BINDINGS = $$($(PY) -c 'from gdcore.kernels import blas_libraries as b; \
+	print("openblas", "mkl" if b.mkl() else "")')
+
 bench: $(STAMP)-bench
-	$(PY) bench/bench_value_and_grad.py
-	$(PY) bench/bench_training.py
+	for blas in $(BLAS_BINDINGS); do \
+	    GDCORE_BLAS=$$blas $(PY) bench/bench_value_and_grad.py || exit 1; \
+	    GDCORE_BLAS=$$blas $(PY) bench/bench_training.py || exit 1; \
+	done
 	$(PY) bench/bench_minimize.py
 	$(PY) bench/bench_threads.py
 	$(PY) bench/bench_startup.py

@@ -38,7 +38,9 @@ figures.  Targets:
 Run ``make bench`` (or ``.venv/bin/python bench/bench_value_and_grad.py``);
 about a minute on a quiet 2-core machine, under two on a busy one.  The
 Markdown table is printed for the README; everything is also written to
-``bench/results/value_and_grad.json``.  Figures measured while other
+``bench/results/value_and_grad-<blas>.json``, ``<blas>`` being the binding of
+gdcore's products (``GDCORE_BLAS``; ``make bench`` runs once per installed
+binding).  Figures measured while other
 processes kept the machine busy are labelled CONTENDED: on 2 cores a single
 busy neighbour slows 2-thread BLAS and torch by 10-50x.
 """
@@ -50,6 +52,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import numba
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -60,7 +63,7 @@ from _jax_peer import (JAX_MISSING, gdcore_flat, jax, jax_loss, jax_params,  # n
 import gdcore  # noqa: E402
 from gdcore import functional  # noqa: E402
 from gdcore.kernels import network  # noqa: E402
-from gdcore.kernels.blas import BOUND_TO  # noqa: E402
+from gdcore.kernels.blas import BOUND_TO, gemm  # noqa: E402
 
 try:
     import torch
@@ -258,7 +261,8 @@ class GemmsOnly:
     X : ndarray of shape (n_samples, n_inputs)
     """
 
-    def __init__(self, model, params, X, seed=SEED):
+    def __init__(self, model, params, X, seed=SEED, through="numpy"):
+        self.through = through  # "numpy" (np.matmul) or "gdcore" (kernels.blas.gemm)
         rng = np.random.default_rng(seed)
         n = X.shape[0]
         layers = model.unpack(params.copy())
@@ -281,8 +285,19 @@ class GemmsOnly:
         return sum(2 * a.shape[0] * a.shape[1] * b.shape[1] for a, b, _ in self.ops)
 
     def __call__(self):
+        if self.through == "gdcore":
+            for a, b, out in self.ops:  # a transposed view is its C-contiguous base and a flag
+                ta, tb = not a.flags.c_contiguous, not b.flags.c_contiguous
+                _bound_gemm(a.T if ta else a, b.T if tb else b, out, ta, tb)
+            return
         for a, b, out in self.ops:
             np.matmul(a, b, out=out)
+
+
+@numba.njit(cache=False)
+def _bound_gemm(A, B, C, trans_a, trans_b):
+    """One product through the call gdcore's kernels make (``kernels.blas.gemm``)."""
+    gemm(A, B, C, trans_a, trans_b)
 
 
 def torch_net(model, params):
@@ -768,7 +783,8 @@ def main():
         "table": rows,
         "targets": verdicts,
     }
-    path = harness.write_json(RESULTS_PATH, out)
+    # One file per BLAS binding (GDCORE_BLAS).
+    path = harness.write_json(RESULTS_PATH.with_name(f"value_and_grad-{BOUND_TO}.json"), out)
     print(f"\nwrote {path}")
 
 
