@@ -180,3 +180,52 @@ def test_every_binding_gives_the_same_products(tmp_path, binding):
                    env=dict(os.environ, GDCORE_BLAS=binding, PYTHONPATH=path))
     np.testing.assert_allclose(np.load(out), np.concatenate([[loss], g]), rtol=1e-12,
                                atol=1e-14)
+
+
+def test_gomp_threads_wait_passively_unless_the_user_chose(monkeypatch):
+    monkeypatch.setattr(blas_libraries, "_gomp_loaded", lambda: False)
+    for chosen in ({}, {"OMP_WAIT_POLICY": "ACTIVE"}, {"GOMP_SPINCOUNT": "1000"}):
+        monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+        monkeypatch.delenv("GOMP_SPINCOUNT", raising=False)
+        for name, value in chosen.items():
+            monkeypatch.setenv(name, value)
+        blas_libraries._passive_gomp_waits()
+        assert os.environ.get("OMP_WAIT_POLICY") == chosen.get(
+            "OMP_WAIT_POLICY", None if chosen else "PASSIVE")
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    monkeypatch.delenv("GOMP_SPINCOUNT", raising=False)
+    monkeypatch.setattr(blas_libraries, "_gomp_loaded", lambda: True)  # too late to choose
+    blas_libraries._passive_gomp_waits()
+    assert "OMP_WAIT_POLICY" not in os.environ
+
+
+@pytest.mark.skipif(not MKL_INSTALLED or blas.BOUND_TO != "mkl", reason="MKL is not bound")
+@pytest.mark.skipif(bool(os.environ.get("MKL_CBWR")), reason="MKL_CBWR chooses the mode")
+def test_mkl_runs_in_strict_reproducibility_mode():
+    import ctypes
+    library = ctypes.CDLL(blas_libraries._mkl_candidates()[0])
+    mode = library.MKL_CBWR_Get(0xFFFFFFFF)  # MKL_CBWR_ALL: branch and strict flag
+    assert mode == blas_libraries.MKL_CBWR_AUTO | blas_libraries.MKL_CBWR_STRICT
+
+
+def _shifted(a, by):
+    """A copy of ``a`` starting ``by`` elements into a fresh buffer (another alignment)."""
+    buffer = np.empty(a.size + by, dtype=a.dtype)
+    out = buffer[by:].reshape(a.shape)
+    out[...] = a
+    return out
+
+
+@pytest.mark.bitwise
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_gradient_bits_do_not_depend_on_memory_alignment(dtype):
+    model = gd.mlp([64, 96, 48, 10], loss="cross_entropy")
+    params = gd.init(model, seed=2, dtype=dtype)
+    rng = np.random.default_rng(4)
+    X = rng.normal(size=(200, 64)).astype(dtype)
+    y = rng.integers(0, 10, 200)
+    loss, grad = gd.value_and_grad(model, params, X, y)
+    for by in (1, 3, 8):
+        shifted = gd.value_and_grad(model, _shifted(params, by), _shifted(X, by), y)
+        assert shifted[0] == loss
+        np.testing.assert_array_equal(shifted[1], grad)
