@@ -19,9 +19,11 @@ machine two threads gained nothing at that size.  OpenBLAS itself runs
 products of at most 262,144 multiply-adds on one thread, so the small steps
 of small networks never reach this module's switch.
 
-The count is NumPy's OpenBLAS's, which is process-wide: while a call holds a
+With NumPy's OpenBLAS the count is process-wide: while a call holds a
 count, concurrent gdcore calls in other threads run with it too (they do not
 change it under each other's feet), and so does any other NumPy product.
+With MKL a call holds its own thread's count (``MKL_Set_Num_Threads_Local``),
+which also overrides a per-thread count that threadpoolctl set.
 The count is that of the BLAS the products are bound to
 (:mod:`gdcore.kernels.blas`: MKL or NumPy's OpenBLAS).  Under the fallback
 binding (``GDCORE_BLAS=scipy``, or a NumPy without scipy-openblas and no
@@ -143,7 +145,28 @@ class _Hold:
                 _restore = None
 
 
+class _LocalHold:
+    """Context manager of :func:`blas_threads` for a BLAS with per-thread counts (MKL):
+    this thread's count for the block, whatever other threads hold."""
+
+    __slots__ = ("count", "previous")
+
+    def __init__(self, count):
+        self.count = count
+        self.previous = 0
+
+    def __enter__(self):
+        self.previous = blas.set_local_blas_threads(self.count)
+
+    def __exit__(self, *exc):
+        blas.set_local_blas_threads(self.previous)
+
+
 _NO_HOLD = nullcontext()
+
+
+def _hold(count):
+    return _LocalHold(count) if blas.set_local_blas_threads is not None else _Hold(count)
 
 
 def blas_threads(count):
@@ -156,7 +179,7 @@ def blas_threads(count):
     """
     if count is None or blas.set_blas_threads is None:
         return _NO_HOLD
-    return _Hold(count)
+    return _hold(count)
 
 
 def call_holding(count, kernel, *args):
@@ -167,7 +190,7 @@ def call_holding(count, kernel, *args):
     """
     if count is None or blas.set_blas_threads is None:
         return kernel(*args)
-    with _Hold(count):
+    with _hold(count):
         return kernel(*args)
 
 

@@ -468,9 +468,10 @@ def fit(model, params, X, y, optimizer=adam(), epochs=10, batch_size=32, shuffle
         beside them (the BLAS held at one thread, or MKL sharing Numba's
         OpenMP pool: :func:`gdcore._blas_threads.update_spans`); the step is
         bitwise that of one thread.  Results are bitwise reproducible for the
-        same seed, data, BLAS and thread count.  The count is process-wide: while
-        another call holds one (a fit in another thread, or the fit whose
-        callback makes this call), this call runs with that count.
+        same seed, data, BLAS and thread count.  With NumPy's OpenBLAS the
+        count is process-wide: while another call holds one (a fit in another
+        thread, or the fit whose callback makes this call), this call runs
+        with that count; with MKL each thread holds its own.
 
     opt_state : OptState, optional
         Resume from this state (``FitResult.opt_state`` of an earlier fit,

@@ -129,7 +129,7 @@ def test_update_of_a_state_does_not_hold_it():
 # BLAS threads of a call ------------------------------------------------------------------
 needs_thread_control = pytest.mark.skipif(
     gd.kernels.blas.set_blas_threads is None,
-    reason="gdcore steers only NumPy's scipy-openblas (this NumPy has none, or GDCORE_BLAS=scipy)")
+    reason="gdcore steers only MKL and NumPy's scipy-openblas (neither is bound)")
 
 
 @needs_thread_control
@@ -163,6 +163,8 @@ def test_fit_refuses_bad_threads(threads):
 
 
 @needs_thread_control
+@pytest.mark.skipif(gd.kernels.blas.set_local_blas_threads is not None,
+                    reason="the bound BLAS holds a count per thread")
 def test_concurrent_holders_keep_the_first_count_until_the_last_leaves():
     from gdcore._blas_threads import blas_threads
     from gdcore.kernels.blas import get_blas_threads, set_blas_threads
@@ -188,6 +190,37 @@ def test_concurrent_holders_keep_the_first_count_until_the_last_leaves():
         worker.join()
         assert seen == [1, 1]
         assert get_blas_threads() == 2
+    finally:
+        set_blas_threads(before)
+
+
+@pytest.mark.skipif(gd.kernels.blas.set_local_blas_threads is None,
+                    reason="the bound BLAS's count is process-wide (see the test above)")
+def test_concurrent_holders_each_hold_their_own_threads_count():
+    from gdcore._blas_threads import blas_threads
+    from gdcore.kernels.blas import get_blas_threads, set_blas_threads
+    before = get_blas_threads()
+    set_blas_threads(2)
+    try:
+        inside, release = threading.Event(), threading.Event()
+        seen = {}
+
+        def holder():
+            with blas_threads(1):
+                inside.set()
+                release.wait(10)
+                seen["worker"] = get_blas_threads()
+            seen["worker after"] = get_blas_threads()
+
+        worker = threading.Thread(target=holder)
+        worker.start()
+        inside.wait(10)
+        with blas_threads(3):
+            seen["main"] = get_blas_threads()
+        seen["main after"] = get_blas_threads()
+        release.set()
+        worker.join()
+        assert seen == {"worker": 1, "worker after": 2, "main": 3, "main after": 2}
     finally:
         set_blas_threads(before)
 

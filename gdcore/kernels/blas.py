@@ -102,8 +102,9 @@ _AOT_GLOBALS = {types.float32: "gdcore_aot_sgemm_ptr", types.float64: "gdcore_ao
 ADDRESSES = {}
 
 # The bound library's thread count, as ctypes functions; None under the fallback
-# binding, whose BLAS (SciPy's) gdcore does not steer.
-get_blas_threads = set_blas_threads = None
+# binding, whose BLAS (SciPy's) gdcore does not steer.  set_local_blas_threads
+# sets the calling thread's count alone (MKL; None for OpenBLAS).
+get_blas_threads = set_blas_threads = set_local_blas_threads = None
 # The bound library (a blas_libraries.Library), None under the fallback binding.
 LIBRARY = None
 
@@ -135,7 +136,7 @@ def _bind():
         ``"mkl"``, ``"openblas"`` (NumPy's) or ``"scipy"`` (the fallback:
         Numba's ``np.dot``, SciPy's BLAS).
     """
-    global LIBRARY, get_blas_threads, set_blas_threads
+    global LIBRARY, get_blas_threads, set_blas_threads, set_local_blas_threads
     choice = os.environ.get("GDCORE_BLAS", "auto").strip().lower() or "auto"
     if choice not in CHOICES:
         raise ValueError(f"GDCORE_BLAS must be one of {', '.join(CHOICES)}, got {choice!r}")
@@ -146,6 +147,7 @@ def _bind():
             binding.add_symbol(ours, ADDRESSES[dtype])
         LIBRARY = library
         get_blas_threads, set_blas_threads = library.get_threads, library.set_threads
+        set_local_blas_threads = library.set_local_threads
         return library.name
     # Compiled (or loaded from the cache) only when needed.
     for dtype, symbol in SYMBOLS.items():

@@ -56,6 +56,11 @@ class Library:
     threads_on_gomp : bool
         Its threads are GNU OpenMP's (``libgomp``), as Numba's ``omp``
         layer's are.
+    set_local_threads : ctypes function or None
+        ``set_local_threads(int) -> int``: the count for the calling thread
+        alone, over the process-wide one; returns the thread's previous
+        local count (0: none, the process-wide count applies).  MKL's; None
+        for OpenBLAS, whose count is process-wide only.
     """
 
     name: str
@@ -64,6 +69,7 @@ class Library:
     set_threads: object
     version: str
     threads_on_gomp: bool = False
+    set_local_threads: object = None
 
 
 def _address(library, symbol):
@@ -161,7 +167,9 @@ def mkl():
             on_gomp = _gomp_loads() and set_layer(MKL_THREADING_GNU) == MKL_THREADING_GNU
         if not os.environ.get("MKL_CBWR"):
             _reproducible(library)
-        return Library("mkl", gemm, get_, set_, _mkl_version(library), on_gomp)
+        set_local = library.MKL_Set_Num_Threads_Local
+        set_local.argtypes, set_local.restype = [ctypes.c_int], ctypes.c_int
+        return Library("mkl", gemm, get_, set_, _mkl_version(library), on_gomp, set_local)
     return None
 
 
