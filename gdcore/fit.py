@@ -847,7 +847,8 @@ class _Trainer:
             if status == GRADIENT_READY:
                 if self.threaded_step(lrs[updates], ctrl_c):
                     updates += 1
-                    status, last = OK, batch + 1
+                    status, batch = OK, batch + 1  # as the kernel returns: batches visited
+                    last = batch
                 else:
                     status, (loss_sum, weight_sum) = STEP_NOT_FINITE, sums
             seconds = time.perf_counter() - t0
