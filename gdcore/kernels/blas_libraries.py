@@ -17,9 +17,9 @@ uses the same ``libgomp``, so MKL's products and gdcore's threaded steps
 share one pool of threads instead of two pools spinning against each other.
 That choice must be made before MKL's first call, so it is made when MKL is
 found; a process where something else called MKL first keeps that layer.
-Where libgomp is not loaded yet, its idle threads are also told to sleep
-rather than spin (:func:`_passive_gomp_waits`), which keeps two-thread
-products from collapsing when another process holds a core.
+Where libgomp is not loaded yet, it is loaded with idle threads that sleep
+rather than spin (:func:`_load_gomp_waiting_passively`), which keeps
+two-thread products from collapsing when another process holds a core.
 """
 
 import ctypes
@@ -161,10 +161,10 @@ def mkl():
         if chosen:
             on_gomp = chosen == "GNU"
         else:
-            _passive_gomp_waits()  # before anything loads libgomp, _gomp_loads included
             # MKL would abort the process when its first product failed to load libgomp;
             # set_layer returns the layer in force: GNU, unless MKL was called before.
-            on_gomp = _gomp_loads() and set_layer(MKL_THREADING_GNU) == MKL_THREADING_GNU
+            on_gomp = (_load_gomp_waiting_passively()
+                       and set_layer(MKL_THREADING_GNU) == MKL_THREADING_GNU)
         if not os.environ.get("MKL_CBWR"):
             _reproducible(library)
         set_local = library.MKL_Set_Num_Threads_Local
@@ -190,33 +190,42 @@ def _reproducible(library):
 
 
 def _gomp_loaded():
-    """Whether this process has loaded ``libgomp`` already (Linux; False where unknown)."""
+    """Whether this process has loaded the system's ``libgomp.so`` (Linux; False where
+    unknown).  Copies bundled under other names (PyTorch's ``libgomp-<hash>.so``) are
+    other runtimes with their own threads and do not count."""
     try:
         with open("/proc/self/maps") as maps:
-            return any("libgomp" in line for line in maps)
+            return any(os.path.basename(line.split()[-1]).startswith("libgomp.so")
+                       for line in maps if line.strip())
     except OSError:
         return False
 
 
-def _passive_gomp_waits():
-    """Have GNU OpenMP's idle threads sleep at once instead of spinning (OMP_WAIT_POLICY).
+def _load_gomp_waiting_passively():
+    """Load GNU OpenMP's runtime with idle threads that sleep at once; whether it loads.
 
-    libgomp reads the policy once, when it is loaded, so this sets the
-    variable only where libgomp is not loaded yet and the user has not
-    chosen (neither ``OMP_WAIT_POLICY`` nor ``GOMP_SPINCOUNT`` is set).  Why:
-    with another process busy on the second core, a spinning thread burns
-    its time slice while the thread it waits for is descheduled.  The MNIST
-    step's 8 float32 products on two MKL threads then took 180-190 ms
-    against 6 ms on one (AMD EPYC Zen 3, 2 cores, both kept busy); with
-    passive waits, 6.3-6.7 ms.
+    libgomp reads its wait policy (``OMP_WAIT_POLICY``) once, when it is
+    loaded, so the policy is set for the load and removed again: no other
+    library loaded later, and no child process, inherits it.  Nothing is set
+    where libgomp is loaded already or the user chose (``OMP_WAIT_POLICY``
+    or ``GOMP_SPINCOUNT`` set).  Why: with another process busy on the
+    second core, a spinning thread burns its time slice while the thread it
+    waits for is descheduled.  The MNIST step's 8 float32 products on two
+    MKL threads then took 180-190 ms against 6 ms on one (AMD EPYC Zen 3, 2
+    cores, both kept busy); with passive waits, 6.3-6.7 ms.
     """
-    if not (os.environ.get("OMP_WAIT_POLICY") or os.environ.get("GOMP_SPINCOUNT")
+    if (os.environ.get("OMP_WAIT_POLICY") or os.environ.get("GOMP_SPINCOUNT")
             or _gomp_loaded()):
-        os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
+        return _gomp_loads()
+    os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
+    try:
+        return _gomp_loads()
+    finally:
+        del os.environ["OMP_WAIT_POLICY"]
 
 
 def _gomp_loads():
-    """Whether GNU OpenMP's runtime (``libgomp``) can be loaded."""
+    """Whether GNU OpenMP's runtime (``libgomp``) can be loaded (loading it)."""
     for name in ("libgomp.so.1", ctypes.util.find_library("gomp")):
         if name:
             try:
