@@ -212,7 +212,8 @@ def update_spans(n_params, blas_count):
     Numba runs on its ``omp`` layer, the same ``libgomp`` (one pool of
     threads: MKL's products and the step take turns on it).  After a
     multithreaded OpenBLAS product its threads keep spinning for a while,
-    and a threaded step beside them took twice as long as the serial one.
+    and a two-thread step right after one is slower than a one-thread step
+    (``bench/bench_training.py``'s "right after a GEMM" rows).
 
     Parameters
     ----------
