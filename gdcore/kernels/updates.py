@@ -72,6 +72,7 @@ from numba.extending import overload
 
 from .. import codes
 from ._jit import jit, options, per_code
+from .borrow import borrowed
 
 _SGD = codes.SGD
 _ADAM = codes.ADAM
@@ -644,9 +645,13 @@ def apply_update(code, hyper, lr, params, grad, slots, scalars, out, inplace):
         inf, after which Adam-like rules silently stop moving).  The state
         has then taken the step anyway.
     """
+    # Borrowed (uncounted) arrays: the calls and views of a step then do no atomic
+    # reference counting, which was most of a small step's time (see .borrow).
+    hyper, grad, slots, scalars = borrowed(hyper), borrowed(grad), borrowed(slots), \
+        borrowed(scalars)
     step, mu_product, scale = begin_step(code, hyper, grad, scalars)
-    return step_span(code, hyper, lr, step, mu_product, params, grad, slots, 0,
-                     params.shape[0], out, inplace, scale)
+    return step_span(code, hyper, lr, step, mu_product, borrowed(params), grad, slots, 0,
+                     params.shape[0], borrowed(out), inplace, scale)
 
 
 @per_code(apply_update, RULES.__contains__, "optimizer code", aot="apply_update")
