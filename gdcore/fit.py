@@ -70,7 +70,7 @@ _GUESSED_FLOPS = 1e9  # per second, before the first call has been timed
 # Training sets of at least this many rows draw each epoch's order while the epoch
 # before it trains (_Trainer.draw_ahead): below it, starting and joining the thread
 # costs more than the draw.
-_AHEAD_ROWS = 8192
+_AHEAD_ROWS = 32768
 
 
 @dataclass(repr=False)
