@@ -672,7 +672,7 @@ def apply_update(code, hyper, lr, params, grad, slots, scalars, out, inplace):
         has then taken the step anyway.
     """
     # Borrowed (uncounted) arrays: the calls and views of a step then do no atomic
-    # reference counting, which was most of a small step's time (see .borrow).
+    # reference counting, a third of the 385-parameter SGD step (see .borrow).
     hyper, grad, slots, scalars = borrowed(hyper), borrowed(grad), borrowed(slots), \
         borrowed(scalars)
     step, mu_product, scale = begin_step(code, hyper, grad, scalars)
