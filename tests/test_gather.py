@@ -38,6 +38,18 @@ def test_gather_rows_matches_fancy_indexing(shape, dtype):
     np.testing.assert_array_equal(src, src0)
 
 
+@pytest.mark.parametrize("width", list(range(1, 70)) + [127, 128, 129, 1000])
+def test_gather_rows_of_every_narrow_width(width):
+    """Every byte width around the inline copies' size classes (copy_bytes)."""
+    rng = np.random.default_rng(width)
+    src = rng.integers(0, 256, size=(50, width), dtype=np.uint8)
+    order = rng.permutation(50)
+    dst = np.full((50 + 2, width), 7, dtype=np.uint8)
+    gather.gather_rows(src, order, 3, 45, dst)
+    np.testing.assert_array_equal(dst[:42], src[order[3:45]])
+    np.testing.assert_array_equal(dst[42:], 7)
+
+
 def test_gather_rows_leaves_an_empty_source_alone():
     dst = np.full(4, 3.0)
     gather.gather_rows(np.zeros(0), np.arange(4), 0, 4, dst)

@@ -1004,3 +1004,33 @@ def test_adam_amsgrad_loop_ir_carries_no_fastmath_flag():
     flagged = [line for line in arithmetic
                if re.search(r"\b(fast|contract|afn|arcp|reassoc|nsz|nnan|ninf)\b", line)]
     assert flagged == []
+
+
+SPECIAL = [np.nan, np.inf, -np.inf, -0.0, 0.0, 1e30, -1e-45, 3.0, -2.5, 1e-38]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("wd", [0.0, 0.1])
+def test_unclipped_sgd_loop_is_the_plain_loop_bitwise(dtype, wd):
+    """sgd_unclipped (no clip) against sgd_plain with its clip off: every bit,
+    NaN payloads and signed zeros included, in place and not, and the same
+    finiteness verdict."""
+    from gdcore.kernels.updates import sgd_plain, sgd_unclipped
+    dt = np.dtype(dtype).type
+    values = np.array(SPECIAL, dtype=dtype)
+    g = np.repeat(values, len(values))  # every (gradient, parameter) pair, vector and tail
+    p = np.tile(values, len(values))
+    bits = np.uint32 if dtype == np.float32 else np.uint64
+    for take in (slice(None), slice(0, 7), slice(len(values), 2 * len(values))):
+        for lr in (dt(0.01), dt(0.0)):
+            gt, pt = g[take], p[take]
+            want, got = np.empty_like(pt), np.empty_like(pt)
+            ok_want = sgd_plain(pt, gt, want, False, lr, dt(wd), dt(np.inf), dt(1))
+            ok_got = sgd_unclipped(pt, gt, got, False, lr, dt(wd))
+            np.testing.assert_array_equal(got.view(bits), want.view(bits))
+            assert ok_got == ok_want
+            inplace = pt.copy()
+            assert sgd_unclipped(inplace, gt, inplace, True, lr, dt(wd)) == ok_want
+            np.testing.assert_array_equal(inplace.view(bits), want.view(bits))
+    finite = np.array([1.0, -2.0, 0.5], dtype=dtype)
+    assert sgd_unclipped(finite, finite, np.empty_like(finite), False, dt(0.1), dt(wd))

@@ -21,6 +21,7 @@ import math
 
 from .. import codes
 from ._jit import jit, per_code
+from .borrow import borrowed
 from .entry import valid_model_spec
 from .gather import gather_chunk
 from .network import loss_value, output_block, split_workspace, value_and_grad
@@ -127,6 +128,15 @@ def run_epoch(params, spare, offsets, X, Y, labels, weights_, loss_code, l2, l2_
     in_spare : bool
         True when the current (last finite) parameters are in ``spare``.
     """
+    # Every array the steps touch, borrowed: no step, view or callee then counts
+    # references (see .borrow); the caller's arrays outlive this call.
+    params, spare, offsets, X, Y, labels, weights_ = (
+        borrowed(params), borrowed(spare), borrowed(offsets), borrowed(X), borrowed(Y),
+        borrowed(labels), borrowed(weights_))
+    order, hyper, lrs, slots, scalars, work, grad = (
+        borrowed(order), borrowed(hyper), borrowed(lrs), borrowed(slots), borrowed(scalars),
+        borrowed(work), borrowed(grad))
+    Xb, Yb, Lb, Wb = borrowed(Xb), borrowed(Yb), borrowed(Lb), borrowed(Wb)
     n = n_rows(X)
     shuffled = order.shape[0] > 0
     cur, nxt = params, spare

@@ -15,9 +15,13 @@ Wide rows (784 inputs) make a chunk of one batch.  :func:`gather_chunk` then
 prefetches the next batch's rows, to load while the current one trains
 (:mod:`.prefetch`).
 
-Each row is one ``memcpy``.  For 10-float rows, an element loop took 6.4-10.9
-ns per row against 2.7-5.1 ns.  For one-element rows it took 3.2-3.7 ns
-against 4.1-5.2 ns, a difference too small to keep a second path for.
+Each row is one copy of its bytes.  For 10-float rows, an element loop took
+6.4-10.9 ns per row against 2.7-5.1 ns for a ``memcpy``.  For one-element rows it
+took 3.2-3.7 ns against 4.1-5.2 ns, a difference too small to keep a second path
+for.  A narrow row's width is only known at run time, so ``memcpy`` was a call
+per row; rows under 64 bytes are now copied inline (:func:`copy_bytes`): the
+10-32-1 benchmark's epoch (64,000 rows of 40 + 4 bytes) gathered in 0.22 us
+per step instead of 0.40 (AMD EPYC Zen 3, medians of 200).
 """
 
 from llvmlite import ir
@@ -56,6 +60,44 @@ def chunk_rows(batch_size, row_bytes, n_samples):
     return min(batches, n_batches) * batch_size
 
 
+# Row widths (bytes) copied without a call to memcpy: a row of ``k <= w < 2k``
+# bytes is two fixed-size copies of ``k`` bytes, one from each end (they overlap
+# when ``w < 2k``), which compile to a pair of loads and stores.
+SMALL_COPIES = (32, 16, 8, 4, 2, 1)
+
+
+def copy_bytes(context, builder, dst, src, size):
+    """Emit ``memcpy(dst, src, size)`` for a run-time ``size``: small sizes inline.
+
+    Sizes below ``2 * SMALL_COPIES[0]`` are two overlapping fixed-size copies
+    of the largest ``k <= size``; larger ones call memcpy.  A row's width is
+    the same for every row, so the branches are predicted.
+    """
+    def fixed(k):
+        at = builder.sub(size, context.get_constant(types.intp, k))
+        cgutils.raw_memcpy(builder, dst, src, context.get_constant(types.intp, k), 1)
+        cgutils.raw_memcpy(builder, builder.gep(dst, [at]), builder.gep(src, [at]),
+                           context.get_constant(types.intp, k), 1)
+
+    def sizes(ks):
+        if not ks:  # size 0: nothing
+            return
+        k = ks[0]
+        small = builder.icmp_signed("<", size, context.get_constant(types.intp, k))
+        with builder.if_else(small) as (below, at_least):
+            with below:
+                sizes(ks[1:])
+            with at_least:
+                fixed(k)
+
+    large = builder.icmp_signed(">=", size, context.get_constant(types.intp, 2 * SMALL_COPIES[0]))
+    with builder.if_else(large) as (call, inline):
+        with call:
+            cgutils.raw_memcpy(builder, dst, src, size, 1)
+        with inline:
+            sizes(SMALL_COPIES)
+
+
 @intrinsic
 def copy_row(typingctx, dst, r, src, i):
     """``dst[r] = src[i]`` for two C-contiguous arrays of one dtype, ndim and row width.
@@ -84,8 +126,11 @@ def copy_row(typingctx, dst, r, src, i):
             at = context.cast(builder, index, index_type, types.intp)
             return builder.gep(builder.bitcast(array.data, byte), [builder.mul(at, row_bytes)])
 
-        cgutils.raw_memcpy(builder, row(d, args[1], signature.args[1]),
-                           row(s, args[3], signature.args[3]), row_bytes, 1)
+        dst, src = row(d, args[1], signature.args[1]), row(s, args[3], signature.args[3])
+        if signature.args[0].ndim == 1:
+            cgutils.raw_memcpy(builder, dst, src, row_bytes, 1)
+        else:
+            copy_bytes(context, builder, dst, src, row_bytes)
         return context.get_dummy_value()
 
     return sig, codegen
