@@ -11,8 +11,9 @@ on every core, in float32 and float64:
 * the 8 products of one MNIST-sized training step (784-256-128-10, batch
   128: forward ``A @ W``, backward ``A.T @ G`` and ``G @ W.T``), total time.
 
-While one library is timed, the other's thread count is held at one, so
-that no pool spins beside it.  BLIS (the ``blis`` package, which the bench
+While one library is timed, the other's thread count is held at one, and
+each timed block starts after a pause and an untimed call, so that no pool
+still spins beside it.  BLIS (the ``blis`` package, which the bench
 extra installs) is timed too, on one thread (its Python ``gemm`` is not
 steered by a thread count).  Results go to ``bench/results/blas.json``; run
 ``.venv/bin/python bench/bench_blas.py``.
@@ -35,6 +36,7 @@ SQUARE = (128, 256, 512)
 MNIST = [784, 256, 128, 10]
 MNIST_BATCH = 128
 REPEATS = 7
+SETTLE_SECONDS = 0.05
 ROW_MAJOR, NO_TRANS, TRANS = 101, 111, 112
 
 try:
@@ -114,6 +116,11 @@ def median_seconds(calls, min_seconds=0.02):
     for _ in range(REPEATS):
         for name, (setup, call) in calls.items():
             setup()
+            # The library timed before may still have threads spinning (OpenBLAS's
+            # spin for about 20 ms); this one's may be asleep: a pause, then one
+            # untimed call.
+            time.sleep(SETTLE_SECONDS)
+            call()
             t0 = time.perf_counter()
             for _ in range(reps[name]):
                 call()
