@@ -39,7 +39,7 @@ from .. import codes
 from ._jit import jit, options
 from .activations import activate_layer, backprop_layer
 from .losses import inverse_weight_sum, loss_rows
-from .tiles import VECS, VECTOR_BYTES, tile, vector_tile
+from .tiles import VECS, VECTOR_BYTES, pair_tile, tile, vector_tile
 from .views import bias, flat_view, layer_block, matrix_view, weights
 
 _W = codes.COL_W_START
@@ -50,13 +50,22 @@ _LOGIT_LOSSES = codes.LOGIT_LOSSES
 
 # Samples per block (see the module docstring).
 ROWS = 32
-# Largest n_in * n_out of a layer the fused kernel takes (see the module docstring).
+# The rule (see the module docstring): at most MAX_ROWS samples; layers of one
+# output or of a multiple of WHOLE_VECTORS outputs (whole float32 vectors) of at
+# most MAX_LAYER weights; a layer whose delta goes back to a layer below
+# through dot products (one with several outputs) at most MAX_BACKPROP
+# multiply-adds for the batch.
+MAX_ROWS = 64
+WHOLE_VECTORS = 8
 MAX_LAYER = 64 * 64
+MAX_BACKPROP = 8 * 1024
 
 
 @jit
 def is_small(offsets, n):
     """Whether the fused kernel computes the gradient of a batch of ``n`` samples.
+
+    The rule of the module docstring, on shapes alone.
 
     Parameters
     ----------
@@ -64,36 +73,64 @@ def is_small(offsets, n):
     n : int
         Samples in the batch.
     """
-    if n < 1:
+    if n < 1 or n > MAX_ROWS:
         return False
     for l in range(offsets.shape[0]):
-        if offsets[l, _NIN] * offsets[l, _NOUT] > MAX_LAYER:
+        n_in = offsets[l, _NIN]
+        n_out = offsets[l, _NOUT]
+        if n_out > 1 and n_out % WHOLE_VECTORS != 0:
+            return False
+        if n_in * n_out > MAX_LAYER:
+            return False
+        if l > 0 and n_out > 1 and n * n_in * n_out > MAX_BACKPROP:
             return False
     return True
 
 
 @jit(inline=True)
-def row_products(out, o, init, i, S, s, s_step, M, m, m_step, count, width):
-    """``out[o + c] = init[i + c] + sum_q S[s + q * s_step] * M[m + q * m_step + c]``
-    for ``c < width`` and ``q < count`` (flat C-contiguous arrays).
+def row_products(out, o, o_row, init, i, i_row, S, s, s_row, s_step, M, m, m_step, count,
+                 width, rows):
+    """For each row ``t < rows``, columns ``c < width``:
+    ``out[o + t*o_row + c] = init[i + t*i_row + c]
+    + sum_q S[s + t*s_row + q*s_step] * M[m + q*m_step + c]`` (flat C-contiguous arrays).
 
-    :func:`.tiles.tile` covers the row in tiles of ``VECS`` SIMD vectors, then
-    single vectors; a scalar loop covers the rest.
+    Pairs of rows go through :data:`.tiles.pair_tile` (each vector of ``M``
+    loaded once for both), then single rows through :data:`.tiles.tile` and
+    :data:`.tiles.vector_tile`; a scalar loop covers the last columns.
     """
     n_lanes = VECTOR_BYTES // out.itemsize
     wide = VECS * n_lanes
-    c = 0
-    while c + wide <= width:
-        tile(out, o + c, init, i + c, S, s, s_step, M, m + c, m_step, count)
-        c += wide
-    while c + n_lanes <= width:
-        vector_tile(out, o + c, init, i + c, S, s, s_step, M, m + c, m_step, count)
-        c += n_lanes
-    for c in range(c, width):
-        acc = init[i + c]
+    t = 0
+    while t + 2 <= rows:
+        c = 0
+        while c + wide <= width:
+            pair_tile(out, o + t * o_row + c, o_row, init, i + t * i_row + c, i_row, S,
+                      s + t * s_row, s_row, s_step, M, m + c, m_step, count)
+            c += wide
+        t += 2
+    while t < rows:  # the last row
+        c = 0
+        while c + wide <= width:
+            tile(out, o + t * o_row + c, o_row, init, i + t * i_row + c, i_row, S,
+                 s + t * s_row, s_row, s_step, M, m + c, m_step, count)
+            c += wide
+        t += 1
+    c0 = width - width % wide
+    for t in range(rows):
+        c = c0
+        while c + n_lanes <= width:
+            vector_tile(out, o + t * o_row + c, o_row, init, i + t * i_row + c, i_row, S,
+                        s + t * s_row, s_row, s_step, M, m + c, m_step, count)
+            c += n_lanes
+    # The last columns, one at a time: rows in the inner loop are independent
+    # sums (a loop over q inside would be one dependent chain of count adds).
+    for c in range(c0 + (width - c0) // n_lanes * n_lanes, width):
+        for t in range(rows):
+            out[o + t * o_row + c] = init[i + t * i_row + c]
         for q in range(count):
-            acc += S[s + q * s_step] * M[m + q * m_step + c]
-        out[o + c] = acc
+            mv = M[m + q * m_step + c]
+            for t in range(rows):
+                out[o + t * o_row + c] += S[s + t * s_row + q * s_step] * mv
 
 
 @jit(inline=True)
@@ -112,8 +149,7 @@ def affine(A, W, b, Z):
     else:
         # Row r of Z: b plus the rows of W weighted by row r of A.
         af, wf, zf = flat_view(A), flat_view(W), flat_view(Z)
-        for r in range(m):
-            row_products(zf, r * k, b, 0, af, r * n_in, 1, wf, 0, k, n_in, k)
+        row_products(zf, 0, k, b, 0, 0, af, 0, n_in, 1, wf, 0, k, n_in, k, m)
 
 
 @jit(inline=True)
@@ -121,21 +157,16 @@ def add_weight_grad(A, D, gW, gb):
     """``gW += A.T @ D`` and ``gb += D.sum(axis=0)`` for A (m, n_in), D (m, k)."""
     m, n_in = A.shape
     k = D.shape[1]
-    if k == 1:
-        g = flat_view(gW)
-        for r in range(m):
-            d = D[r, 0]
-            gb[0] += d
-            for p in range(n_in):
-                g[p] += A[r, p] * d
-        return
     for r in range(m):
         for j in range(k):
             gb[j] += D[r, j]
-    # Row p of gW: itself plus the rows of D weighted by column p of A.
     af, df, gf = flat_view(A), flat_view(D), flat_view(gW)
-    for p in range(n_in):
-        row_products(gf, p * k, gf, p * k, af, p, n_in, df, 0, k, m, k)
+    if k == 1:
+        # gW's one column (contiguous): itself plus the rows of A weighted by D.
+        row_products(gf, 0, 0, gf, 0, 0, df, 0, 0, 1, af, 0, n_in, m, n_in, 1)
+    else:
+        # Row p of gW: itself plus the rows of D weighted by column p of A.
+        row_products(gf, 0, k, gf, 0, k, af, 0, 1, n_in, df, 0, k, m, k, n_in)
 
 
 @jit(inline=True)

@@ -16,7 +16,10 @@ output row stay in registers while a loop over the summed index adds
 
     out[o + c] = init[i + c] + sum_q S[s + q * s_step] * M[m + q * m_step + c]
 
-for ``c < width``.  The vectors are 32 bytes (8 float32 or 4 float64:
+for ``c < width``; :data:`pair_tile` does the same for a second row at
+``o + o_row``, ``i + i_row``, ``s + s_row`` with the same ``M`` rows, so each
+vector of ``M`` is loaded once for two rows and eight accumulators are in
+flight.  The vectors are 32 bytes (8 float32 or 4 float64:
 AVX2's registers; on a CPU without AVX, LLVM splits each into halves), and
 multiply and add are separate instructions with the ``contract`` flag, so
 LLVM fuses them where the CPU has FMA, as it does for the kernels' loops.
@@ -46,16 +49,18 @@ def _flat(ty):
     return isinstance(ty, types.Array) and ty.ndim == 1 and ty.layout == "C"
 
 
-def _make_tile(vecs):
+def _make_tile(vecs, rows):
     @intrinsic
-    def tile_of(typingctx, out, o, init, i, S, s, s_step, M, m, m_step, count):
+    def tile_of(typingctx, out, o, o_row, init, i, i_row, S, s, s_row, s_step, M, m, m_step,
+                count):
         arrays = (out, init, S, M)
-        ints = (o, i, s, s_step, m, m_step, count)
+        ints = (o, o_row, i, i_row, s, s_row, s_step, m, m_step, count)
         if not (all(_flat(a) for a in arrays) and all(isinstance(t, types.Integer) for t in ints)
                 and len({a.dtype for a in arrays}) == 1
                 and isinstance(out.dtype, types.Float)):
             return None
-        sig = types.void(out, o, init, i, S, s, s_step, M, m, m_step, count)
+        sig = types.void(out, o, o_row, init, i, i_row, S, s, s_row, s_step, M, m, m_step,
+                         count)
 
         def codegen(context, builder, signature, args):
             tys = signature.args
@@ -67,8 +72,9 @@ def _make_tile(vecs):
             def index(k):
                 return context.cast(builder, args[k], tys[k], types.intp)
 
-            out_p, init_p, s_p, m_p = data(0), data(2), data(4), data(7)
-            o_, i_, s_, s_step_, m_, m_step_, count_ = (index(k) for k in (1, 3, 5, 6, 8, 9, 10))
+            out_p, init_p, s_p, m_p = data(0), data(3), data(6), data(10)
+            o_, o_row_, i_, i_row_, s_, s_row_, s_step_, m_, m_step_, count_ = (
+                index(k) for k in (1, 2, 4, 5, 7, 8, 9, 11, 12, 13))
             elem = context.get_value_type(tys[0].dtype)
             n_lanes = lanes(tys[0].dtype)
             vec = ir.VectorType(elem, n_lanes)
@@ -77,29 +83,38 @@ def _make_tile(vecs):
             def vector_at(ptr, at):
                 return builder.bitcast(builder.gep(ptr, [at]), vec.as_pointer())
 
-            def offset(at, v):
-                return builder.add(at, ir.Constant(intp, v * n_lanes))
+            def offset(at, row, row_step, v):
+                at = builder.add(at, ir.Constant(intp, v * n_lanes))
+                return builder.add(at, builder.mul(ir.Constant(intp, row), row_step))
 
-            accs = []
-            for v in range(vecs):
-                slot = cgutils.alloca_once(builder, vec)
-                builder.store(builder.load(vector_at(init_p, offset(i_, v)), align=align), slot)
-                accs.append(slot)
+            accs = {}
+            for row in range(rows):
+                for v in range(vecs):
+                    slot = cgutils.alloca_once(builder, vec)
+                    first = builder.load(vector_at(init_p, offset(i_, row, i_row_, v)),
+                                         align=align)
+                    builder.store(first, slot)
+                    accs[row, v] = slot
             zeros = ir.Constant(ir.VectorType(ir.IntType(32), n_lanes), [0] * n_lanes)
             with cgutils.for_range(builder, count_) as loop:
                 q = loop.index
-                a = builder.load(builder.gep(s_p, [builder.add(s_, builder.mul(q, s_step_))]))
-                one = builder.insert_element(ir.Constant(vec, ir.Undefined), a,
-                                             ir.Constant(ir.IntType(32), 0))
-                a_vec = builder.shuffle_vector(one, ir.Constant(vec, ir.Undefined), zeros)
-                row = builder.add(m_, builder.mul(q, m_step_))
-                for v, slot in enumerate(accs):
-                    mv = builder.load(vector_at(m_p, offset(row, v)), align=align)
-                    prod = builder.fmul(a_vec, mv, flags=("contract",))
-                    builder.store(builder.fadd(builder.load(slot), prod, flags=("contract",)),
-                                  slot)
-            for v, slot in enumerate(accs):
-                builder.store(builder.load(slot), vector_at(out_p, offset(o_, v)), align=align)
+                at = builder.add(s_, builder.mul(q, s_step_))
+                m_row = builder.add(m_, builder.mul(q, m_step_))
+                mvs = [builder.load(vector_at(m_p, offset(m_row, 0, m_step_, v)), align=align)
+                       for v in range(vecs)]
+                for row in range(rows):
+                    a = builder.load(builder.gep(s_p, [offset(at, row, s_row_, 0)]))
+                    one = builder.insert_element(ir.Constant(vec, ir.Undefined), a,
+                                                 ir.Constant(ir.IntType(32), 0))
+                    a_vec = builder.shuffle_vector(one, ir.Constant(vec, ir.Undefined), zeros)
+                    for v in range(vecs):
+                        slot = accs[row, v]
+                        prod = builder.fmul(a_vec, mvs[v], flags=("contract",))
+                        builder.store(builder.fadd(builder.load(slot), prod,
+                                                   flags=("contract",)), slot)
+            for (row, v), slot in accs.items():
+                builder.store(builder.load(slot), vector_at(out_p, offset(o_, row, o_row_, v)),
+                              align=align)
             return context.get_dummy_value()
 
         return sig, codegen
@@ -107,7 +122,9 @@ def _make_tile(vecs):
     return tile_of
 
 
-# ``tile`` covers VECS vectors of a row, ``vector_tile`` one (the columns
-# left over); the caller loops over what neither covers.
-tile = _make_tile(VECS)
-vector_tile = _make_tile(1)
+# ``pair_tile`` covers VECS vectors of two rows, ``tile`` of one row,
+# ``vector_tile`` one vector of one row (the columns left over); the caller
+# loops over what none covers.
+pair_tile = _make_tile(VECS, 2)
+tile = _make_tile(VECS, 1)
+vector_tile = _make_tile(1, 1)
