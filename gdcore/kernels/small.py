@@ -10,10 +10,12 @@ computes the same loss and gradient with loops alone:
   through every layer, through the loss, and back, and adds its share to the
   gradient, so a block's activations and deltas stay in L1 whatever the
   batch size;
-* the weights are read in place from ``params``, and the products are loops
-  whose innermost index runs over a contiguous dimension of length > 1
-  (a one-output layer is a dot product, its back-propagation an outer
-  product); the bias is the accumulator's first value;
+* the weights are read in place from ``params``; the products are SIMD row
+  tiles (:mod:`.tiles`: vectors of two output rows held in registers over
+  the summed index, the bias or the gradient so far as their first value),
+  except one-output layers, whose forward product is a dot product per
+  sample and whose back-propagation is an outer product; a layer of several
+  outputs sends its delta down through dot products along its rows of W;
 * activations and losses are :mod:`.activations`' and :mod:`.losses`'
   (:func:`.losses.loss_rows` for a block's share), dispatched once per layer
   and block on the model's codes, as in the general path, so a kernel
@@ -27,9 +29,35 @@ run as one block of their own size.
 When it is used
 ---------------
 :func:`.network.value_and_grad` calls :func:`value_and_grad` for dense
-inputs when :func:`is_small` holds, a rule on shapes alone:
+inputs when :func:`is_small` holds, a rule on shapes alone (never on load or
+timing): a batch of 1 to ``MAX_ROWS`` = 64 samples, every layer with one
+output or a multiple of ``WHOLE_VECTORS`` = 8 outputs and at most
+``MAX_LAYER`` = 4096 weights, and every layer after the first with several
+outputs at most ``MAX_BACKPROP`` = 8192 multiply-adds per batch
+(``n * n_in * n_out``).  ``bench/bench_small.py`` (AMD EPYC Zen 3 at 2 GHz,
+2 cores, another process busy on one of them; median ratio fused / general
+of paired runs, the codes read at run time as in the kernels compiled
+ahead of time) gave:
 
-    (to be filled in from bench/bench_small.py)
+* one hidden layer, 10 inputs, one output, widths 8-256: 0.69-0.93 at
+  batches 1, 8 and 32 in both dtypes (10-32-1, batch 32: float32 3.94 us
+  against 5.44, 0.72; float64 5.92 against 8.51, 0.70); at batches 128 and
+  256 the fused kernel lost below width 32 (float32 width 8: 1.25, 1.40)
+  and won narrowly above (width 64: 0.85, 0.88): batches above 64 keep the
+  general path;
+* inputs 2-100 into 32 units, batch 32: 0.72-0.85 float32, 0.69-0.99
+  float64; 784 inputs (25088 weights) lost at batch 128 (1.78): MAX_LAYER;
+* two and three hidden layers (hidden-to-hidden deltas go down through dot
+  products): about even at batch 32 and width 8-32 (float32 width 16,
+  two layers: 1.16, three: 1.24; float64 0.81, 0.83), losing from width 48
+  (1.58 at two layers) and at batches of 128 (1.2-1.9): MAX_BACKPROP
+  admits width 16 at batch 32 and width 32 at batch 8;
+* output layers of 2 or 10 units (cross_entropy, batch 32) lost 4.5x
+  before the columns that fill no SIMD vector had their own loop, 32 won
+  (0.65) and 64 broke even (1.03): WHOLE_VECTORS.
+
+Figures with the general path's time above 1 ms at small shapes are BLAS
+threads meeting the busy core, not the general path's own cost.
 """
 
 from numba.core import types
@@ -38,8 +66,10 @@ from numba.extending import overload
 from .. import codes
 from ._jit import jit, options
 from .activations import activate_layer, backprop_layer
+from .linalg import loop_matmul_nt
 from .losses import inverse_weight_sum, loss_rows
-from .tiles import VECS, VECTOR_BYTES, pair_tile, tile, vector_tile
+from .tiles import (VECS, VECTOR_BYTES, pair_tile, sum_tile, sum_vector_tile, tile,
+                    vector_tile)
 from .views import bias, flat_view, layer_block, matrix_view, weights
 
 _W = codes.COL_W_START
@@ -47,6 +77,7 @@ _NIN = codes.COL_N_IN
 _NOUT = codes.COL_N_OUT
 _ACT = codes.COL_ACTIVATION
 _LOGIT_LOSSES = codes.LOGIT_LOSSES
+_RELU = codes.RELU
 
 # Samples per block (see the module docstring).
 ROWS = 32
@@ -101,20 +132,19 @@ def row_products(out, o, o_row, init, i, i_row, S, s, s_row, s_step, M, m, m_ste
     n_lanes = VECTOR_BYTES // out.itemsize
     wide = VECS * n_lanes
     t = 0
-    while t + 2 <= rows:
+    while t < rows:
+        pair = t + 2 <= rows  # else the last row, alone
         c = 0
         while c + wide <= width:
-            pair_tile(out, o + t * o_row + c, o_row, init, i + t * i_row + c, i_row, S,
-                      s + t * s_row, s_row, s_step, M, m + c, m_step, count)
+            at, first, row_s = o + t * o_row + c, i + t * i_row + c, s + t * s_row
+            if pair:
+                pair_tile(out, at, o_row, init, first, i_row, S, row_s, s_row, s_step, M,
+                          m + c, m_step, count)
+            else:
+                tile(out, at, o_row, init, first, i_row, S, row_s, s_row, s_step, M, m + c,
+                     m_step, count)
             c += wide
-        t += 2
-    while t < rows:  # the last row
-        c = 0
-        while c + wide <= width:
-            tile(out, o + t * o_row + c, o_row, init, i + t * i_row + c, i_row, S,
-                 s + t * s_row, s_row, s_step, M, m + c, m_step, count)
-            c += wide
-        t += 1
+        t += 2 if pair else 1
     c0 = width - width % wide
     for t in range(rows):
         c = c0
@@ -131,6 +161,25 @@ def row_products(out, o, o_row, init, i, i_row, S, s, s_row, s_step, M, m, m_ste
             mv = M[m + q * m_step + c]
             for t in range(rows):
                 out[o + t * o_row + c] += S[s + t * s_row + q * s_step] * mv
+
+
+@jit(inline=True)
+def add_column_sums(df, m, k, out):
+    """``out += D.sum(axis=0)`` for D (m, k) given flat (``df``), through
+    :data:`.tiles.sum_tile` (one pass over D, ``out`` in registers)."""
+    n_lanes = VECTOR_BYTES // out.itemsize
+    c = 0
+    while c + VECS * n_lanes <= k:
+        sum_tile(out, c, 0, out, c, 0, df, 0, 0, 0, df, c, k, m)
+        c += VECS * n_lanes
+    while c + n_lanes <= k:
+        sum_vector_tile(out, c, 0, out, c, 0, df, 0, 0, 0, df, c, k, m)
+        c += n_lanes
+    for c in range(c, k):
+        acc = out[c]
+        for r in range(m):
+            acc += df[r * k + c]
+        out[c] = acc
 
 
 @jit(inline=True)
@@ -157,10 +206,8 @@ def add_weight_grad(A, D, gW, gb):
     """``gW += A.T @ D`` and ``gb += D.sum(axis=0)`` for A (m, n_in), D (m, k)."""
     m, n_in = A.shape
     k = D.shape[1]
-    for r in range(m):
-        for j in range(k):
-            gb[j] += D[r, j]
     af, df, gf = flat_view(A), flat_view(D), flat_view(gW)
+    add_column_sums(df, m, k, gb)
     if k == 1:
         # gW's one column (contiguous): itself plus the rows of A weighted by D.
         row_products(gf, 0, 0, gf, 0, 0, df, 0, 0, 1, af, 0, n_in, m, n_in, 1)
@@ -170,23 +217,16 @@ def add_weight_grad(A, D, gW, gb):
 
 
 @jit(inline=True)
-def delta_below(D, W, G):
-    """``G = D @ W.T`` for D (m, k), W (n_in, k), G (m, n_in): dL/dA of the layer below."""
-    m, k = D.shape
-    n_in = W.shape[0]
-    if k == 1:
-        w = flat_view(W)
-        for r in range(m):
-            d = D[r, 0]
-            for p in range(n_in):
-                G[r, p] = d * w[p]
-    else:
-        for r in range(m):
-            for p in range(n_in):
-                s = D.dtype.type(0)
-                for j in range(k):
-                    s += D[r, j] * W[p, j]
-                G[r, p] = s
+def relu_outer(D, W, Z, G):
+    """``G = (D @ W.T) * (Z > 0)`` for D (m, 1), W (n_in, 1): the delta of a ReLU
+    layer below a one-output layer, its derivative applied as it is written."""
+    m, n_in = G.shape
+    w = flat_view(W)
+    zero = G.dtype.type(0)
+    for r in range(m):
+        d = D[r, 0]
+        for p in range(n_in):
+            G[r, p] = d * w[p] if Z[r, p] > zero else zero
 
 
 @jit
@@ -239,10 +279,13 @@ def dense_value_and_grad(params, offsets, X, Y, labels, weights_, loss_code, l2,
                                 weights(grad, offsets, l), bias(grad, offsets, l))
                 nin = offsets[l, _NIN]
                 below = matrix_view(spare[:m * nin], m, nin)
-                delta_below(delta, weights(params, offsets, l), below)
-                backprop_layer(acts, False, offsets[l - 1, _ACT],
-                               layer_block(Zs, offsets, l - 1, m),
-                               layer_block(As, offsets, l - 1, m), below)
+                Z_below = layer_block(Zs, offsets, l - 1, m)
+                if offsets[l, _NOUT] == 1 and offsets[l - 1, _ACT] == _RELU:
+                    relu_outer(delta, weights(params, offsets, l), Z_below, below)
+                else:
+                    loop_matmul_nt(delta, weights(params, offsets, l), below)
+                    backprop_layer(acts, False, offsets[l - 1, _ACT], Z_below,
+                                   layer_block(As, offsets, l - 1, m), below)
                 current, spare = spare, current
                 delta = below
     if l2 > 0:

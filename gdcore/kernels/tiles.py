@@ -49,7 +49,7 @@ def _flat(ty):
     return isinstance(ty, types.Array) and ty.ndim == 1 and ty.layout == "C"
 
 
-def _make_tile(vecs, rows):
+def _make_tile(vecs, rows, scaled=True):
     @intrinsic
     def tile_of(typingctx, out, o, o_row, init, i, i_row, S, s, s_row, s_step, M, m, m_step,
                 count):
@@ -103,14 +103,17 @@ def _make_tile(vecs, rows):
                 mvs = [builder.load(vector_at(m_p, offset(m_row, 0, m_step_, v)), align=align)
                        for v in range(vecs)]
                 for row in range(rows):
-                    a = builder.load(builder.gep(s_p, [offset(at, row, s_row_, 0)]))
-                    one = builder.insert_element(ir.Constant(vec, ir.Undefined), a,
-                                                 ir.Constant(ir.IntType(32), 0))
-                    a_vec = builder.shuffle_vector(one, ir.Constant(vec, ir.Undefined), zeros)
+                    if scaled:
+                        a = builder.load(builder.gep(s_p, [offset(at, row, s_row_, 0)]))
+                        one = builder.insert_element(ir.Constant(vec, ir.Undefined), a,
+                                                     ir.Constant(ir.IntType(32), 0))
+                        a_vec = builder.shuffle_vector(one, ir.Constant(vec, ir.Undefined),
+                                                       zeros)
                     for v in range(vecs):
                         slot = accs[row, v]
-                        prod = builder.fmul(a_vec, mvs[v], flags=("contract",))
-                        builder.store(builder.fadd(builder.load(slot), prod,
+                        term = (builder.fmul(a_vec, mvs[v], flags=("contract",)) if scaled
+                                else mvs[v])
+                        builder.store(builder.fadd(builder.load(slot), term,
                                                    flags=("contract",)), slot)
             for (row, v), slot in accs.items():
                 builder.store(builder.load(slot), vector_at(out_p, offset(o_, row, o_row_, v)),
@@ -128,3 +131,7 @@ def _make_tile(vecs, rows):
 pair_tile = _make_tile(VECS, 2)
 tile = _make_tile(VECS, 1)
 vector_tile = _make_tile(1, 1)
+# The same without the scalars (``S``, ``s``, ``s_row``, ``s_step`` are not
+# read): sums of rows of ``M``, such as a bias gradient.
+sum_tile = _make_tile(VECS, 1, scaled=False)
+sum_vector_tile = _make_tile(1, 1, scaled=False)
