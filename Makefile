@@ -58,6 +58,7 @@ test: $(STAMP)-test
 
 bench: $(STAMP)-bench
 	$(PY) bench/bench_value_and_grad.py
+	$(PY) bench/bench_small.py
 	$(PY) bench/bench_training.py
 	$(PY) bench/bench_minimize.py
 	$(PY) bench/bench_threads.py

@@ -101,8 +101,11 @@ def loss_and_delta(loss_code, out, Y, labels, weights, delta, want_delta):
     :func:`loss_rows` for one block of all ``n_samples`` rows (``out``,
     ``delta`` of shape (n_samples, n_outputs)); returns the loss in float64.
     """
-    return loss_rows(loss_code, out, Y, labels, weights, 0, out.shape[0],
-                     inverse_weight_sum(weights), delta, want_delta)
+    n = out.shape[0]
+    # first = n - n, a run-time 0: a literal would compile the loss kernels
+    # once more, apart from the fused kernel's (see .small), which passes a variable.
+    return loss_rows(loss_code, out, Y, labels, weights, n - n, n, inverse_weight_sum(weights),
+                     delta, want_delta)
 
 
 @jit(strict=True)

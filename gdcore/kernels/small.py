@@ -118,16 +118,17 @@ def is_small(offsets, n):
     return True
 
 
-@jit(inline=True)
-def row_products(out, o, o_row, init, i, i_row, S, s, s_row, s_step, M, m, m_step, count,
-                 width, rows):
+@jit
+def row_products(out, o_row, init, i_row, S, s_row, s_step, M, m_step, count, width, rows):
     """For each row ``t < rows``, columns ``c < width``:
-    ``out[o + t*o_row + c] = init[i + t*i_row + c]
-    + sum_q S[s + t*s_row + q*s_step] * M[m + q*m_step + c]`` (flat C-contiguous arrays).
+    ``out[t*o_row + c] = init[t*i_row + c] + sum_q S[t*s_row + q*s_step] * M[q*m_step + c]``
+    (flat C-contiguous arrays).
 
     Pairs of rows go through :data:`.tiles.pair_tile` (each vector of ``M``
-    loaded once for both), then single rows through :data:`.tiles.tile` and
-    :data:`.tiles.vector_tile`; a scalar loop covers the last columns.
+    loaded once for both), a last single row through :data:`.tiles.tile`,
+    the columns left over through :data:`.tiles.vector_tile`, and the last
+    few, which fill no vector, through a scalar loop.  Callers pass no
+    literal constants: Numba would compile this once more for each.
     """
     n_lanes = VECTOR_BYTES // out.itemsize
     wide = VECS * n_lanes
@@ -136,44 +137,44 @@ def row_products(out, o, o_row, init, i, i_row, S, s, s_row, s_step, M, m, m_ste
         pair = t + 2 <= rows  # else the last row, alone
         c = 0
         while c + wide <= width:
-            at, first, row_s = o + t * o_row + c, i + t * i_row + c, s + t * s_row
+            o, i, s = t * o_row + c, t * i_row + c, t * s_row
             if pair:
-                pair_tile(out, at, o_row, init, first, i_row, S, row_s, s_row, s_step, M,
-                          m + c, m_step, count)
+                pair_tile(out, o, o_row, init, i, i_row, S, s, s_row, s_step, M, c, m_step,
+                          count)
             else:
-                tile(out, at, o_row, init, first, i_row, S, row_s, s_row, s_step, M, m + c,
-                     m_step, count)
+                tile(out, o, o_row, init, i, i_row, S, s, s_row, s_step, M, c, m_step, count)
             c += wide
         t += 2 if pair else 1
     c0 = width - width % wide
     for t in range(rows):
         c = c0
         while c + n_lanes <= width:
-            vector_tile(out, o + t * o_row + c, o_row, init, i + t * i_row + c, i_row, S,
-                        s + t * s_row, s_row, s_step, M, m + c, m_step, count)
+            vector_tile(out, t * o_row + c, o_row, init, t * i_row + c, i_row, S, t * s_row,
+                        s_row, s_step, M, c, m_step, count)
             c += n_lanes
     # The last columns, one at a time: rows in the inner loop are independent
     # sums (a loop over q inside would be one dependent chain of count adds).
     for c in range(c0 + (width - c0) // n_lanes * n_lanes, width):
         for t in range(rows):
-            out[o + t * o_row + c] = init[i + t * i_row + c]
+            out[t * o_row + c] = init[t * i_row + c]
         for q in range(count):
-            mv = M[m + q * m_step + c]
+            mv = M[q * m_step + c]
             for t in range(rows):
-                out[o + t * o_row + c] += S[s + t * s_row + q * s_step] * mv
+                out[t * o_row + c] += S[t * s_row + q * s_step] * mv
 
 
-@jit(inline=True)
+@jit
 def add_column_sums(df, m, k, out):
     """``out += D.sum(axis=0)`` for D (m, k) given flat (``df``), through
     :data:`.tiles.sum_tile` (one pass over D, ``out`` in registers)."""
     n_lanes = VECTOR_BYTES // out.itemsize
     c = 0
+    zero = k - k  # not literals: each would be a signature of the tiles to type
     while c + VECS * n_lanes <= k:
-        sum_tile(out, c, 0, out, c, 0, df, 0, 0, 0, df, c, k, m)
+        sum_tile(out, c, zero, out, c, zero, df, zero, zero, zero, df, c, k, m)
         c += VECS * n_lanes
     while c + n_lanes <= k:
-        sum_vector_tile(out, c, 0, out, c, 0, df, 0, 0, 0, df, c, k, m)
+        sum_vector_tile(out, c, zero, out, c, zero, df, zero, zero, zero, df, c, k, m)
         c += n_lanes
     for c in range(c, k):
         acc = out[c]
@@ -182,7 +183,7 @@ def add_column_sums(df, m, k, out):
         out[c] = acc
 
 
-@jit(inline=True)
+@jit
 def affine(A, W, b, Z):
     """``Z = A @ W + b`` for A (m, n_in), W (n_in, k), b (k,), Z (m, k)."""
     m, n_in = A.shape
@@ -198,25 +199,27 @@ def affine(A, W, b, Z):
     else:
         # Row r of Z: b plus the rows of W weighted by row r of A.
         af, wf, zf = flat_view(A), flat_view(W), flat_view(Z)
-        row_products(zf, 0, k, b, 0, 0, af, 0, n_in, 1, wf, 0, k, n_in, k, m)
+        zero = k - k  # run-time 0 and 1: see row_products
+        row_products(zf, k, b, zero, af, n_in, zero + 1, wf, k, n_in, k, m)
 
 
-@jit(inline=True)
+@jit
 def add_weight_grad(A, D, gW, gb):
     """``gW += A.T @ D`` and ``gb += D.sum(axis=0)`` for A (m, n_in), D (m, k)."""
     m, n_in = A.shape
     k = D.shape[1]
     af, df, gf = flat_view(A), flat_view(D), flat_view(gW)
     add_column_sums(df, m, k, gb)
+    zero = k - k  # run-time 0 and 1: see row_products
     if k == 1:
         # gW's one column (contiguous): itself plus the rows of A weighted by D.
-        row_products(gf, 0, 0, gf, 0, 0, df, 0, 0, 1, af, 0, n_in, m, n_in, 1)
+        row_products(gf, zero, gf, zero, df, zero, k, af, n_in, m, n_in, k)
     else:
         # Row p of gW: itself plus the rows of D weighted by column p of A.
-        row_products(gf, 0, k, gf, 0, k, af, 0, 1, n_in, df, 0, k, m, k, n_in)
+        row_products(gf, k, gf, k, af, zero + 1, n_in, df, k, m, k, n_in)
 
 
-@jit(inline=True)
+@jit
 def relu_outer(D, W, Z, G):
     """``G = (D @ W.T) * (Z > 0)`` for D (m, 1), W (n_in, 1): the delta of a ReLU
     layer below a one-output layer, its derivative applied as it is written."""
@@ -311,14 +314,16 @@ def value_and_grad(params, offsets, X, Y, labels, weights_, loss_code, l2, work,
     batch where :func:`fits` holds."""
 
 
-@overload(fits, jit_options=options())
+# Both compiled into their caller (inline="always"): a function of its own
+# costs a compile of its own (about a second of a first fit's compile).
+@overload(fits, jit_options=options(), inline="always")
 def _fits(X, offsets):
     if isinstance(X, types.Array):
         return lambda X, offsets: is_small(offsets, X.shape[0])
     return lambda X, offsets: False  # SparseRows stay on the general path
 
 
-@overload(value_and_grad, prefer_literal=True, jit_options=options())
+@overload(value_and_grad, prefer_literal=True, jit_options=options(), inline="always")
 def _value_and_grad(params, offsets, X, Y, labels, weights_, loss_code, l2, work, grad, acts):
     # prefer_literal: the model's codes reach the kernel as constants.
     if isinstance(X, types.Array):
