@@ -71,6 +71,7 @@ bench: $(STAMP)-bench
 	    GDCORE_BLAS=$$blas $(PY) bench/bench_training.py || exit 1; \
 	done
 	$(PY) bench/bench_blas.py
+	$(PY) bench/bench_small.py
 	$(PY) bench/bench_minimize.py
 	$(PY) bench/bench_threads.py
 	$(PY) bench/bench_startup.py

@@ -93,22 +93,30 @@ def matmul_nt(A, B, C):
     n = B.shape[0]
     if k == 0:
         C[:, :] = 0  # an empty sum (the loop below reads column 0)
-    elif k == 1:
-        # An outer product.
+    elif k == 1 or m <= TINY or n <= TINY:
+        loop_matmul_nt(A, B, C)
+    else:
+        gemm(A, B, C, False, True)
+
+
+@jit(inline=True)
+def loop_matmul_nt(A, B, C):
+    """``C = A @ B.T`` with loops, for A (m, k >= 1), B (n, k), C (m, n): an outer
+    product when k == 1, else dot products of contiguous rows of A and B."""
+    m, k = A.shape
+    n = B.shape[0]
+    if k == 1:
         for i in range(m):
             a = A[i, 0]
             for j in range(n):
                 C[i, j] = a * B[j, 0]
-    elif m <= TINY or n <= TINY:
-        # Dot products of contiguous rows of A and B.
+    else:
         for i in range(m):
             for j in range(n):
                 s = C.dtype.type(0)
                 for p in range(k):
                     s += A[i, p] * B[j, p]
                 C[i, j] = s
-    else:
-        gemm(A, B, C, False, True)
 
 
 @jit

@@ -54,44 +54,69 @@ def sample_scale(weights, i, n, inv_weight_sum):
     return weights[i] * inv_weight_sum
 
 
-def loss_and_delta(loss_code, out, Y, labels, weights, delta, want_delta):
-    """Mean loss of a batch and, optionally, its gradient w.r.t. ``out``.
+def loss_rows(loss_code, out, Y, labels, weights, first, n, inv_weight_sum, delta,
+              want_delta):
+    """Share of the batch loss of samples ``first:first + m`` and, optionally, its gradient.
+
+    The batch loss is the sum of these shares over row blocks that cover the
+    batch: :func:`loss_and_delta` is one block of every row, and a kernel
+    that runs a batch in blocks of rows (:mod:`.small`) calls this on each.
 
     Parameters
     ----------
     loss_code : int
         Loss code from :mod:`gdcore.codes`; a compile-time constant compiles
         that loss alone (``cross_entropy``, or the element-wise losses).
-    out : ndarray of shape (n_samples, n_outputs)
-        Logits for the logit losses, the activated outputs otherwise.
+    out : ndarray of shape (m, n_outputs)
+        Logits for the logit losses, the activated outputs otherwise, of
+        samples ``first:first + m``.
     Y : ndarray of shape (n_samples, n_outputs) or (0, n_outputs)
-        Dense targets; empty when ``labels`` is used.
+        Dense targets of the whole batch; empty when ``labels`` is used.
     labels : ndarray of shape (n_samples,) or (0,), int64
-        Class labels for ``cross_entropy``; empty otherwise.
+        Class labels of the whole batch for ``cross_entropy``; empty otherwise.
     weights : ndarray of shape (n_samples,) or (0,)
-        Sample weights; empty for the plain mean.
-    delta : ndarray of shape (n_samples, n_outputs)
-        Receives dL/d(out) when ``want_delta``; untouched otherwise.
+        Sample weights of the whole batch; empty for the plain mean.
+    first : int
+        The batch index of ``out``'s first row.
+    n : int
+        Samples in the whole batch.
+    inv_weight_sum : float
+        :func:`inverse_weight_sum` of ``weights``.
+    delta : ndarray of shape (m, n_outputs)
+        Receives dL/d(out) of the batch loss when ``want_delta``; untouched otherwise.
     want_delta : bool
 
     Returns
     -------
     loss : float
-        The (weighted) mean loss, in float64.
+        The rows' share of the (weighted) mean loss, in float64.
     """
-    raise NotImplementedError("loss_and_delta is only callable from compiled code")
+    raise NotImplementedError("loss_rows is only callable from compiled code")
+
+
+@jit(inline=True)
+def loss_and_delta(loss_code, out, Y, labels, weights, delta, want_delta):
+    """Mean loss of a batch and, optionally, its gradient w.r.t. ``out``.
+
+    :func:`loss_rows` for one block of all ``n_samples`` rows (``out``,
+    ``delta`` of shape (n_samples, n_outputs)); returns the loss in float64.
+    """
+    n = out.shape[0]
+    # first = n - n, a run-time 0: a literal would compile the loss kernels
+    # once more, apart from the fused kernel's (see .small), which passes a variable.
+    return loss_rows(loss_code, out, Y, labels, weights, n - n, n, inverse_weight_sum(weights),
+                     delta, want_delta)
 
 
 @jit(strict=True)
-def cross_entropy_loss(out, Y, labels, weights, delta, want_delta):
-    """:func:`loss_and_delta` for ``cross_entropy`` (softmax of the logits ``out``)."""
-    n, k = out.shape
+def cross_entropy_loss(out, Y, labels, weights, first, n, inv_weight_sum, delta, want_delta):
+    """:func:`loss_rows` for ``cross_entropy`` (softmax of the logits ``out``)."""
+    m, k = out.shape
     zero = out.dtype.type(0)
     one = out.dtype.type(1)
-    inv_weight_sum = inverse_weight_sum(weights)
     total = 0.0
-    for i in range(n):
-        s_i = sample_scale(weights, i, n, inv_weight_sum)
+    for i in range(m):
+        s_i = sample_scale(weights, first + i, n, inv_weight_sum)
         m = out[i, 0]
         for j in range(1, k):
             m = max(m, out[i, j])
@@ -106,7 +131,7 @@ def cross_entropy_loss(out, Y, labels, weights, delta, want_delta):
         log_se = math.log(se)
         inv_se = one / se
         if labels.shape[0] > 0:
-            c = labels[i]
+            c = labels[first + i]
             total += s_i * (log_se - (out[i, c] - m))
             if want_delta:
                 scale = out.dtype.type(s_i)
@@ -118,7 +143,7 @@ def cross_entropy_loss(out, Y, labels, weights, delta, want_delta):
             l_i = 0.0
             psum = zero
             for j in range(k):
-                p = Y[i, j]
+                p = Y[first + i, j]
                 if p != zero:  # skip 0 * (lse - z): exact, and safe for huge logits
                     l_i += p * (log_se - (out[i, j] - m))
                 psum += p
@@ -127,25 +152,24 @@ def cross_entropy_loss(out, Y, labels, weights, delta, want_delta):
                 scale = out.dtype.type(s_i)
                 for j in range(k):
                     softmax = delta[i, j] * inv_se
-                    delta[i, j] = scale * (psum * softmax - Y[i, j])
+                    delta[i, j] = scale * (psum * softmax - Y[first + i, j])
     return total
 
 
 @jit(strict=True)
-def pointwise_loss(loss_code, out, Y, labels, weights, delta, want_delta):
-    """:func:`loss_and_delta` for the element-wise losses (regression and binary
+def pointwise_loss(loss_code, out, Y, weights, first, n, inv_weight_sum, delta, want_delta):
+    """:func:`loss_rows` for the element-wise losses (regression and binary
     cross-entropy), through :func:`_pointwise`."""
-    n, k = out.shape
+    m, k = out.shape
     zero = out.dtype.type(0)
     one = out.dtype.type(1)
     half = out.dtype.type(0.5)
-    inv_weight_sum = inverse_weight_sum(weights)
     total = 0.0
     if weights.shape[0] == 0:
         # Plain mean: one flat loop over the C-contiguous block (a loop per
         # sample would be a loop of length 1 for single-output models).
         of = flat_view(out)
-        yf = flat_view(Y)
+        yf = flat_view(Y[first:first + m])
         df = flat_view(delta)
         scale = out.dtype.type(1.0 / (n * k))
         for t in range(of.shape[0]):
@@ -154,12 +178,12 @@ def pointwise_loss(loss_code, out, Y, labels, weights, delta, want_delta):
             if want_delta:
                 df[t] = scale * g_t
         return total / (n * k)
-    for i in range(n):
-        s_i = sample_scale(weights, i, n, inv_weight_sum) / k
+    for i in range(m):
+        s_i = sample_scale(weights, first + i, n, inv_weight_sum) / k
         scale = out.dtype.type(s_i)
         l_i = 0.0
         for j in range(k):
-            l_ij, g_ij = _pointwise(loss_code, out[i, j], Y[i, j], zero, one, half)
+            l_ij, g_ij = _pointwise(loss_code, out[i, j], Y[first + i, j], zero, one, half)
             l_i += l_ij
             if want_delta:
                 delta[i, j] = scale * g_ij
@@ -167,24 +191,29 @@ def pointwise_loss(loss_code, out, Y, labels, weights, delta, want_delta):
     return total
 
 
+def _cross_entropy_impl(loss_code, out, Y, labels, weights, first, n, inv_weight_sum, delta,
+                        want_delta):
+    return cross_entropy_loss(out, Y, labels, weights, first, n, inv_weight_sum, delta,
+                              want_delta)
 
 
-def _cross_entropy_impl(loss_code, out, Y, labels, weights, delta, want_delta):
-    return cross_entropy_loss(out, Y, labels, weights, delta, want_delta)
+def _pointwise_impl(loss_code, out, Y, labels, weights, first, n, inv_weight_sum, delta,
+                    want_delta):
+    return pointwise_loss(loss_code, out, Y, weights, first, n, inv_weight_sum, delta,
+                          want_delta)
 
 
-def _pointwise_impl(loss_code, out, Y, labels, weights, delta, want_delta):
-    return pointwise_loss(loss_code, out, Y, labels, weights, delta, want_delta)
-
-
-def _any_impl(loss_code, out, Y, labels, weights, delta, want_delta):
+def _any_impl(loss_code, out, Y, labels, weights, first, n, inv_weight_sum, delta, want_delta):
     if loss_code == _CE:
-        return cross_entropy_loss(out, Y, labels, weights, delta, want_delta)
-    return pointwise_loss(loss_code, out, Y, labels, weights, delta, want_delta)
+        return cross_entropy_loss(out, Y, labels, weights, first, n, inv_weight_sum, delta,
+                                  want_delta)
+    return pointwise_loss(loss_code, out, Y, weights, first, n, inv_weight_sum, delta,
+                          want_delta)
 
 
-@overload(loss_and_delta, prefer_literal=True, jit_options=options(strict=True))
-def _loss_and_delta(loss_code, out, Y, labels, weights, delta, want_delta):
+@overload(loss_rows, prefer_literal=True, jit_options=options(strict=True))
+def _loss_rows(loss_code, out, Y, labels, weights, first, n, inv_weight_sum, delta,
+               want_delta):
     """A loss code known when compiling compiles its kernel alone (as
     :func:`.updates.rule_step`); one known at run time compiles both."""
     if isinstance(loss_code, types.IntegerLiteral):

@@ -31,6 +31,8 @@ from ._jit import jit
 from .activations import activate_layer, backprop_layer
 from .linalg import matmul, matmul_nt, matmul_tn
 from .losses import loss_and_delta
+from .small import fits as small_fits
+from .small import value_and_grad as small_value_and_grad
 from .sparse import first_product, first_product_tn, n_rows
 from .views import bias, layer_block, matrix_view, weights
 
@@ -191,6 +193,10 @@ def loss_value(params, offsets, X, Y, labels, weights_, loss_code, l2, work, act
 def value_and_grad(params, offsets, X, Y, labels, weights_, loss_code, l2, work, grad, acts):
     """Mean loss of a batch and its gradient with respect to ``params``.
 
+    Small networks on dense inputs (:func:`.small.is_small`) go to the fused
+    kernel of :mod:`.small`, everything else to :func:`general_value_and_grad`;
+    both compute the same thing to rounding.
+
     Parameters
     ----------
     params : ndarray of shape (n_params,)
@@ -214,6 +220,24 @@ def value_and_grad(params, offsets, X, Y, labels, weights_, loss_code, l2, work,
     -------
     loss : float
     """
+    if small_fits(X, offsets):
+        return small_value_and_grad(params, offsets, X, Y, labels, weights_, loss_code, l2, work,
+                                    grad, acts)
+    return backprop(params, offsets, X, Y, labels, weights_, loss_code, l2, work, grad, acts)
+
+
+@jit
+def general_value_and_grad(params, offsets, X, Y, labels, weights_, loss_code, l2, work, grad,
+                           acts):
+    """:func:`value_and_grad` through whole-batch blocks and BLAS products, for any
+    model and batch (benchmarks and tests compare the two paths through it)."""
+    return backprop(params, offsets, X, Y, labels, weights_, loss_code, l2, work, grad, acts)
+
+
+@jit(inline=True)
+def backprop(params, offsets, X, Y, labels, weights_, loss_code, l2, work, grad, acts):
+    """The general path of :func:`value_and_grad`: forward over the whole batch,
+    then back-propagation layer by layer (the workspace of the module docstring)."""
     n = n_rows(X)
     last = offsets.shape[0] - 1
     Zs, As, D0, D1 = split_workspace(work, offsets, n)
