@@ -352,6 +352,24 @@ def same_change(got, expected, what):
     return float(np.max(np.abs(got - expected))) / scale
 
 
+def same_first_adam_step(got, expected, what):
+    """:func:`same_change` for one float32 step, but for a few ill-conditioned elements.
+
+    Adam's first step is ``lr * g / (|g| + eps)``: where ``|g|`` is within a
+    few orders of ``eps`` (1e-8), a rounding of ``g`` shows in the step (seen:
+    one element of 235,146 at 0.27% of the step, the products on MKL against
+    XLA's).  At most 1e-5 of the elements may miss the tolerance, each by
+    less than 1% of the largest change.
+    """
+    scale = float(np.max(np.abs(expected)))
+    diff = np.abs(got - expected)
+    off = diff > 1e-3 * np.abs(expected) + 1e-3 * scale
+    assert off.mean() <= 1e-5 and (diff[off] < 1e-2 * scale).all(), (
+        f"{what}: {int(off.sum())} elements outside the tolerance, the worst "
+        f"{float(diff.max()) / scale:.2e} of the largest change")
+    return float(np.max(diff[~off], initial=0.0)) / scale
+
+
 def check_steps(model, params, X, y, optimizer, kind, lr, batch, variants):
     """First ``CHECK_STEPS`` steps of gdcore's fit, torch and JAX from the same start.
 
@@ -411,7 +429,8 @@ def check_jax_steps(model, params, X, y, order, optimizer, kind, lr, batch, shuf
     res = gd.fit(model, params, X[first], y[first], optimizer=optimizer, epochs=1,
                  batch_size=batch, shuffle=False, progress=False)
     jt = JaxTrainer(model, params, X, y, first, batch, kind, lr)
-    report = {f"JAX optax.{kind}, shuffle={shuffle}, float32, 1 step": same_change(
+    compare = same_first_adam_step if kind == "adam" else same_change
+    report = {f"JAX optax.{kind}, shuffle={shuffle}, float32, 1 step": compare(
         res.params - params, jt.flat(jt.epoch()[0]) - params, f"{what}, float32, 1 step")}
     p64, X64 = params.astype(np.float64), X.astype(np.float64)
     y64 = y.astype(np.float64) if model.loss == "mse" else y
@@ -498,7 +517,7 @@ def threaded_update_fn(optimizer, params, threads):
     return lambda: optimizer.update_inplace(grad, state, p, threads=threads)
 
 
-def floor_us(ps):
+def mnist_floor_us(ps):
     """The MNIST step's floor, µs: the faster products alone plus the faster update alone."""
     gemms = [ps[k] for k in (GEMMS_NUMPY, GEMMS_BOUND) if k in ps]
     updates = [ps[k] for k in ("kernels: update only", UPDATE_THREADED) if k in ps]
@@ -982,7 +1001,7 @@ def targets(small, mnist, digits, adam, peak, bandwidth):
             "float32 matmul peak", f"{gflops / peak:.1%} ({gflops:.1f} of {peak:.1f} GFLOP/s)",
             gflops / peak >= MNIST_PEAK_TARGET, t[g].contended))
         out += jax_verdict(mnist, "MNIST 784-256-128-10 Adam", JAX_MNIST_TARGET)
-        floor = floor_us(ps)
+        floor = mnist_floor_us(ps)
         if floor is not None:
             r = ps[g] / floor
             out.append(harness.verdict(
@@ -1043,7 +1062,7 @@ def print_breakdown(case):
     for k in keys:
         if k in ps:
             print(f"    {k:<34} {ps[k]:10.2f}")
-    floor = floor_us(ps)
+    floor = mnist_floor_us(ps)
     if floor is not None:
         print(f"    floor (faster products + faster update) {floor:10.2f}; gdcore fit, "
               f"shuffle / floor = {ps['gdcore fit, shuffle'] / floor:.2f}x")

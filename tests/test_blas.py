@@ -182,23 +182,22 @@ def test_every_binding_gives_the_same_products(tmp_path, binding):
                                atol=1e-14)
 
 
-def test_gomp_loads_waiting_passively_unless_the_user_chose(monkeypatch):
+def test_gomp_loads_with_short_spins_unless_the_user_chose(monkeypatch):
     seen = []
     monkeypatch.setattr(blas_libraries, "_gomp_loads",
-                        lambda: seen.append(os.environ.get("OMP_WAIT_POLICY")) or True)
+                        lambda: seen.append(os.environ.get("GOMP_SPINCOUNT")) or True)
     monkeypatch.setattr(blas_libraries, "_gomp_loaded", lambda: False)
     for chosen in ({}, {"OMP_WAIT_POLICY": "ACTIVE"}, {"GOMP_SPINCOUNT": "1000"}):
         monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
         monkeypatch.delenv("GOMP_SPINCOUNT", raising=False)
         for name, value in chosen.items():
             monkeypatch.setenv(name, value)
-        assert blas_libraries._load_gomp_waiting_passively()
-        assert os.environ.get("OMP_WAIT_POLICY") == chosen.get("OMP_WAIT_POLICY")  # as it was
-    assert seen == ["PASSIVE", "ACTIVE", None]  # the policy libgomp saw as it loaded
-    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+        assert blas_libraries._load_gomp()
+        assert os.environ.get("GOMP_SPINCOUNT") == chosen.get("GOMP_SPINCOUNT")  # as it was
+    assert seen == [str(blas_libraries.GOMP_SPINS), None, "1000"]  # what libgomp saw
     monkeypatch.delenv("GOMP_SPINCOUNT", raising=False)
     monkeypatch.setattr(blas_libraries, "_gomp_loaded", lambda: True)  # too late to choose
-    assert blas_libraries._load_gomp_waiting_passively()
+    assert blas_libraries._load_gomp()
     assert seen[-1] is None
 
 

@@ -17,9 +17,9 @@ uses the same ``libgomp``, so MKL's products and gdcore's threaded steps
 share one pool of threads instead of two pools spinning against each other.
 That choice must be made before MKL's first call, so it is made when MKL is
 found; a process where something else called MKL first keeps that layer.
-Where libgomp is not loaded yet, it is loaded with idle threads that sleep
-rather than spin (:func:`_load_gomp_waiting_passively`), which keeps
-two-thread products from collapsing when another process holds a core.
+Where libgomp is not loaded yet, it is loaded with idle threads that spin
+only briefly before they sleep (:func:`_load_gomp`), which keeps two-thread
+products from collapsing when other processes hold the cores.
 """
 
 import ctypes
@@ -163,8 +163,7 @@ def mkl():
         else:
             # MKL would abort the process when its first product failed to load libgomp;
             # set_layer returns the layer in force: GNU, unless MKL was called before.
-            on_gomp = (_load_gomp_waiting_passively()
-                       and set_layer(MKL_THREADING_GNU) == MKL_THREADING_GNU)
+            on_gomp = _load_gomp() and set_layer(MKL_THREADING_GNU) == MKL_THREADING_GNU
         if not os.environ.get("MKL_CBWR"):
             _reproducible(library)
         set_local = library.MKL_Set_Num_Threads_Local
@@ -201,27 +200,38 @@ def _gomp_loaded():
         return False
 
 
-def _load_gomp_waiting_passively():
-    """Load GNU OpenMP's runtime with idle threads that sleep at once; whether it loads.
+# Spins of an idle libgomp thread before it sleeps (GOMP_SPINCOUNT; libgomp's own
+# default is 300,000, or 1,000 with more threads than cores): see _load_gomp.
+GOMP_SPINS = 20000
 
-    libgomp reads its wait policy (``OMP_WAIT_POLICY``) once, when it is
-    loaded, so the policy is set for the load and removed again: no other
-    library loaded later, and no child process, inherits it.  Nothing is set
-    where libgomp is loaded already or the user chose (``OMP_WAIT_POLICY``
-    or ``GOMP_SPINCOUNT`` set).  Why: with another process busy on the
-    second core, a spinning thread burns its time slice while the thread it
-    waits for is descheduled.  The MNIST step's 8 float32 products on two
-    MKL threads then took 180-190 ms against 6 ms on one (AMD EPYC Zen 3, 2
-    cores, both kept busy); with passive waits, 6.3-6.7 ms.
+
+def _load_gomp():
+    """Load GNU OpenMP's runtime with idle threads that spin briefly, then sleep.
+
+    libgomp reads its spin count (``GOMP_SPINCOUNT``) once, when it is
+    loaded, so :data:`GOMP_SPINS` is set for the load and removed again: no
+    other library loaded later, and no child process, inherits it.  Nothing
+    is set where libgomp is loaded already or the user chose
+    (``OMP_WAIT_POLICY`` or ``GOMP_SPINCOUNT`` set).  Returns whether it loads.
+
+    Why (the MNIST step's 8 float32 products on two MKL threads, AMD EPYC
+    Zen 3, 2 cores): on a quiet machine they took 2.07 ms with libgomp's
+    default spinning, 2.11 ms with 20,000 spins and 3.89 ms with no spinning
+    at all (``OMP_WAIT_POLICY=PASSIVE``: a sleeping thread is woken for every
+    parallel region).  With two other processes busy on both cores, 5.08,
+    4.83 and 10.1 ms.  When those other processes were parallel programs
+    themselves, the default spinning collapsed to 180-190 ms (a spinning
+    thread burns the time slice the thread it waits for needs), and 10,000
+    spins took 13-20 ms.
     """
     if (os.environ.get("OMP_WAIT_POLICY") or os.environ.get("GOMP_SPINCOUNT")
             or _gomp_loaded()):
         return _gomp_loads()
-    os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
+    os.environ["GOMP_SPINCOUNT"] = str(GOMP_SPINS)
     try:
         return _gomp_loads()
     finally:
-        del os.environ["OMP_WAIT_POLICY"]
+        del os.environ["GOMP_SPINCOUNT"]
 
 
 def _gomp_loads():
