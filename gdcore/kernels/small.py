@@ -33,28 +33,29 @@ inputs when :func:`is_small` holds, a rule on shapes alone (never on load or
 timing): a batch of 1 to ``MAX_ROWS`` = 64 samples, every layer with one
 output or a multiple of ``WHOLE_VECTORS`` = 8 outputs and at most
 ``MAX_LAYER`` = 4096 weights, and every layer after the first with several
-outputs at most ``MAX_BACKPROP`` = 8192 multiply-adds per batch
+outputs at most ``MAX_BACKPROP`` = 2048 multiply-adds per batch
 (``n * n_in * n_out``).  ``bench/bench_small.py`` (AMD EPYC Zen 3 at 2 GHz,
 2 cores, another process busy on one of them; median ratio fused / general
 of paired runs, the codes read at run time as in the kernels compiled
-ahead of time) gave:
+ahead of time; the final kernels) gave:
 
-* one hidden layer, 10 inputs, one output, widths 8-256: 0.69-0.93 at
-  batches 1, 8 and 32 in both dtypes (10-32-1, batch 32: float32 3.94 us
-  against 5.44, 0.72; float64 5.92 against 8.51, 0.70); at batches 128 and
-  256 the fused kernel lost below width 32 (float32 width 8: 1.25, 1.40)
-  and won narrowly above (width 64: 0.85, 0.88): batches above 64 keep the
-  general path;
-* inputs 2-100 into 32 units, batch 32: 0.72-0.85 float32, 0.69-0.99
-  float64; 784 inputs (25088 weights) lost at batch 128 (1.78): MAX_LAYER;
+* one hidden layer, 10 inputs, one output, widths 8-256: 0.68-0.97 at
+  batches 8 and 32 in both dtypes (10-32-1, batch 32: float32 3.85 us
+  against 5.43, 0.71; float64 5.98 against 8.60, 0.70), 0.91-1.07 at batch
+  1; at batches 128 and 256 the fused kernel lost below width 32 (float32
+  width 8: 1.27, 1.44) and won above (width 64: 0.83, 0.86): batches above
+  64 keep the general path;
+* inputs 2-100 into 32 units, batch 32: 0.71-0.83 in both dtypes; 784
+  inputs (25088 weights) lost (1.15): MAX_LAYER;
 * two and three hidden layers (hidden-to-hidden deltas go down through dot
-  products): about even at batch 32 and width 8-32 (float32 width 16,
-  two layers: 1.16, three: 1.24; float64 0.81, 0.83), losing from width 48
-  (1.58 at two layers) and at batches of 128 (1.2-1.9): MAX_BACKPROP
-  admits width 16 at batch 32 and width 32 at batch 8;
-* output layers of 2 or 10 units (cross_entropy, batch 32) lost 4.5x
-  before the columns that fill no SIMD vector had their own loop, 32 won
-  (0.65) and 64 broke even (1.03): WHOLE_VECTORS.
+  products): float32 won at width 8 up to batch 32 (0.82-0.94) and lost at
+  width 16 and batch 32 (1.29, 1.43) and from width 48 at batch 1
+  (1.14-1.16); float64 won more (width 16, batch 32: 0.80, 0.82):
+  MAX_BACKPROP = 2048 takes width 8 at batch 32, width 16 at batch 8, width
+  32 at batch 1 (float32 1.00, 1.03; float64 1.06, 1.11);
+* output layers of 2 or 10 units (cross_entropy, batch 32), whose columns
+  fill no SIMD vector, lost (1.47, 1.45), and 32 and 64 broke even (0.97,
+  1.01): WHOLE_VECTORS, and MAX_BACKPROP for the 32 and 64.
 
 Figures with the general path's time above 1 ms at small shapes are BLAS
 threads meeting the busy core, not the general path's own cost.
@@ -101,7 +102,7 @@ ROWS = 32
 MAX_ROWS = 64
 WHOLE_VECTORS = 8
 MAX_LAYER = 64 * 64
-MAX_BACKPROP = 8 * 1024
+MAX_BACKPROP = 2 * 1024
 
 
 @jit
