@@ -99,15 +99,14 @@ def test_auto_binds_mkl_where_installed_else_numpys_openblas():
 
 
 def test_bound_library_thread_count_is_steerable():
+    from gdcore._blas_threads import blas_threads
     if blas.LIBRARY is None:
         pytest.skip("the fallback binding's BLAS is not steered")
     before = blas.get_blas_threads()
-    try:
-        blas.set_blas_threads(1)
-        assert blas.get_blas_threads() == 1
-    finally:
-        blas.set_blas_threads(before)
-    assert blas.get_blas_threads() == before
+    for count in (1, 3):
+        with blas_threads(count):  # as a call with threads=count holds it
+            assert blas.get_blas_threads() == count
+        assert blas.get_blas_threads() == before
 
 
 def test_asking_for_mkl_without_it_says_how_to_install_it(monkeypatch):
