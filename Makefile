@@ -43,20 +43,24 @@ demo: $(STAMP)-demo
 # single-threaded, so running them at once fills the cores while either pass
 # waits on a compile or ends with one file left; the generic pass's report is
 # printed after the main one's.  The main pass runs on the products' default BLAS
-# (MKL, which the test extra installs on x86-64), the generic pass on NumPy's
-# OpenBLAS, so the determinism promises are checked on both bindings (and
-# tests/test_blas.py compares every binding's products and gradients).
+# binding (GDCORE_BLAS=auto: MKL on Intel CPUs, NumPy's OpenBLAS elsewhere; the test
+# extra installs MKL on x86-64), the generic pass on the other one, so the
+# determinism promises are checked on both (and tests/test_blas.py compares every
+# binding's products and gradients).
+OTHER_BLAS = $$($(PY) -c 'from gdcore.kernels import blas, blas_libraries as b; \
+	print("openblas" if blas.BOUND_TO == "mkl" or not b.mkl() else "mkl")')
 GENERIC_CACHE := $(CURDIR)/$(VENV)/numba-cache-generic
 GENERIC_LOG := $(VENV)/generic-pass.log
 
 test: $(STAMP)-test
-	@GDCORE_BLAS=openblas NUMBA_CPU_NAME=generic NUMBA_CACHE_DIR=$(GENERIC_CACHE) \
+	@other=$(OTHER_BLAS); GDCORE_BLAS=$$other NUMBA_CPU_NAME=generic \
+	    NUMBA_CACHE_DIR=$(GENERIC_CACHE) \
 	    $(PY) -m pytest -m bitwise -q \
 	    -p no:cacheprovider > $(GENERIC_LOG) 2>&1 & generic=$$!; \
 	echo "$(PY) -m pytest -n auto --dist loadfile"; \
 	$(PY) -m pytest -n auto --dist loadfile; main=$$?; \
 	wait $$generic; status=$$?; \
-	echo "GDCORE_BLAS=openblas NUMBA_CPU_NAME=generic NUMBA_CACHE_DIR=$(GENERIC_CACHE) $(PY) -m pytest -m bitwise -q"; \
+	echo "GDCORE_BLAS=$$other NUMBA_CPU_NAME=generic NUMBA_CACHE_DIR=$(GENERIC_CACHE) $(PY) -m pytest -m bitwise -q"; \
 	cat $(GENERIC_LOG); \
 	[ $$main -eq 0 ] && [ $$status -eq 0 ]
 

@@ -992,7 +992,7 @@ def targets(small, mnist, digits, adam, peak, bandwidth):
             best = min(torch_mnist, key=ps.get)
             r = ps[best] / ps[g]
             out.append(harness.verdict(
-                f"MNIST 784-256-128-10 Adam: gdcore fit >= {MNIST_SPEEDUP_TARGET:.0f}x the "
+                f"MNIST 784-256-128-10 Adam: gdcore fit >= {MNIST_SPEEDUP_TARGET:g}x the "
                 f"faster torch's steps/s", f"{r:.2f}x vs {best}", r >= MNIST_SPEEDUP_TARGET,
                 t[g].contended or t[best].contended))
         gflops = mnist["flops_per_step"] / (ps[g] * 1e-6) / 1e9

@@ -87,15 +87,30 @@ def test_gemm_refuses_a_read_only_output_and_non_flag_transposes():
 
 
 @pytest.mark.skipif(CHOSEN != "auto", reason="GDCORE_BLAS chooses the binding")
-def test_auto_binds_mkl_where_installed_else_numpys_openblas():
-    if MKL_INSTALLED:
+def test_auto_binds_mkl_on_intel_and_numpys_openblas_elsewhere():
+    openblas = blas_libraries.numpy_carries_scipy_openblas64()
+    intel = blas_libraries.cpu_vendor() == "GenuineIntel"
+    if MKL_INSTALLED and (intel or not openblas):
         assert blas.BOUND_TO == "mkl"
         assert blas.LIBRARY.threads_on_gomp == (
             os.environ.get("MKL_THREADING_LAYER", "GNU").upper() == "GNU")
-    elif blas_libraries.numpy_carries_scipy_openblas64():
+    elif openblas:
         assert blas.BOUND_TO == "openblas"
     else:
         assert blas.BOUND_TO == "scipy"
+
+
+@pytest.mark.parametrize("vendor, expected", [("GenuineIntel", "mkl"),
+                                              ("AuthenticAMD", "openblas"), ("", "openblas")])
+def test_auto_chooses_by_the_cpus_vendor(monkeypatch, vendor, expected):
+    libraries = {"mkl": object(), "openblas": object()}
+    monkeypatch.setattr(blas_libraries, "cpu_vendor", lambda: vendor)
+    monkeypatch.setattr(blas_libraries, "mkl", lambda: libraries["mkl"])
+    monkeypatch.setattr(blas_libraries, "numpy_openblas", lambda: libraries["openblas"])
+    assert blas._chosen_library("auto") is libraries[expected]
+    monkeypatch.setattr(blas_libraries, "mkl", lambda: None)  # not installed
+    assert blas._chosen_library("auto") is libraries["openblas"]
+
 
 
 def test_bound_library_thread_count_is_steerable():

@@ -12,12 +12,16 @@ name, and every import binds it again (:func:`_bind`) before any kernel is
 compiled or loaded.  The environment variable ``GDCORE_BLAS``, read at
 import, chooses what it is bound to (:data:`BOUND_TO` says which was):
 
-* ``auto`` (the default): MKL where it is installed (the ``gdcore[mkl]``
-  extra), else NumPy's OpenBLAS, else the fallback.  MKL first because on
-  the CPUs measured it was never slower and often much faster: on an AMD
-  EPYC (Zen 3) its one-thread float32 products of 128 x 128 to 256 x 256
-  ran at 36-37 GFLOP/s against OpenBLAS's 10-18, and two threads tied
-  (``bench/bench_gemm_floor.py`` and the README's BLAS table);
+* ``auto`` (the default): on Intel CPUs MKL where it is installed (the
+  ``gdcore[mkl]`` extra), else NumPy's OpenBLAS; on other CPUs NumPy's
+  OpenBLAS, else MKL; else the fallback.  On an Intel Xeon (Sapphire
+  Rapids) the MNIST step's 8 float32 products took 588 us on two MKL
+  threads against 771 us on OpenBLAS's.  On an AMD EPYC (Zen 3),
+  ``bench/bench_blas.py``: MKL's one-thread float32 products of 128 x 128
+  to 256 x 256 ran at 35-37 GFLOP/s against OpenBLAS's 12-16, but on two
+  threads OpenBLAS was the faster (the MNIST step's products 2.07 against
+  2.16-2.37 ms), and MKL's threads slowed down badly while OpenBLAS's still
+  spun from a NumPy product just before;
 * ``mkl``: MKL, or an ImportError that says how to install it;
 * ``openblas`` (or ``numpy``, its former name): NumPy's own
   ``scipy-openblas`` (NumPy's PyPI wheels for Linux and Windows; macOS
@@ -122,8 +126,10 @@ def _chosen_library(choice):
                               "found: install the mkl extra (pip install 'gdcore[mkl]') or "
                               "unset GDCORE_BLAS")
         return found
-    if choice == "auto":  # MKL where installed (see the module docstring), else OpenBLAS
-        return blas_libraries.mkl() or blas_libraries.numpy_openblas()
+    if choice == "auto":  # by the CPU's vendor (see the module docstring)
+        if blas_libraries.cpu_vendor() == "GenuineIntel":
+            return blas_libraries.mkl() or blas_libraries.numpy_openblas()
+        return blas_libraries.numpy_openblas() or blas_libraries.mkl()
     return blas_libraries.numpy_openblas()  # "openblas" ("numpy": its former name)
 
 

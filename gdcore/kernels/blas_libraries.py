@@ -83,6 +83,19 @@ def _thread_functions(library, get_name, set_name):
     return get_, set_
 
 
+def cpu_vendor():
+    """The CPU's vendor string (``"GenuineIntel"``, ``"AuthenticAMD"``, ...), or ``""``."""
+    try:
+        with open("/proc/cpuinfo") as info:
+            for line in info:
+                if line.startswith("vendor_id"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    import platform
+    return "GenuineIntel" if "Intel" in platform.processor() else ""
+
+
 def numpy_carries_scipy_openblas64():
     """Whether NumPy says it was built with scipy-openblas with 64-bit integers."""
     try:
