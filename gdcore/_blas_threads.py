@@ -156,7 +156,11 @@ class _LocalHold:
         self.previous = 0
 
     def __enter__(self):
-        self.previous = blas.set_local_blas_threads(self.count)
+        try:
+            self.previous = blas.set_local_blas_threads(self.count)
+        except BaseException:  # e.g. Ctrl-C right after the count was set: undo
+            blas.set_local_blas_threads(self.previous)
+            raise
 
     def __exit__(self, *exc):
         blas.set_local_blas_threads(self.previous)
@@ -221,10 +225,10 @@ def update_spans(n_params, blas_count):
     blas_count : int or None
         The BLAS thread count the call holds (:func:`count_for_call`).
     """
-    threads = numba.get_num_threads()
-    if n_params < THREADED_UPDATE_FROM or threads < 2:
-        return 1
-    if blas_count != 1 and not _blas_shares_numba_pool():
+    if n_params < THREADED_UPDATE_FROM or blas.set_blas_threads is None:
+        return 1  # (the fallback's BLAS, SciPy's, is not held: its threads may spin)
+    threads = numba.get_num_threads()  # starts Numba's threading layer: not for small models
+    if threads < 2 or (blas_count != 1 and not _blas_shares_numba_pool()):
         return 1
     return int(min(threads, n_params // BLOCK))
 

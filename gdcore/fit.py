@@ -54,7 +54,7 @@ from .kernels.epoch import (GRADIENT_READY, LOSS_NOT_FINITE, OK, STEP_NOT_FINITE
                             evaluate_kernel)
 from .kernels.gather import chunk_rows
 from .kernels.shuffle import pcg64_shuffle
-from .kernels.updates import apply_update_threaded
+from .kernels.updates import apply_update_threaded, update_kernel
 from .model import require_model
 from .optim import Optimizer, adam
 from .schedules import as_schedule
@@ -975,11 +975,14 @@ class _Trainer:
         """
         opt = self.optimizer
         spans = self.spans_chooser.choose()
+        args = (opt.code, opt.hyper, lr, self.params, self.grad, self.state.slots,
+                self.state.scalars, self.spare, False)
         t0 = time.perf_counter()
-        with optim._PARALLEL_REGION:
-            finite = ctrl_c.compiled(apply_update_threaded, opt.code, opt.hyper, lr,
-                                     self.params, self.grad, self.state.slots,
-                                     self.state.scalars, self.spare, False, spans)
+        if spans == 1:  # the serial kernel (bitwise the same): no thread team to wake
+            finite = ctrl_c.compiled(update_kernel[opt.code], *args)
+        else:
+            with optim._PARALLEL_REGION:
+                finite = ctrl_c.compiled(apply_update_threaded, *args, spans)
         self.spans_chooser.record(spans, time.perf_counter() - t0)
         if finite:
             self.params, self.spare = self.spare, self.params

@@ -19,7 +19,13 @@ That choice must be made before MKL's first call, so it is made when MKL is
 found; a process where something else called MKL first keeps that layer.
 Where libgomp is not loaded yet, it is loaded with idle threads that spin
 only briefly before they sleep (:func:`_load_gomp`), which keeps two-thread
-products from collapsing when other processes hold the cores.
+products from collapsing when other processes hold the cores.  An MKL that
+something else loaded first keeps its own set-up (layer and reproducibility
+mode), and the GNU layer is chosen only where its library lies beside
+``libmkl_rt`` (MKL aborts the process on a layer it cannot load).  Like
+Numba's ``omp`` layer, GNU OpenMP is not fork-safe: a process forked after
+multithreaded MKL products should not run them again (start worker
+processes with ``spawn`` or ``forkserver``).
 """
 
 import ctypes
@@ -159,6 +165,7 @@ def mkl():
     docstring) unless ``MKL_THREADING_LAYER`` is set or ``libgomp`` cannot
     be loaded (then MKL keeps its default, Intel's OpenMP).
     """
+    preloaded = _mapped("libmkl_rt")  # someone else's MKL: its set-up is theirs
     for path in _mkl_candidates():
         try:
             library = ctypes.CDLL(path)
@@ -167,22 +174,44 @@ def mkl():
             get_, set_ = _thread_functions(library, "MKL_Get_Max_Threads",
                                            "MKL_Set_Num_Threads")
             set_layer = library.MKL_Set_Threading_Layer
+            set_local = library.MKL_Set_Num_Threads_Local
         except (OSError, AttributeError):
             continue
         set_layer.argtypes, set_layer.restype = [ctypes.c_int], ctypes.c_int
+        set_local.argtypes, set_local.restype = [ctypes.c_int], ctypes.c_int
         chosen = os.environ.get("MKL_THREADING_LAYER", "").strip().upper()
         if chosen:
             on_gomp = chosen == "GNU"
+        elif preloaded or not _gnu_layer_beside(_mapped("libmkl_rt")):
+            on_gomp = False  # MKL keeps its layer (it aborts on a layer it cannot load)
         else:
             # MKL would abort the process when its first product failed to load libgomp;
             # set_layer returns the layer in force: GNU, unless MKL was called before.
             on_gomp = _load_gomp() and set_layer(MKL_THREADING_GNU) == MKL_THREADING_GNU
-        if not os.environ.get("MKL_CBWR"):
+        if not os.environ.get("MKL_CBWR") and not preloaded:
             _reproducible(library)
-        set_local = library.MKL_Set_Num_Threads_Local
-        set_local.argtypes, set_local.restype = [ctypes.c_int], ctypes.c_int
         return Library("mkl", gemm, get_, set_, _mkl_version(library), on_gomp, set_local)
     return None
+
+
+def _mapped(stem):
+    """Path of the loaded library whose file name starts with ``stem``, or None (Linux)."""
+    try:
+        with open("/proc/self/maps") as maps:
+            for line in maps:
+                path = line.split()[-1] if line.strip() else ""
+                if os.path.basename(path).startswith(stem):
+                    return path
+    except OSError:
+        pass
+    return None
+
+
+def _gnu_layer_beside(runtime):
+    """Whether MKL's GNU OpenMP threading library lies beside its ``runtime`` (Linux)."""
+    if runtime is None or not sys.platform.startswith("linux"):
+        return False
+    return bool(glob.glob(os.path.join(os.path.dirname(runtime), "libmkl_gnu_thread.so*")))
 
 
 def _reproducible(library):
