@@ -16,7 +16,8 @@ import, chooses what it is bound to (:data:`BOUND_TO` says which was):
   ``gdcore[mkl]`` extra), else NumPy's OpenBLAS; on other CPUs NumPy's
   OpenBLAS, else MKL; else the fallback.  On an Intel Xeon (Sapphire
   Rapids) the MNIST step's 8 float32 products took 588 us on two MKL
-  threads against 771 us on OpenBLAS's.  On an AMD EPYC (Zen 3),
+  threads against 771 us on OpenBLAS's (the measurement that opened issue
+  15, not a bench_blas run).  On an AMD EPYC (Zen 3),
   ``bench/bench_blas.py``: MKL's one-thread float32 products of 128 x 128
   to 256 x 256 ran at 35-37 GFLOP/s against OpenBLAS's 12-16, but on two
   threads OpenBLAS was the faster (the MNIST step's products 2.07 against

@@ -234,12 +234,7 @@ def _gomp_loaded():
     """Whether this process has loaded the system's ``libgomp.so`` (Linux; False where
     unknown).  Copies bundled under other names (PyTorch's ``libgomp-<hash>.so``) are
     other runtimes with their own threads and do not count."""
-    try:
-        with open("/proc/self/maps") as maps:
-            return any(os.path.basename(line.split()[-1]).startswith("libgomp.so")
-                       for line in maps if line.strip())
-    except OSError:
-        return False
+    return _mapped("libgomp.so") is not None
 
 
 # Spins of an idle libgomp thread before it sleeps (GOMP_SPINCOUNT; libgomp's own
