@@ -13,7 +13,8 @@ Not exported (Numba compiles them on first use, as before): the
 minimization drivers (specialised on a user's objective), the threaded
 update (``prange``, which pycc cannot compile), gradient checks and kinks.
 The float64 extension also holds the L-BFGS state machine's two kernels that
-``gd.minimize`` calls from Python (``lbfgs_step``, ``restart``).
+``gd.minimize`` calls from Python (``lbfgs_step``, ``restart``), and fit's
+shuffle (``pcg64_shuffle``), which takes no floats.
 
 The build compiles with an empty Numba cache of its own (a temporary
 directory): while :data:`gdcore.kernels.blas.AOT_BUILD` is set, compiled
@@ -55,7 +56,7 @@ def export_signatures(dtype):
     """
     from numba import types
 
-    from .kernels import checks, entry, epoch, lbfgs, updates
+    from .kernels import checks, entry, epoch, lbfgs, shuffle, updates
 
     f = types.float32 if dtype == "float32" else types.float64
     i8, f8, boolean = types.int64, types.float64, types.boolean
@@ -84,6 +85,10 @@ def export_signatures(dtype):
         state = (types.Array(f8, 2, "C"), types.Array(f8, 3, "C"), f8vec, f8vec, f8vec, ints)
         signatures["lbfgs_step"] = (lbfgs.lbfgs_step, i8(*state, f8, f8vec, f8vec))
         signatures["restart"] = (lbfgs.restart, i8(*state, f8vec, f8vec))
+        # fit's shuffle takes no floats: one export serves every dtype.
+        u8 = types.uint64
+        signatures["pcg64_shuffle"] = (shuffle.pcg64_shuffle, types.Tuple((u8, u8, boolean, u8))(
+            ints, u8, u8, u8, u8, boolean, u8))
     return signatures
 
 

@@ -40,7 +40,6 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-import numba
 import numpy as np
 
 from . import _blas_threads, _validate, codes, optim
@@ -53,7 +52,7 @@ from .kernels.entry import predict_kernel
 from .kernels.epoch import (GRADIENT_READY, LOSS_NOT_FINITE, OK, STEP_NOT_FINITE, epoch_runner,
                             evaluate_kernel)
 from .kernels.gather import chunk_rows
-from .kernels.shuffle import pcg64_shuffle
+from .kernels.shuffle import shuffle_kernel
 from .kernels.updates import apply_update_threaded, update_kernel
 from .model import require_model
 from .optim import Optimizer, adam
@@ -336,22 +335,22 @@ def _random_sources(seed):
 _MASK64 = (1 << 64) - 1
 
 
-def _permutation(rng, n, compiled=True):
+def _permutation(rng, n):
     """``rng.permutation(n)``: the same order and the same generator state afterwards.
 
-    With ``compiled``, a PCG64 generator (``default_rng``'s) is run by the
-    compiled shuffle (:func:`gdcore.kernels.shuffle.pcg64_shuffle`, about
-    1.6x faster); anything else by NumPy.  Either releases the GIL while it
-    shuffles.
+    A PCG64 generator (``default_rng``'s) is run by the compiled shuffle
+    (:func:`gdcore.kernels.shuffle.pcg64_shuffle`, about 1.6x faster; compiled
+    ahead of time where the kernels are); anything else by NumPy.  Either
+    releases the GIL while it shuffles.
     """
     bits = rng.bit_generator
-    if not compiled or type(bits) is not np.random.PCG64 or n > 2 ** 32:
+    if type(bits) is not np.random.PCG64 or n > 2 ** 32:
         return rng.permutation(n)
     order = np.arange(n, dtype=np.int64)
     with bits.lock:  # as NumPy's own draws take it
         st = bits.state
         pcg = st["state"]
-        hi, lo, has_uint32, uinteger = pcg64_shuffle(
+        hi, lo, has_uint32, uinteger = shuffle_kernel[0](
             order, np.uint64(pcg["state"] >> 64), np.uint64(pcg["state"] & _MASK64),
             np.uint64(pcg["inc"] >> 64), np.uint64(pcg["inc"] & _MASK64),
             bool(st["has_uint32"]), np.uint64(st["uinteger"]))
@@ -738,13 +737,6 @@ class _Trainer:
         # The generator's state after the order of the last epoch run (see take_order).
         self.rng_state = rng.bit_generator.state if rng is not None else None
         self.ahead = None  # the thread drawing the next epoch's order, and its result
-        # The compiled shuffle only where Numba's JIT serves this fit anyway: a
-        # process's first Numba call, even of a cached kernel, costs about 0.27 s,
-        # which the kernels compiled ahead of time (the epoch's, not the shuffle)
-        # avoid, and the shuffle saves 0.36 ms per 64,000 rows.
-        self.compiled_shuffle = isinstance(
-            kernel(epoch_runner, (optimizer.code, model.loss_code, model.acts), train.X),
-            numba.core.dispatcher.Dispatcher)
         # Whether epochs may draw the next one's order while they train (draw_ahead).
         self.may_draw_ahead = draw_ahead and self.shuffle and train.n >= _AHEAD_ROWS
         self.no_order = np.zeros(0, dtype=np.int64)
@@ -854,7 +846,7 @@ class _Trainer:
     def take_order(self):
         """The order of the epoch about to run: the one drawn ahead, else drawn now."""
         if self.ahead is None:
-            order = _permutation(self.rng, self.train.n, self.compiled_shuffle)
+            order = _permutation(self.rng, self.train.n)
         else:
             thread, box = self.ahead
             thread.join()
@@ -873,7 +865,7 @@ class _Trainer:
 
         def draw():
             try:
-                box[0] = _permutation(self.rng, self.train.n, self.compiled_shuffle)
+                box[0] = _permutation(self.rng, self.train.n)
             except BaseException as exc:  # noqa: BLE001 - raised by take_order
                 box[0] = exc
 

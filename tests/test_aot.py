@@ -23,12 +23,12 @@ import pytest
 
 import gdcore as gd
 from gdcore import _compile_notice, aot_build
-from gdcore.kernels import _aot, _jit, checks, entry, epoch, lbfgs, updates
+from gdcore.kernels import _aot, _jit, checks, entry, epoch, lbfgs, shuffle, updates
 
 TABLES = (entry.value_and_grad_kernel, entry.loss_kernel, entry.predict_kernel,
           epoch.epoch_runner, epoch.evaluate_kernel, updates.update_kernel,
           checks.scan_inputs_kernel, checks.first_nonfinite_kernel, lbfgs.lbfgs_step_kernel,
-          lbfgs.restart_kernel)
+          lbfgs.restart_kernel, shuffle.shuffle_kernel)
 
 
 @contextlib.contextmanager

@@ -39,9 +39,13 @@ DTYPES = {np.dtype(np.float32): "f32", np.dtype(np.float64): "f64"}
 # The exported kernels (the generic ones the public calls make); each is served by a
 # picker that reads the dtype of its argument named "params" (else its first).
 EXPORTS = ("any_value_and_grad", "any_loss", "any_predict", "run_epoch", "evaluate",
-           "apply_update", "scan_inputs", "first_nonfinite", "lbfgs_step", "restart")
-# Exported by the float64 extension alone (the L-BFGS state is float64 for every x0).
-FLOAT64_ONLY = ("lbfgs_step", "restart")
+           "apply_update", "scan_inputs", "first_nonfinite", "lbfgs_step", "restart",
+           "pcg64_shuffle")
+# Exported by the float64 extension alone: the L-BFGS state is float64 for every x0,
+# and the shuffle takes no floats at all.
+FLOAT64_ONLY = ("lbfgs_step", "restart", "pcg64_shuffle")
+# Exports whose arguments hold no params dtype: every call gets the float64 extension's.
+DTYPE_FREE = ("pcg64_shuffle",)
 
 
 def exported(dtype):
@@ -201,11 +205,15 @@ def picker(name, like):
     # 0.18-0.21 us (timeit; with the extension's call, what a Numba dispatcher costs).
     names = list(inspect.signature(like.py_func).parameters)
     args = ", ".join(names)
-    key = "params" if "params" in names else names[0]
-    namespace = {"by_dtype": by_dtype}
-    exec(f"def aot_{name}({args}):\n    return by_dtype[{key}.dtype]({args})\n", namespace)
+    namespace = {"by_dtype": by_dtype, "FLOAT64": np.dtype(np.float64)}
+    if name in DTYPE_FREE:
+        selector, chosen_by = "FLOAT64", "always the float64 extension's"
+    else:
+        key = "params" if "params" in names else names[0]
+        selector, chosen_by = f"{key}.dtype", f"float32 or float64 by {key}.dtype"
+    exec(f"def aot_{name}({args}):\n    return by_dtype[{selector}]({args})\n", namespace)
     call = namespace[f"aot_{name}"]
-    call.__doc__ = f"{name} compiled ahead of time, float32 or float64 by {key}.dtype."
+    call.__doc__ = f"{name} compiled ahead of time, {chosen_by}."
     call.__module__ = __name__
     call.exports = by_dtype
     return call

@@ -23,7 +23,7 @@ from llvmlite import ir
 from numba import types
 from numba.extending import intrinsic
 
-from ._jit import jit
+from ._jit import jit, single
 
 # PCG64's 128-bit multiplier (NumPy's PCG_DEFAULT_MULTIPLIER_128), as two 64-bit halves.
 MULT_HI = np.uint64(0x2360ED051FC65DA4)
@@ -103,3 +103,8 @@ def pcg64_shuffle(arr, hi, lo, inc_hi, inc_lo, has_uint32, uinteger):
         arr[i] = arr[j]
         arr[j] = t
     return hi, lo, has_uint32, uinteger
+
+
+# fit's shuffle (``shuffle_kernel[0]``): the export of the float64 extension compiled
+# ahead of time when one is loaded, else this kernel through Numba.
+shuffle_kernel = single(pcg64_shuffle, "pcg64_shuffle")

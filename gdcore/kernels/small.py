@@ -242,7 +242,10 @@ def relu_outer(D, W, Z, G):
     for r in range(m):
         d = D[r, 0]
         for p in range(n_in):
-            G[r, p] = d * w[p] if Z[r, p] > zero else zero
+            # The product first, then the select: written inside the condition,
+            # w[p] became a masked load, 0.6 us of the 10-32-1 step on AVX2.
+            g = d * w[p]
+            G[r, p] = g if Z[r, p] > zero else zero
 
 
 @jit
