@@ -134,3 +134,21 @@ S_STEP = 0  # updates taken so far
 S_MU_PRODUCT = 1  # NAdam: product of the momentum coefficients so far
 S_OPTIMIZER = 2  # code of the optimizer that made the state (checked, never used by kernels)
 N_SCALARS = 3
+
+# Minimization statuses ------------------------------------------------------------
+# The ``status`` of a minimization result (gdcore.minimize), SciPy's meanings.
+SUCCESS = 0
+LIMIT = 1  # the iteration or evaluation limit
+NO_PROGRESS = 2  # a line search failed (a wrong gradient, a non-smooth f)
+NONFINITE = 3  # NaN or Inf in f or its gradient (the result keeps the last finite point)
+CALLBACK_STOP = 99  # the callback raised StopIteration
+INTERRUPTED = 130  # 128 + SIGINT, as a shell reports a command ended by Ctrl-C
+
+# What a compiled minimization loop returns (gdcore.kernels.minimize_loops):
+# first_order_loop returns SUCCESS (gtol met), LIMIT and NONFINITE as above, or
+# one of these; lbfgs_loop returns an L-BFGS request (gdcore.kernels.lbfgs,
+# 0-4) or one of these.  Kept apart from both sets of values.
+LOOP_ITERATION_LIMIT = 10
+LOOP_EVALUATION_LIMIT = 11
+LOOP_FTOL_MET = 12  # first_order_loop: success by the relative decrease of f
+LOOP_PAUSED = 13  # this call's share is done; call again to go on

@@ -99,7 +99,7 @@ from collections.abc import Mapping
 import numpy as np
 from scipy.optimize import Bounds, OptimizeResult, OptimizeWarning
 
-from . import _validate
+from . import _validate, codes
 from .kernels import lbfgs as lb
 from .kernels import minimize_loops
 from .kernels.updates import update_kernel
@@ -107,12 +107,13 @@ from ._interrupt import CtrlC
 from .objective import FD_METHODS, Objective, compiled_fg
 from .schedules import as_schedule
 
-SUCCESS = 0
-LIMIT = 1
-NO_PROGRESS = 2
-NONFINITE = 3
-CALLBACK_STOP = 99
-INTERRUPTED = 130  # 128 + SIGINT, as a shell reports a command ended by Ctrl-C
+# The result's statuses (the module docstring), defined once in gdcore.codes.
+SUCCESS = codes.SUCCESS
+LIMIT = codes.LIMIT
+NO_PROGRESS = codes.NO_PROGRESS
+NONFINITE = codes.NONFINITE
+CALLBACK_STOP = codes.CALLBACK_STOP
+INTERRUPTED = codes.INTERRUPTED
 
 _GTOL_MESSAGE = "Optimization terminated successfully (gradient norm <= gtol)."
 _FTOL_MESSAGE = "Optimization terminated successfully (relative reduction of f <= ftol)."
@@ -542,7 +543,7 @@ def run_lbfgs(method, fun, x0, args=(), jac=None, bounds=None, constraints=(), c
     state = LbfgsState(n, m, method.c1, method.c2, run.gtol, run.ftol, box, max_ls, dtype)
     if box is not None:
         np.clip(x, box[0], box[1], out=x)
-    state.vec[3] = x
+    state.vec[lb.X_TRIAL] = x
     # A forward-difference gradient is refined to central differences when a line
     # search fails (lbfgs_python), in place of the steepest-descent retry.
     state.js[lb.GRADIENT_REFINABLE] = objective.refinable()
@@ -554,11 +555,11 @@ def run_lbfgs(method, fun, x0, args=(), jac=None, bounds=None, constraints=(), c
         # The first value is taken here, timed for Slices: the state machine then
         # starts from it (FIRST_VALUE) instead of asking for it.
         state.js[lb.PHASE] = lb.FIRST_VALUE
-        x_eval[:] = state.vec[3]
+        x_eval[:] = state.vec[lb.X_TRIAL]
         f_trial = run.evaluate_x0(x_eval, g_eval, fg)
         if f_trial is None:
             return run.interrupted_at_x0(x_eval)
-        state.vec[4] = g_eval
+        state.vec[lb.G_TRIAL] = g_eval
         if fg is not None:
             return lbfgs_compiled(fg, state, run, f_trial, x_eval, g_eval,
                                   Slices(run.seconds_x0), dtype)
@@ -574,16 +575,16 @@ def lbfgs_python(state, run, cb, f_trial, x_eval, g_eval, dtype):
                 return state.result(run, LIMIT, limit_message(run), dtype)
             if run.stop.pending:
                 return state.result(run, INTERRUPTED, _INTERRUPTED_MESSAGE, dtype)
-            x_eval[:] = state.vec[3]
+            x_eval[:] = state.vec[lb.X_TRIAL]
             try:
                 f_trial = run.evaluate(x_eval, g_eval)
             except KeyboardInterrupt:
                 return state.result(run, INTERRUPTED, _INTERRUPTED_MESSAGE, dtype)
-            state.vec[4] = g_eval
+            state.vec[lb.G_TRIAL] = g_eval
             continue
         if request == lb.ITERATE:
             run.nit += 1
-            x_new = state.vec[0].astype(dtype)  # a copy, in x0's dtype
+            x_new = state.vec[lb.X].astype(dtype)  # a copy, in x0's dtype
             run.record(x_new)
             if cb is not None:
                 stopped = run.call_back(cb, x_new, state.fs[lb.F_X])
@@ -600,13 +601,13 @@ def lbfgs_python(state, run, cb, f_trial, x_eval, g_eval, dtype):
                 return state.result(run, LIMIT, limit_message(run), dtype)
             if run.stop.pending:
                 return state.result(run, INTERRUPTED, _INTERRUPTED_MESSAGE, dtype)
-            x_eval[:] = state.vec[0]
-            g_before = state.vec[1].copy()
+            x_eval[:] = state.vec[lb.X]
+            g_before = state.vec[lb.G].copy()
             try:
-                state.vec[1] = run.stop.user(run.objective.refine, x_eval,
+                state.vec[lb.G] = run.stop.user(run.objective.refine, x_eval,
                                              state.fs[lb.F_X])
             except KeyboardInterrupt:
-                state.vec[1] = g_before
+                state.vec[lb.G] = g_before
                 return state.result(run, INTERRUPTED, _INTERRUPTED_MESSAGE, dtype)
             state.js[lb.GRADIENT_REFINABLE] = run.objective.refinable()
             request = lb.restart_kernel[0](state.vec, state.pairs, state.rho, state.alpha,
@@ -614,7 +615,7 @@ def lbfgs_python(state, run, cb, f_trial, x_eval, g_eval, dtype):
             if request == lb.EVALUATE:
                 continue
             if request == lb.FAILED:  # NaN or Inf in the refined gradient: report the last
-                state.vec[1] = g_before
+                state.vec[lb.G] = g_before
         return lbfgs_outcome(request, state, run, dtype, f_trial, g_eval)
 
 
@@ -641,15 +642,15 @@ def lbfgs_compiled(fg, state, run, f_trial, x_eval, g_eval, slices, dtype):
             continue
         if outcome in (minimize_loops.LIMIT_ITERATIONS, minimize_loops.LIMIT_EVALUATIONS):
             return state.result(run, LIMIT, limit_message(run), dtype)
-        g_eval[:] = state.vec[4]
+        g_eval[:] = state.vec[lb.G_TRIAL]
         return lbfgs_outcome(outcome, state, run, dtype, f_trial, g_eval)
 
 
 def lbfgs_interrupted(state, run, f_trial, dtype):
     """The interrupted result: the last iterate, or x0 while its value waits in the state."""
     if state.js[lb.PHASE] == lb.FIRST_VALUE:
-        return run.interrupted(state.vec[3].astype(dtype), f_trial,
-                               state.vec[4].astype(dtype))
+        return run.interrupted(state.vec[lb.X_TRIAL].astype(dtype), f_trial,
+                               state.vec[lb.G_TRIAL].astype(dtype))
     return state.result(run, INTERRUPTED, _INTERRUPTED_MESSAGE, dtype)
 
 
@@ -669,7 +670,7 @@ def lbfgs_outcome(request, state, run, dtype, f_trial, g_eval):
         return state.result(run, NO_PROGRESS, "ABNORMAL: the line search found no step "
                             "that decreases f enough", dtype)
     # NONFINITE: only reported for the starting point.
-    return run.result(state.vec[3].astype(dtype), f_trial, g_eval.astype(dtype), NONFINITE,
+    return run.result(state.vec[lb.X_TRIAL].astype(dtype), f_trial, g_eval.astype(dtype), NONFINITE,
                       _NONFINITE_AT_X0_MESSAGE)
 
 
@@ -695,8 +696,8 @@ class LbfgsState:
 
     def result(self, run, status, message, dtype):
         """The result at the current iterate."""
-        return run.result(self.vec[0].astype(dtype), self.fs[lb.F_X],
-                          self.vec[1].astype(dtype), status, message)
+        return run.result(self.vec[lb.X].astype(dtype), self.fs[lb.F_X],
+                          self.vec[lb.G].astype(dtype), status, message)
 
 
 # First-order methods -----------------------------------------------------------------------
@@ -790,7 +791,7 @@ def first_order_compiled(fg, optimizer, run, x, f, g, pg_norm, state, box, slice
             return run.result(x_prev, f, g_prev, NONFINITE, _NONFINITE_MESSAGE)
         if status == LIMIT:
             return run.result(x, f, g, LIMIT, limit_message(run))
-        return run.result(x, f, g, SUCCESS, _FTOL_MESSAGE if status == minimize_loops.BY_FTOL
+        return run.result(x, f, g, SUCCESS, _FTOL_MESSAGE if status == minimize_loops.FTOL_MET
                           else _GTOL_MESSAGE)
 
 

@@ -355,7 +355,7 @@ class _BaseMLP(BaseEstimator):
         res = minimize(fun, self.params_, jac=True, method="lbfgs",
                        options={"maxiter": self.max_iter, "maxfun": self.max_fun,
                                 "gtol": self.tol / c})
-        if res.status != 0:
+        if res.status != codes.SUCCESS:
             warnings.warn(f"lbfgs failed to converge after {res.nit} iteration(s) "
                           f"(status={res.status}): {res.message}\n\nIncrease the number of "
                           f"iterations to improve the convergence (max_iter={self.max_iter}).",

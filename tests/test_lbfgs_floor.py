@@ -177,17 +177,17 @@ def test_restart_meets_gtol_with_the_new_gradient_or_searches_from_it():
     js = np.zeros(shapes["js"], dtype=np.int64)
     fs[lb.GTOL] = 1e-6
     js[lb.M], js[lb.MAX_LS], js[lb.COUNT] = m, 20, 2
-    vec[0] = [0.5, 0.25, -1.0]
-    vec[1] = [1e-7, -1e-7, 0.0]
+    vec[lb.X] = [0.5, 0.25, -1.0]
+    vec[lb.G] = [1e-7, -1e-7, 0.0]
     none = np.zeros(0)
     assert lb.restart(vec, pairs, rho, alpha, fs, js, none, none) == lb.CONVERGED
     assert js[lb.MESSAGE] == lb.BY_GTOL and js[lb.COUNT] == 0
-    vec[1] = [3.0, -4.0, 0.0]
+    vec[lb.G] = [3.0, -4.0, 0.0]
     js[lb.COUNT] = 2
     assert lb.restart(vec, pairs, rho, alpha, fs, js, none, none) == lb.EVALUATE
     assert js[lb.COUNT] == 0  # pairs built from the old gradients are dropped
-    np.testing.assert_array_equal(vec[2], -vec[1])  # steepest descent
-    np.testing.assert_allclose(vec[3], vec[0] - vec[1] / 5.0)  # a unit first step
+    np.testing.assert_array_equal(vec[lb.D], -vec[lb.G])  # steepest descent
+    np.testing.assert_allclose(vec[lb.X_TRIAL], vec[lb.X] - vec[lb.G] / 5.0)  # a unit first step
     # The prepared trial is handed out by the next call, without consuming a value.
     assert lb.lbfgs_step(vec, pairs, rho, alpha, fs, js, np.nan, none, none) == lb.EVALUATE
 
@@ -383,8 +383,8 @@ def zoom_state(n=2, m=3):
     js = np.zeros(shapes["js"], dtype=np.int64)
     js[lb.M], js[lb.MAX_LS], js[lb.PHASE], js[lb.STAGE] = m, 20, lb._SEARCHING, lb._ZOOM
     fs[lb.F_X], fs[lb.F_OLD], fs[lb.GTOL], fs[lb.FLOOR] = 5.0, 6.0, 1e-12, 1e-10
-    vec[1] = -1.0  # g
-    vec[2] = 1.0  # d
+    vec[lb.G] = -1.0  # g
+    vec[lb.D] = 1.0  # d
     fs[lb.DPHI0] = -float(n)
     fs[lb.A_LO], fs[lb.PHI_LO], fs[lb.DPHI_LO] = 0.25, 5.0 - 1e-12, -0.1
     fs[lb.A_HI], fs[lb.PHI_HI], fs[lb.DPHI_HI] = 0.5, 5.0 + 1e-12, 0.1
@@ -398,12 +398,12 @@ def test_a_flat_search_takes_its_lowest_point_or_ends_at_the_floor(again):
     # The current trial is not lower: the zoom's lowest point is asked for again.
     request = lb.finish_at_floor(vec, pairs, rho, alpha, fs, js, 5.0, none, none)
     assert request == lb.EVALUATE and js[lb.STAGE] == lb._TAKE_LOWEST
-    np.testing.assert_array_equal(vec[3], vec[0] + 0.25 * vec[2])
-    vec[4] = -0.5  # its gradient
+    np.testing.assert_array_equal(vec[lb.X_TRIAL], vec[lb.X] + 0.25 * vec[lb.D])
+    vec[lb.G_TRIAL] = -0.5  # its gradient
     request = lb.lbfgs_step(vec, pairs, rho, alpha, fs, js, again, none, none)
     if again < 5.0:  # taken as an ordinary step: an iteration, and the run goes on
         assert request == lb.ITERATE and fs[lb.F_X] == again
-        np.testing.assert_array_equal(vec[0], 0.25)
+        np.testing.assert_array_equal(vec[lb.X], 0.25)
     else:  # f gave another value at the same point: the run ends there
         assert request == lb.CONVERGED and js[lb.MESSAGE] == lb.BY_FLOOR
         assert fs[lb.F_X] == 5.0

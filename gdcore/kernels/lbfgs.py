@@ -64,7 +64,7 @@ must fail, which the secant slopes of its trials show within a few trials
 (:func:`rises_along_d`: two jumps to 1000x shorter steps that still rise).
 After FAILED, a caller whose
 gradient can be made more accurate (finite differences: forward to central,
-then to steps relative to ``|x|``) writes it to ``vec[1]`` and calls
+then to steps relative to ``|x|``) writes it to ``vec[G]`` and calls
 :func:`restart`.
 
 Every kernel here is compiled with no fastmath flag (``exact=True``) and sums
@@ -95,6 +95,14 @@ NONFINITE = 4
 BY_GTOL = 1
 BY_FTOL = 2
 BY_FLOOR = 3  # the line search could not change f by more than its rounding floor
+
+# Rows of the float64 vector state ``vec`` (N_VEC, n).
+X = 0  # the current iterate
+G = 1  # its gradient
+D = 2  # the search direction
+X_TRIAL = 3  # the point the caller evaluates next (EVALUATE)
+G_TRIAL = 4  # the gradient there, written by the caller
+N_VEC = 5
 
 # Slots of the float64 scalar state ``fs``.
 F_X = 0  # f at the current iterate
@@ -164,11 +172,11 @@ def state_sizes(n, m):
     Returns
     -------
     dict
-        ``vectors`` (5, n): x, g, d, x_trial, g_trial;
+        ``vectors`` (N_VEC, n): rows X, G, D, X_TRIAL, G_TRIAL;
         ``pairs`` (2, m, n): S and Y; ``rho``, ``alpha`` (m,);
         ``fs`` (N_FS,) float64; ``js`` (N_JS,) int64.
     """
-    return {"vectors": (5, n), "pairs": (2, m, n), "rho": (m,), "alpha": (m,),
+    return {"vectors": (N_VEC, n), "pairs": (2, m, n), "rho": (m,), "alpha": (m,),
             "fs": (N_FS,), "js": (N_JS,)}
 
 
@@ -451,7 +459,7 @@ def cubic_min(a, fa, da, b, fb, db):
 @jit(exact=True)
 def begin_search(vec, pairs, rho, alpha, fs, js, lower, upper):
     """New direction from the current iterate and the first trial point."""
-    x, g, d, x_trial = vec[0], vec[1], vec[2], vec[3]
+    x, g, d, x_trial = vec[X], vec[G], vec[D], vec[X_TRIAL]
     has_bounds = js[HAS_BOUNDS] != 0
     direction(g, pairs[0], pairs[1], rho, alpha, js[HEAD], js[COUNT], js[M], x, lower, upper,
               has_bounds, d)
@@ -499,7 +507,7 @@ def begin_search(vec, pairs, rho, alpha, fs, js, lower, upper):
 @jit(exact=True)
 def accept(vec, pairs, rho, alpha, fs, js, f_trial, lower, upper):
     """Make the trial point the new iterate; returns CONVERGED or ITERATE."""
-    x, g, x_trial, g_trial = vec[0], vec[1], vec[3], vec[4]
+    x, g, x_trial, g_trial = vec[X], vec[G], vec[X_TRIAL], vec[G_TRIAL]
     store_pair(x_trial, x, g_trial, g, pairs[0], pairs[1], rho, js)
     copy_vector(x, x_trial)
     copy_vector(g, g_trial)
@@ -569,7 +577,7 @@ def finish_at_floor(vec, pairs, rho, alpha, fs, js, f_trial, lower, upper):
     if js[STAGE] == _ZOOM and fs[A_LO] > 0 and fs[PHI_LO] < fs[F_X]:
         js[STAGE] = _TAKE_LOWEST
         fs[A_CUR] = fs[A_LO]
-        set_trial(vec[0], vec[2], fs[A_LO], lower, upper, js[HAS_BOUNDS] != 0, vec[3])
+        set_trial(vec[X], vec[D], fs[A_LO], lower, upper, js[HAS_BOUNDS] != 0, vec[X_TRIAL])
         return EVALUATE
     js[MESSAGE] = BY_FLOOR
     return CONVERGED
@@ -577,7 +585,7 @@ def finish_at_floor(vec, pairs, rho, alpha, fs, js, f_trial, lower, upper):
 
 @jit(exact=True)
 def restart(vec, pairs, rho, alpha, fs, js, lower, upper):
-    """Search again from steepest descent with a new gradient at ``x`` (``vec[1]``,
+    """Search again from steepest descent with a new gradient at ``x`` (``vec[G]``,
     written by the caller after FAILED).  A caller that can refine its gradient
     sets ``js[GRADIENT_REFINABLE]`` (and only the caller writes it): a failed
     search then ends in FAILED at once, without the steepest-descent retry on
@@ -592,7 +600,7 @@ def restart(vec, pairs, rho, alpha, fs, js, lower, upper):
     dropped: they were built from the old gradients.
     """
     js[COUNT] = 0
-    finite, worst = gradient_check(vec[0], vec[1], lower, upper, js[HAS_BOUNDS] != 0)
+    finite, worst = gradient_check(vec[X], vec[G], lower, upper, js[HAS_BOUNDS] != 0)
     if not finite:  # the new gradient is no better: NaN or Inf in it
         return FAILED
     if worst <= fs[GTOL]:
@@ -642,12 +650,12 @@ def search_failed(vec, pairs, rho, alpha, fs, js, lower, upper):
 
 @jit(exact=True)
 def lbfgs_step(vec, pairs, rho, alpha, fs, js, f_trial, lower, upper):
-    """Advance the state machine with ``f_trial`` (and ``vec[4]``, the gradient) at
-    ``vec[3]``; returns the next request (module docstring).
+    """Advance the state machine with ``f_trial`` (and ``vec[G_TRIAL]``, the gradient) at
+    ``vec[X_TRIAL]``; returns the next request (module docstring).
 
     Parameters
     ----------
-    vec : ndarray of shape (5, n), float64
+    vec : ndarray of shape (N_VEC, n), float64
         Rows x, g, d, x_trial, g_trial.  Before the first call,
         ``x_trial`` holds the starting point (and ``g_trial`` its gradient
         when PHASE is FIRST_VALUE).
@@ -660,7 +668,7 @@ def lbfgs_step(vec, pairs, rho, alpha, fs, js, f_trial, lower, upper):
         for f at ``x_trial``; a caller that evaluates it first sets
         FIRST_VALUE and passes the value as the first ``f_trial``.
     f_trial : float
-        f at ``vec[3]`` (ignored when the last request was not EVALUATE).
+        f at ``vec[X_TRIAL]`` (ignored when the last request was not EVALUATE).
     lower, upper : ndarray of shape (n,)
         Bounds (used only when HAS_BOUNDS).
     """
@@ -673,7 +681,7 @@ def lbfgs_step(vec, pairs, rho, alpha, fs, js, f_trial, lower, upper):
     if phase == _PENDING:
         js[PHASE] = _SEARCHING
         return EVALUATE
-    g_trial = vec[4]
+    g_trial = vec[G_TRIAL]
     finite = math.isfinite(f_trial)
     if finite:
         for i in range(g_trial.shape[0]):
@@ -683,11 +691,11 @@ def lbfgs_step(vec, pairs, rho, alpha, fs, js, f_trial, lower, upper):
     if phase == FIRST_VALUE:
         if not finite:
             return NONFINITE
-        copy_vector(vec[0], vec[3])
-        copy_vector(vec[1], g_trial)
+        copy_vector(vec[X], vec[X_TRIAL])
+        copy_vector(vec[G], g_trial)
         fs[F_X] = f_trial
         fs[F_OLD] = f_trial
-        if gradient_check(vec[0], vec[1], lower, upper, js[HAS_BOUNDS] != 0)[1] <= fs[GTOL]:
+        if gradient_check(vec[X], vec[G], lower, upper, js[HAS_BOUNDS] != 0)[1] <= fs[GTOL]:
             js[MESSAGE] = BY_GTOL
             return CONVERGED
         begin_search(vec, pairs, rho, alpha, fs, js, lower, upper)
@@ -717,7 +725,7 @@ def lbfgs_step(vec, pairs, rho, alpha, fs, js, f_trial, lower, upper):
     if js[PROJECTED] != 0:
         # Armijo along the projected path, by backtracking.  Where the path bends
         # g . (x_trial - x) can be positive: f must not rise then.
-        decrease = dot_of_differences(vec[1], None, vec[3], vec[0])  # g . (x_trial - x)
+        decrease = dot_of_differences(vec[G], None, vec[X_TRIAL], vec[X])  # g . (x_trial - x)
         if finite and phi <= f0 + c1 * min(decrease, 0.0):
             return accept(vec, pairs, rho, alpha, fs, js, f_trial, lower, upper)
         if count_flat_trial(flat, js):
@@ -727,9 +735,9 @@ def lbfgs_step(vec, pairs, rho, alpha, fs, js, f_trial, lower, upper):
         new_a = backtrack_step(a, phi, f0, decrease, finite, fs[A_LAST])
         fs[A_CUR] = new_a
         # js[PROJECTED] != 0 is True here; a literal True would compile set_trial again.
-        set_trial(vec[0], vec[2], new_a, lower, upper, js[PROJECTED] != 0, vec[3])
+        set_trial(vec[X], vec[D], new_a, lower, upper, js[PROJECTED] != 0, vec[X_TRIAL])
         return EVALUATE
-    dphi = dot(g_trial, vec[2]) if finite else np.nan
+    dphi = dot(g_trial, vec[D]) if finite else np.nan
     c2 = fs[C2]
     if js[STAGE] == _BRACKET:
         if not finite:
@@ -787,7 +795,7 @@ def lbfgs_step(vec, pairs, rho, alpha, fs, js, f_trial, lower, upper):
     if js[LS_EVALS] >= js[MAX_LS]:
         return search_failed(vec, pairs, rho, alpha, fs, js, lower, upper)
     fs[A_CUR] = new_a
-    set_trial(vec[0], vec[2], new_a, lower, upper, has_bounds, vec[3])
+    set_trial(vec[X], vec[D], new_a, lower, upper, has_bounds, vec[X_TRIAL])
     return EVALUATE
 
 

@@ -21,15 +21,20 @@ on the user's function and therefore not cached on disk (see :mod:`._jit`).
 
 import math
 
+from .. import codes
 from ._jit import jit
 from .copies import copy_vector
-from .lbfgs import EVALUATE, FINISHED, ITERATE, PHASE, gradient_check, lbfgs_step
+from .lbfgs import (EVALUATE, FINISHED, G_TRIAL, ITERATE, PHASE, X_TRIAL, gradient_check,
+                    lbfgs_step)
 
-# Outcomes besides the lbfgs requests (kept apart from their values).
-LIMIT_ITERATIONS = 10
-LIMIT_EVALUATIONS = 11
-BY_FTOL = 12  # first_order_loop: success by the relative decrease of f
-PAUSED = 13  # this call's share is done; call again to go on
+# The loops' outcomes (gdcore.codes): statuses, and the codes of their own.
+SUCCESS = codes.SUCCESS
+LIMIT = codes.LIMIT
+NONFINITE = codes.NONFINITE
+LIMIT_ITERATIONS = codes.LOOP_ITERATION_LIMIT
+LIMIT_EVALUATIONS = codes.LOOP_EVALUATION_LIMIT
+FTOL_MET = codes.LOOP_FTOL_MET
+PAUSED = codes.LOOP_PAUSED
 
 
 _COMBINED = {}
@@ -69,7 +74,7 @@ def lbfgs_loop(fg, args, vec, pairs, rho, alpha, fs, js, lower, upper, x_eval, m
         Iterations and evaluations so far (the first call: 0 and 1, after
         the caller evaluated ``x0``).
     f_trial : float
-        f at ``vec[3]`` when the state machine waits for it (the first call),
+        f at ``vec[X_TRIAL]`` when the state machine waits for it (the first call),
         else ignored.
     pause_at : int
         Return ``PAUSED`` at the first iteration boundary with
@@ -89,13 +94,13 @@ def lbfgs_loop(fg, args, vec, pairs, rho, alpha, fs, js, lower, upper, x_eval, m
         if request == EVALUATE:
             if maxfun > 0 and nfev >= maxfun:
                 return LIMIT_EVALUATIONS, nit, nfev, f_trial
-            copy_vector(x_eval, vec[3])
+            copy_vector(x_eval, vec[X_TRIAL])
             f, g = fg(x_eval, *args)
             nfev += 1
             f_trial = f
             if g.shape[0] != x_eval.shape[0]:
                 raise ValueError("fun returned a gradient of another length than x")
-            copy_vector(vec[4], g)
+            copy_vector(vec[G_TRIAL], g)
         elif request == ITERATE:
             nit += 1
             if nit >= maxiter and js[PHASE] != FINISHED:
@@ -127,7 +132,7 @@ def first_order_loop(fg, args, update, code, hyper, lrs, x, x_prev, g, g_prev, s
     x, g : ndarray of shape (n,)
         The iterate and its gradient, updated in place.
     x_prev, g_prev : ndarray of shape (n,)
-        Scratch; after status 3 they hold the last finite point.
+        Scratch; after ``NONFINITE`` they hold the last finite point.
     slots, scalars
         The optimizer state, updated in place.
     nit, nfev : int
@@ -136,9 +141,9 @@ def first_order_loop(fg, args, update, code, hyper, lrs, x, x_prev, g, g_prev, s
     Returns
     -------
     status : int
-        0 gtol met, ``BY_FTOL`` ftol met, 1 iteration or evaluation limit,
-        3 NaN/Inf after a step (``x_prev``, ``g_prev`` and ``f`` then hold
-        the last finite point), ``PAUSED``.
+        ``SUCCESS`` gtol met, ``FTOL_MET`` ftol met, ``LIMIT`` iteration or
+        evaluation limit, ``NONFINITE`` NaN/Inf after a step (``x_prev``,
+        ``g_prev`` and ``f`` then hold the last finite point), ``PAUSED``.
     nit, nfev : int
     f, worst : float
         At the iterate the call ended on (pass them to the next call).
@@ -146,9 +151,9 @@ def first_order_loop(fg, args, update, code, hyper, lrs, x, x_prev, g, g_prev, s
     first = nit
     while True:
         if worst <= gtol:
-            return 0, nit, nfev, f, worst
+            return SUCCESS, nit, nfev, f, worst
         if nit >= maxiter or (maxfun > 0 and nfev >= maxfun):
-            return 1, nit, nfev, f, worst
+            return LIMIT, nit, nfev, f, worst
         if nit >= pause_at:
             return PAUSED, nit, nfev, f, worst
         copy_vector(x_prev, x)
@@ -167,7 +172,7 @@ def first_order_loop(fg, args, update, code, hyper, lrs, x, x_prev, g, g_prev, s
             finite, worst = gradient_check(x, g, lower, upper, has_bounds)
             ok = finite and math.isfinite(f)
         if not ok:
-            return 3, nit, nfev, f_prev, worst
+            return NONFINITE, nit, nfev, f_prev, worst
         nit += 1
         if ftol > 0 and abs(f_prev - f) <= ftol * max(abs(f_prev), abs(f), 1.0):
-            return BY_FTOL, nit, nfev, f, worst
+            return FTOL_MET, nit, nfev, f, worst
