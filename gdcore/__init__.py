@@ -9,9 +9,9 @@ from .functional import loss, predict, value_and_grad
 from .gradcheck import GradCheckReport, check_grad
 from .model import Dense, Model, init, mlp
 from .persist import load, save
-from .minimize import minimize
-from .optim import (OptState, Optimizer, adagrad, adam, adamax, adamw, gd, lbfgs, lion, nadam,
-                    rmsprop, sgd)
+from .minimize import gd, lbfgs, minimize
+from .optim import (OptState, Optimizer, adagrad, adam, adamax, adamw, lion, nadam, rmsprop,
+                    sgd)
 from .schedules import (Schedule, constant, exponential_decay, inverse_scaling, step_decay,
                         warmup_cosine_decay)
 

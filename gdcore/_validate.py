@@ -380,7 +380,7 @@ def sample_weights(sample_weight, n_samples, dtype):
 def nonfinite_params_message(params):
     """``"params contains NaN or Inf (at index i)"`` for the first such value, or None.
 
-    One compiled pass (:func:`gdcore.kernels.checks.first_nonfinite`), for the
+    One compiled pass (:func:`gdcore.kernels.finite.first_nonfinite`), for the
     callers that check params outside a kernel's input scan (fit, save, load).
     """
     index = checks.first_nonfinite_kernel[0](params)

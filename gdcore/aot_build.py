@@ -56,7 +56,7 @@ def export_signatures(dtype):
     """
     from numba import types
 
-    from .kernels import checks, entry, epoch, lbfgs, shuffle, updates
+    from .kernels import checks, entry, epoch, finite, lbfgs, shuffle, updates
 
     f = types.float32 if dtype == "float32" else types.float64
     i8, f8, boolean = types.int64, types.float64, types.boolean
@@ -79,7 +79,7 @@ def export_signatures(dtype):
         "apply_update": (updates.apply_update,
                          boolean(i8, hyper, f8, vec, vec, mat, f8vec, vec, boolean)),
         "scan_inputs": (checks.scan_inputs, status(vec, mat, mat, ints, vec, i8, i8)),
-        "first_nonfinite": (checks.first_nonfinite, i8(vec)),
+        "first_nonfinite": (finite.first_nonfinite, i8(vec)),
     }
     if dtype == "float64":  # gd.minimize's L-BFGS state is float64 for every x0
         state = (types.Array(f8, 2, "C"), types.Array(f8, 3, "C"), f8vec, f8vec, f8vec, ints)

@@ -362,17 +362,11 @@ def _permutation(rng, n):
 
 def _optimizer_named(name):
     """The optimizer ``gd.<name>()`` with its default hyperparameters."""
-    def makes_optimizer(factory):
-        try:
-            return isinstance(factory(), Optimizer)
-        except TypeError:  # a learning rate without default (sgd)
-            return isinstance(factory(1.0), Optimizer)
-
-    names = sorted(n for n, f in optim.METHODS.items() if makes_optimizer(f))
-    if name.lower() not in names:
-        raise ValueError(f"unknown optimizer {name!r}; expected one of: {', '.join(names)} "
-                         f"(or an optimizer object such as gd.adam(1e-3))")
-    factory = optim.METHODS[name.lower()]
+    factory = optim.RULES.get(name.lower())
+    if factory is None:
+        raise ValueError(f"unknown optimizer {name!r}; expected one of: "
+                         f"{', '.join(sorted(optim.RULES))} (or an optimizer object such as "
+                         f"gd.adam(1e-3))")
     try:
         return factory()
     except TypeError:

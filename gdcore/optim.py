@@ -34,8 +34,7 @@ import numpy as np
 
 from . import _validate, codes
 from .kernels.updates import BLOCK, apply_update_threaded, update_kernel
-from .minimize import (method_factory, refuse_hyperparameters, run_first_order,
-                       run_gradient_descent, run_lbfgs)
+from .drivers import method_factory, refuse_hyperparameters, run_first_order
 from .schedules import Schedule
 
 
@@ -525,74 +524,6 @@ def lion(learning_rate=1e-4, b1=0.9, b2=0.99, weight_decay=0.0, *, clip_norm=Non
         ("weight_decay", _nonnegative(weight_decay, "weight_decay"))), clip_norm, clip_value)
 
 
-# Line-search methods (SciPy-style objectives only) -------------------------------------
-@dataclass(frozen=True)
-class LBFGS:
-    """Limited-memory BFGS with a strong-Wolfe line search (projected with bounds).
-
-    Only usable as a ``scipy.optimize.minimize`` method (it needs function
-    values); see :mod:`gdcore.minimize`.  The option ``maxcor`` (L-BFGS-B's
-    name) replaces ``m`` for one run; ``maxls`` bounds a line search.
-    """
-
-    m: int = 10
-    c1: float = 1e-4
-    c2: float = 0.9
-    name = "lbfgs"  # its factory (not a field)
-
-    def __post_init__(self):
-        object.__setattr__(self, "m", _validate.positive_int(self.m, "m"))
-        object.__setattr__(self, "c1", _validate.real_in(self.c1, "c1", 0, 1, low_open=True,
-                                                         high_open=True))
-        object.__setattr__(self, "c2", _validate.real_in(self.c2, "c2", self.c1, 1,
-                                                         low_open=True, high_open=True))
-
-    def __call__(self, fun, x0, args=(), jac=None, hess=None, hessp=None, bounds=None,
-                 constraints=(), callback=None, **options):
-        refuse_hyperparameters(self, options)
-        return run_lbfgs(self, fun, x0, args=args, jac=jac, bounds=bounds,
-                         constraints=constraints, callback=callback, **options)
-
-
-@dataclass(frozen=True)
-class GradientDescent:
-    """Steepest descent: a fixed ``learning_rate``, or Armijo backtracking when None."""
-
-    learning_rate: object = None
-    c1: float = 1e-4
-    name = "gd"  # its factory (not a field)
-
-    def __post_init__(self):
-        if self.learning_rate is not None and not isinstance(self.learning_rate, Schedule):
-            object.__setattr__(self, "learning_rate", _validate.real_in(
-                self.learning_rate, "learning_rate", 0.0, np.inf, low_open=True,
-                high_open=True))
-        object.__setattr__(self, "c1", _validate.real_in(self.c1, "c1", 0, 1, low_open=True,
-                                                         high_open=True))
-
-    def __call__(self, fun, x0, args=(), jac=None, hess=None, hessp=None, bounds=None,
-                 constraints=(), callback=None, **options):
-        refuse_hyperparameters(self, options)
-        if self.learning_rate is not None:
-            return run_first_order(sgd(self.learning_rate), fun, x0, args=args, jac=jac,
-                                   bounds=bounds, constraints=constraints, callback=callback,
-                                   **options)
-        return run_gradient_descent(self, fun, x0, args=args, jac=jac, bounds=bounds,
-                                    constraints=constraints, callback=callback, **options)
-
-
-@method_factory
-def lbfgs(m=10, c1=1e-4, c2=0.9):
-    """L-BFGS with memory ``m`` and Wolfe constants ``c1 < c2`` (a SciPy method)."""
-    return LBFGS(m, c1, c2)
-
-
-@method_factory
-def gd(learning_rate=None, c1=1e-4):
-    """Plain gradient descent (a SciPy method): Armijo backtracking without a learning rate."""
-    return GradientDescent(learning_rate, c1)
-
-
-METHODS = {"lbfgs": lbfgs, "gd": gd, "sgd": sgd, "adam": adam, "adamw": adamw,
-           "rmsprop": rmsprop, "adagrad": adagrad, "adamax": adamax, "nadam": nadam,
-           "lion": lion}
+# The rules by name (gd.fit's optimizer="adam", gd.minimize's method="adam").
+RULES = {"sgd": sgd, "adam": adam, "adamw": adamw, "rmsprop": rmsprop, "adagrad": adagrad,
+         "adamax": adamax, "nadam": nadam, "lion": lion}

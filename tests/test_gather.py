@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gdcore.kernels import gather
+from gdcore.kernels import copies, gather
 
 
 @given(batch_size=st.integers(1, 300), row_bytes=st.integers(1, 10_000),
@@ -32,7 +32,7 @@ def test_gather_rows_matches_fancy_indexing(shape, dtype):
     order = rng.permutation(shape[0])
     for start, stop in [(0, 40), (7, 19), (39, 40), (5, 5)]:
         dst = np.full((stop - start + 3,) + shape[1:], -7, dtype=dtype)
-        gather.gather_rows(src, order, start, stop, dst)
+        copies.gather_rows(src, order, start, stop, dst)
         np.testing.assert_array_equal(dst[:stop - start], src[order[start:stop]])
         np.testing.assert_array_equal(dst[stop - start:], -7)  # nothing past the rows
     np.testing.assert_array_equal(src, src0)
@@ -45,21 +45,21 @@ def test_gather_rows_of_every_narrow_width(width):
     src = rng.integers(0, 256, size=(50, width), dtype=np.uint8)
     order = rng.permutation(50)
     dst = np.full((50 + 2, width), 7, dtype=np.uint8)
-    gather.gather_rows(src, order, 3, 45, dst)
+    copies.gather_rows(src, order, 3, 45, dst)
     np.testing.assert_array_equal(dst[:42], src[order[3:45]])
     np.testing.assert_array_equal(dst[42:], 7)
 
 
 def test_gather_rows_leaves_an_empty_source_alone():
     dst = np.full(4, 3.0)
-    gather.gather_rows(np.zeros(0), np.arange(4), 0, 4, dst)
+    copies.gather_rows(np.zeros(0), np.arange(4), 0, 4, dst)
     np.testing.assert_array_equal(dst, 3.0)
 
 
 def test_copy_row_refuses_mismatched_arrays():
     @numba.njit
     def copy(dst, src):
-        gather.copy_row(dst, 0, src, 0)
+        copies.copy_row(dst, 0, src, 0)
 
     with pytest.raises(numba.TypingError):
         copy(np.zeros((2, 3)), np.zeros((2, 3), np.float32))

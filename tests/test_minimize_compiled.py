@@ -16,7 +16,7 @@ import pytest
 import scipy.optimize as so
 
 import gdcore as gd
-from gdcore import objective
+from gdcore import drivers, objective
 from sigint import default_sigint, run_with_sigint  # noqa: F401 (a fixture)
 
 minimize = importlib.import_module("gdcore.minimize")  # the module, not gd.minimize
@@ -149,7 +149,7 @@ def test_nonfinite_outcomes_match():
 def tiny_calls(request, monkeypatch):
     """Compiled calls as timed, or of at most 1 or 3 evaluations: split many times."""
     if request.param is not None:
-        monkeypatch.setattr(minimize.Slices, "MAX_EVALUATIONS", request.param)
+        monkeypatch.setattr(drivers.Slices, "MAX_EVALUATIONS", request.param)
     return request.param
 
 

@@ -19,6 +19,7 @@ import scipy.optimize as so
 from scipy.optimize import OptimizeWarning
 
 import gdcore as gd
+from gdcore import drivers
 from test_minimize import METHODS as ALL_METHODS
 from test_minimize import SOME, Counted, quad, quad_value, rosen_fg
 
@@ -152,13 +153,13 @@ def test_lbfgs_options_warn_for_other_methods(name):
 def objective_steps(monkeypatch):
     """The finite-difference steps each run gives its Objective."""
     seen = []
-    original = minimize.Objective
+    original = drivers.Objective
 
     def spy(fun, jac, args, **steps):
         seen.append(steps)
         return original(fun, jac, args, **steps)
 
-    monkeypatch.setattr(minimize, "Objective", spy)
+    monkeypatch.setattr(drivers, "Objective", spy)
     return seen
 
 

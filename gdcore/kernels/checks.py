@@ -9,6 +9,7 @@ import numpy as np
 
 from .. import codes
 from ._jit import jit, single
+from .finite import first_nonfinite
 from .sparse import first_nonfinite_row
 from .views import flat_view
 
@@ -22,28 +23,6 @@ WEIGHT_INVALID = 6
 WEIGHT_SUM_INVALID = 7
 
 _LOGIT_LOSSES = codes.LOGIT_LOSSES
-
-
-@jit
-def first_nonfinite(flat):
-    """Index of the first NaN/Inf in a 1-D array, or -1 when all are finite.
-
-    The common all-finite case is one vectorised pass: ``x * 0`` is 0 for
-    finite ``x`` and NaN for NaN/Inf (the jit policy keeps NaN semantics, so
-    the product cannot be folded away).  Only a failure pays for the search.
-    """
-    zero = flat.dtype.type(0)
-    acc = zero
-    for i in range(flat.shape[0]):
-        acc += flat[i] * zero
-    if acc == zero:
-        return -1
-    # Also reached when reassociation folded the sum into (sum of x) * 0 and
-    # that sum overflowed: the exact search then finds no culprit.
-    for i in range(flat.shape[0]):
-        if not np.isfinite(flat[i]):
-            return i
-    return -1
 
 
 @jit

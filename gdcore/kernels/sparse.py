@@ -23,6 +23,8 @@ from numba import types
 from numba.extending import overload
 
 from ._jit import jit, options
+from .copies import gather_rows
+from .finite import first_nonfinite
 from .linalg import matmul, matmul_tn
 from .prefetch import prefetch_rows
 from .views import byte_rows, flat_view
@@ -120,8 +122,6 @@ def _first_product_tn(X, D, G):
 
 @overload(first_nonfinite_row, jit_options=_POLICY)
 def _first_nonfinite_row(X):
-    from .checks import first_nonfinite  # checks' scan calls this: imported when typed
-
     if _dense(X):
         def dense(X):
             i = first_nonfinite(flat_view(X))  # not reshape: its checks compile for 0.2 s
@@ -132,8 +132,6 @@ def _first_nonfinite_row(X):
 
 @overload(gather_samples, jit_options=_POLICY)
 def _gather_samples(X, order, start, stop, Xb):
-    from .gather import gather_rows  # gather's chunks call this: imported when typed
-
     if _dense(X):
         return lambda X, order, start, stop, Xb: gather_rows(X, order, start, stop, Xb)
 
