@@ -478,7 +478,7 @@ class _Rounds:
             raise _Diverged(failure or "the averaged parameters are not finite")
         scalars = next(s for s in (full_scalars, some_scalars, state.scalars) if s is not None)
         state = optim.OptState((state.slots + slots_change / weight).astype(params.dtype),
-                               np.array(scalars))
+                               np.array(scalars), names=state.names)
         # No loss when no chunk stepped (every batch of the round weighed 0).
         return new_params, state, (loss_w / loss_weight if loss_weight else None)
 

@@ -38,30 +38,67 @@ from .drivers import method_factory, refuse_hyperparameters, run_first_order
 from .schedules import Schedule
 
 
+# The rows of ``OptState.slots`` of each rule, in the order the update kernels
+# read them (gdcore.kernels.updates: ``s0``, ``s1``, ``s2``): (name, setting), a
+# row being there when the rule's setting of that name is true (``momentum``:
+# above 0), or always when it is None.  The one place the rows are written down:
+# ``Optimizer.slot_names`` and ``n_slots`` come from it, and the tests check the
+# table of updates.py's docstring against it.
+SLOT_ROWS = {
+    "sgd": (("momentum_buffer", "momentum"),),
+    "adam": (("m", None), ("v", None), ("v_max", "amsgrad")),
+    "adamw": (("m", None), ("v", None), ("v_max", "amsgrad")),
+    "rmsprop": (("square_avg", None), ("grad_avg", "centered"), ("momentum_buffer", "momentum")),
+    "adagrad": (("sum_of_squares", None),),
+    "adamax": (("m", None), ("u", None)),
+    "nadam": (("m", None), ("v", None)),
+    "lion": (("m", None),),
+}
+
+
 class OptState(NamedTuple):
     """The mutable state of an optimizer for one parameter array.
 
-    ``slots`` holds the per-parameter state rows (moments, buffers; see
-    :mod:`gdcore.kernels.updates` for each optimizer's rows), ``scalars``
-    the step count and scalar state, laid out as ``codes.S_*``.  ``shuffle``
-    is for :func:`gdcore.fit` only: the state of its shuffle generator after
-    these steps, so that a fit resumed from this state draws the batch orders
-    the uninterrupted fit would have drawn; the optimizers never read it.
+    ``slots`` holds the per-parameter state rows (moments, buffers), named
+    by ``names`` (:data:`SLOT_ROWS`; ``state["v"]`` is the row named v),
+    ``scalars`` the step count and scalar state, laid out as ``codes.S_*``.
+    ``shuffle`` is for :func:`gdcore.fit` only: the state of its shuffle
+    generator after these steps, so that a fit resumed from this state draws
+    the batch orders the uninterrupted fit would have drawn; the optimizers
+    never read it.
     """
 
     slots: np.ndarray  # (n_slots, n_params), params dtype
     scalars: np.ndarray  # (N_SCALARS,), float64
     shuffle: object = None  # NumPy bit-generator state dict of fit's shuffles, or None
+    names: tuple = ()  # the name of each row of slots (Optimizer.slot_names)
 
     @property
     def step(self):
         """Number of updates taken."""
         return int(self.scalars[codes.S_STEP])
 
+    def __getitem__(self, key):
+        """``state["m"]``: the slot row of that name (a view); an int indexes the tuple."""
+        if not isinstance(key, str):
+            return tuple.__getitem__(self, key)
+        if key not in self.names:
+            raise KeyError(f"this state has no row {key!r}; its rows: "
+                           f"{', '.join(self.names) or 'none'}")
+        return self.slots[self.names.index(key)]
+
+    def __repr__(self):
+        rows = ", ".join(self.names) if self.names else f"{len(self.slots)} unnamed"
+        name = codes.OPTIMIZER_NAMES.get(int(self.scalars[codes.S_OPTIMIZER]), "?") \
+            if len(self.scalars) > codes.S_OPTIMIZER else "?"
+        return (f"OptState({name}, step={self.step}, rows [{rows}] of "
+                f"{self.slots.shape[-1]} {self.slots.dtype} parameters"
+                f"{', with a shuffle state' if self.shuffle is not None else ''})")
+
     def copy(self):
         """A deep copy (the arrays and the shuffle state are copied)."""
         shuffle = None if self.shuffle is None else copy.deepcopy(self.shuffle)
-        return OptState(self.slots.copy(), self.scalars.copy(), shuffle)
+        return OptState(self.slots.copy(), self.scalars.copy(), shuffle, self.names)
 
 
 # Where each hyperparameter of a factory goes in the kernel's vector.
@@ -95,6 +132,8 @@ class Optimizer:
     hyperparameters : dict
         The other settings by name, as validated; also readable as
         attributes (``opt.b1``).
+    slot_names : tuple of str
+        The rows of its state (:data:`SLOT_ROWS`), ``n_slots`` of them.
     """
 
     name: str
@@ -102,6 +141,7 @@ class Optimizer:
     settings: tuple  # ((name, value), ...) in the factory's order
     code: int = field(init=False)
     hyper: np.ndarray = field(init=False, compare=False)
+    slot_names: tuple = field(init=False, compare=False)  # rows of state (SLOT_ROWS)
     n_slots: int = field(init=False, compare=False)  # rows of per-parameter state
 
     def __post_init__(self):
@@ -111,7 +151,10 @@ class Optimizer:
             hyper[_SLOT_OF[key]] = 0.0 if value is None else float(value)
         hyper.flags.writeable = False
         object.__setattr__(self, "hyper", hyper)
-        object.__setattr__(self, "n_slots", self._count_slots())
+        object.__setattr__(self, "slot_names", tuple(
+            row for row, setting in SLOT_ROWS[self.name]
+            if setting is None or self.hyperparameters[setting]))
+        object.__setattr__(self, "n_slots", len(self.slot_names))
 
     def __hash__(self):
         return hash((self.name, self.learning_rate, self.settings))
@@ -133,18 +176,6 @@ class Optimizer:
         return f"{self.name}({args})"
 
     # Slots ---------------------------------------------------------------------
-    def _count_slots(self):
-        s = self.hyperparameters
-        if self.name == "sgd":
-            return 1 if s["momentum"] > 0 else 0
-        if self.name in ("adam", "adamw"):
-            return 3 if s["amsgrad"] else 2
-        if self.name == "rmsprop":
-            return 1 + bool(s["centered"]) + (s["momentum"] > 0)
-        if self.name in ("adamax", "nadam"):
-            return 2
-        return 1  # adagrad, lion
-
     def __call__(self, fun, x0, args=(), jac=None, hess=None, hessp=None, bounds=None,
                  constraints=(), callback=None, **options):
         """Minimize ``fun`` from ``x0`` with this rule: a ``scipy.optimize.minimize`` method.
@@ -182,7 +213,8 @@ class Optimizer:
         scalars[codes.S_MU_PRODUCT] = 1.0
         scalars[codes.S_OPTIMIZER] = self.code
         n = params.shape[0]
-        return OptState(np.zeros((self.n_slots, n), dtype=params.dtype), scalars)
+        return OptState(np.zeros((self.n_slots, n), dtype=params.dtype), scalars,
+                        names=self.slot_names)
 
     def update(self, grad, state, params, threads=1):
         """One step, returning new arrays; ``grad``, ``state`` and ``params`` are untouched.

@@ -553,6 +553,84 @@ def test_init(opt, n_slots, dtype):
     assert not np.shares_memory(state.slots, params)
 
 
+NAMED_ROWS = [
+    (gd.sgd(0.1), ()), (gd.sgd(0.1, momentum=0.9), ("momentum_buffer",)),
+    (gd.adam(), ("m", "v")), (gd.adam(amsgrad=True), ("m", "v", "v_max")),
+    (gd.adamw(amsgrad=True), ("m", "v", "v_max")),
+    (gd.rmsprop(), ("square_avg",)), (gd.rmsprop(centered=True), ("square_avg", "grad_avg")),
+    (gd.rmsprop(momentum=0.5), ("square_avg", "momentum_buffer")),
+    (gd.rmsprop(centered=True, momentum=0.5), ("square_avg", "grad_avg", "momentum_buffer")),
+    (gd.adagrad(), ("sum_of_squares",)), (gd.adamax(), ("m", "u")), (gd.nadam(), ("m", "v")),
+    (gd.lion(), ("m",)),
+]
+
+
+@pytest.mark.parametrize("opt, names", NAMED_ROWS, ids=repr)
+def test_state_rows_are_named(opt, names):
+    state = opt.init(np.zeros(5))
+    assert opt.slot_names == state.names == names
+    assert opt.n_slots == len(names)
+    for k, name in enumerate(names):
+        assert np.shares_memory(state[name], state.slots[k])
+    assert state.copy().names == names
+    assert all(name in repr(state) for name in names) and opt.name in repr(state)
+    with pytest.raises(KeyError, match="no row 'nope'"):
+        state["nope"]
+    assert state[0] is state.slots  # an int still indexes the tuple
+
+
+# After one step from zero state with gradient g, what torch's rules leave in each row.
+FIRST_STEP_ROWS = [
+    (gd.sgd(0.1, momentum=0.9), {"momentum_buffer": lambda g: g}),
+    (gd.adam(amsgrad=True), {"m": lambda g: 0.1 * g, "v": lambda g: 0.001 * g * g,
+                             "v_max": lambda g: 0.001 * g * g}),
+    (gd.rmsprop(centered=True, momentum=0.5), {"square_avg": lambda g: 0.01 * g * g,
+                                               "grad_avg": lambda g: 0.01 * g}),
+    (gd.adagrad(), {"sum_of_squares": lambda g: g * g}),
+    (gd.adamax(), {"m": lambda g: 0.1 * g, "u": lambda g: np.abs(g) + 1e-8}),
+    (gd.nadam(), {"m": lambda g: 0.1 * g, "v": lambda g: 0.001 * g * g}),
+    (gd.lion(), {"m": lambda g: 0.01 * g}),
+]
+
+
+@pytest.mark.parametrize("opt, rows", FIRST_STEP_ROWS, ids=repr)
+def test_each_named_row_holds_what_its_name_says(opt, rows, rng):
+    """The names match what the kernels keep in each row (float64, one step)."""
+    g = rng.normal(size=6)
+    p = rng.normal(size=6)
+    state = opt.init(p)
+    opt.update_inplace(g, state, p)
+    for name, expected in rows.items():
+        np.testing.assert_allclose(state[name], expected(g), rtol=1e-12, err_msg=name)
+
+
+def test_the_kernel_docs_list_the_rows_of_the_table():
+    """updates.py's table of state rows is SLOT_ROWS, written out."""
+    from gdcore.kernels import updates
+    from gdcore.optim import SLOT_ROWS
+
+    lines = updates.__doc__.split("State rows")[1].splitlines()
+    rules = [k for k, line in enumerate(lines) if re.fullmatch(r"=+ +=+", line)]
+    documented, name = {}, None
+    for line in lines[rules[0] + 1:rules[1]]:
+        if line[:9].strip():
+            name, text = line[:9].strip(), line[9:]
+            documented[name] = text
+        else:
+            documented[name] += " " + line.strip()
+    parsed = {}
+    for rule, text in documented.items():
+        rows = []
+        for item in re.findall(r"\[[^]]*\]|[a-z_]+(?: \([^)]*\))?", text):
+            if item.startswith("["):
+                row, setting = item[1:-1].split(" if ")
+                rows.append((row.strip(), setting.strip()))
+            else:
+                rows.append((item.split(" (")[0], None))
+        parsed[rule] = tuple(rows)
+    assert parsed == SLOT_ROWS
+
+
 def test_step_counts_updates(rng):
     opt = gd.nadam()
     p = rng.normal(size=4)

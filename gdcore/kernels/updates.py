@@ -21,15 +21,19 @@ for operation (including ``lerp`` for the first-moment averages), so float64
 runs agree with PyTorch to rounding.  Lion, which ``torch.optim`` lacks,
 follows its paper (Chen et al., 2023) with decoupled weight decay.
 
-State rows (``slots``, shape ``(n_slots, n_params)``, zero-initialised):
+State rows (``slots``, shape ``(n_slots, n_params)``, zero-initialised), in
+this order, a row in brackets only when the setting after ``if`` holds;
+:data:`gdcore.optim.SLOT_ROWS` is the same table as data (a test holds the
+two together):
 
 =========  ==========================================================
-sgd        momentum buffer (only when momentum > 0)
-adam(w)    m, v, then max(v) with amsgrad
-rmsprop    mean square, then mean gradient if centered, then momentum
-           buffer if momentum > 0
-adagrad    sum of squares
-adamax     m, exponentially weighted infinity norm
+sgd        [momentum_buffer if momentum]
+adam       m, v, [v_max if amsgrad]
+adamw      m, v, [v_max if amsgrad]
+rmsprop    square_avg, [grad_avg if centered], [momentum_buffer if
+           momentum]
+adagrad    sum_of_squares
+adamax     m, u (the exponentially weighted infinity norm)
 nadam      m, v
 lion       m
 =========  ==========================================================
