@@ -33,7 +33,7 @@ import numpy as np
 from . import _validate, optim
 from ._chunked import ChunkedData, check_rows_only
 from ._tree import Partial
-from .fit import FitResult, _check_options, _progress_bar, _Tracker, run_callbacks
+from .fit import FitResult, _check_options, _EarlyStopping, _progress_bar, run_callbacks
 from .fit import fit as _fit_in_memory
 from .functional import predict as _predict_in_memory
 from .functional import loss as _loss_in_memory
@@ -490,7 +490,8 @@ class _Rounds:
         state = self.optimizer.init(params)
         params = params.copy()
         monitor = "loss" if self.val is None else "val_loss"
-        tracker, best = _Tracker(maximize=False, delta=0.0), None
+        stopping = _EarlyStopping(maximize=False, min_delta=0.0, patience=early_stopping)
+        tracker = stopping.tracker
         status, message, n_epochs, round_ = "completed", f"{epochs} epochs completed", 0, 0
         try:
             for epoch in range(epochs):
@@ -513,8 +514,7 @@ class _Rounds:
                 if val_loss is not None:
                     history["val_loss"].append(val_loss)
                 n_epochs += 1
-                if tracker.update(history[monitor][-1]):
-                    best = (n_epochs, params, state)
+                stopping.update(history[monitor][-1], epoch, (n_epochs, params, state))
                 if bar is not None:
                     bar.update(1)
                     bar.set_postfix(**{k: f"{v[-1]:.4g}" for k, v in history.items()})
@@ -524,10 +524,10 @@ class _Rounds:
                                                      (n_epochs, params, state), tracker):
                     status, message = "callback_stopped", f"a callback stopped after epoch {epoch}"
                     break
-                if early_stopping is not None and tracker.waited >= early_stopping:
+                if stopping.stalled:
                     status = "early_stopped"
-                    if best is not None:
-                        _, params, state = best
+                    if stopping.best is not None:
+                        _, params, state = stopping.best
                         message = (f"no lower {monitor} for {early_stopping} epochs; returning "
                                    f"epoch {tracker.best_epoch(history[monitor])}'s parameters")
                     else:

@@ -225,6 +225,68 @@ class _Tracker:
         return _best_epoch([self.sign * v for v in values])
 
 
+class _EarlyStopping:
+    """fit's early stopping: the best epoch of the monitored value, and when to stop.
+
+    ``patience`` epochs without an improvement by more than ``min_delta``
+    stop the run (None: never); the best epoch's ``(epochs completed,
+    parameters, optimizer state)`` is kept for ``restore_best``.
+    """
+
+    def __init__(self, maximize, min_delta, patience):
+        self.tracker = _Tracker(maximize, min_delta)
+        self.patience = patience
+        self.best_epoch = None  # index of the best epoch so far, or None
+        self.best = None  # what fit keeps of it, or None
+
+    def update(self, value, epoch, kept):
+        """Count epoch ``epoch`` with its ``value`` and what fit keeps of it (``kept``)."""
+        if self.tracker.update(value):
+            self.best_epoch, self.best = epoch, kept
+
+    @property
+    def stalled(self):
+        """Whether ``patience`` epochs have passed without an improvement."""
+        return self.patience is not None and self.tracker.waited >= self.patience
+
+    def recount(self, values):
+        """The best epoch among ``values`` (a history cut short by a divergence)."""
+        self.best_epoch = self.tracker.best_epoch(values)
+
+
+class _PlateauSchedule:
+    """The learning-rate scale of a :class:`ReduceOnPlateau` schedule (1 without one).
+
+    The monitored value stalls when it does not beat its best by more than the
+    threshold (relative, or absolute with ``threshold_mode="abs"``) for more
+    than ``patience`` epochs; the scale is then multiplied by ``factor``, down
+    to ``min_scale``, and the wait starts again.
+    """
+
+    def __init__(self, plateau, maximize):
+        self.plateau = plateau
+        self.scale = 1.0
+        if plateau is not None:
+            absolute = plateau.threshold_mode == "abs"
+            self.stall = _Tracker(maximize, plateau.threshold, not absolute,
+                                  best_moves_alone=absolute)
+
+    def update(self, value, lr):
+        """Count one epoch of ``value``, trained at rate ``lr``; True: stop (``stop_lr``).
+
+        A reduction that falls due while ``lr`` is at or below ``stop_lr``
+        asks to stop; the scale is reduced either way.
+        """
+        if self.plateau is None:
+            return False
+        self.stall.update(value)
+        if self.stall.waited <= self.plateau.patience:
+            return False
+        self.scale = max(self.scale * self.plateau.factor, self.plateau.min_scale)
+        self.stall.waited = 0
+        return lr <= self.plateau.stop_lr
+
+
 def _r2_score(Y, P, weights):
     """scikit-learn's ``r2_score`` (uniform average over outputs) of predictions ``P``."""
     w = weights[:, None] if weights.shape[0] else np.ones((Y.shape[0], 1))
@@ -984,14 +1046,9 @@ class _Trainer:
         # `done` (with the n_epochs to report).  Each is one tuple, replaced in
         # one assignment, so a KeyboardInterrupt never finds one half updated.
         done = before = (0, self.params.copy(), self.state.copy())
-        keep = best = None  # what the result returns, when not `done`
-        tracker = _Tracker(maximize, min_delta)
-        best_epoch = None
-        if plateau is not None:
-            absolute = plateau.threshold_mode == "abs"
-            stall = _Tracker(maximize, plateau.threshold, not absolute,
-                             best_moves_alone=absolute)
-        lr_scale = 1.0
+        keep = None  # what the result returns, when not `done`
+        stopping = _EarlyStopping(maximize, min_delta, early_stopping)
+        schedule = _PlateauSchedule(plateau, maximize)
         status, message = "completed", ""
         try:
             self.warm_up()
@@ -1000,7 +1057,8 @@ class _Trainer:
                     if ctrl_c.pending:
                         break
                     t0 = time.perf_counter()
-                    code, batch, lrs, loss = self.epoch(lr_scale, ctrl_c, epoch + 1 < epochs)
+                    code, batch, lrs, loss = self.epoch(schedule.scale, ctrl_c,
+                                                        epoch + 1 < epochs)
                     if self.rng is not None:  # where a resumed fit draws its next order
                         self.state = self.state._replace(shuffle=self.rng_state)
                     if code == _INTERRUPTED:
@@ -1015,7 +1073,7 @@ class _Trainer:
                         status = "diverged"
                         keep, message = self.diverged(code, epoch, batch, lrs, done, before)
                         self.truncate(keep[0])
-                        best_epoch = tracker.best_epoch(self.history[monitor])
+                        stopping.recount(self.history[monitor])
                         break
                     logs = {"loss": loss, "lr": float(lrs[-1])}
                     if self.val is not None:
@@ -1028,27 +1086,19 @@ class _Trainer:
                     for key in self.history:
                         self.history[key].append(logs[key])
                     before, done = done, (epoch + 1, self.params.copy(), self.state.copy())
-                    if tracker.update(logs[monitor]):
-                        best_epoch, best = epoch, done
-                    stop_lr = False
-                    if plateau is not None:
-                        stall.update(logs[monitor])
-                        if stall.waited > plateau.patience:
-                            if logs["lr"] <= plateau.stop_lr:
-                                stop_lr = True
-                            lr_scale = max(lr_scale * plateau.factor, plateau.min_scale)
-                            stall.waited = 0
+                    stopping.update(logs[monitor], epoch, done)
+                    stop_lr = schedule.update(logs[monitor], logs["lr"])
                     seconds = time.perf_counter() - t0
                     if bar is not None:
                         bar.set_postfix({k: f"{v:.4g}" for k, v in logs.items() if k != "lr"}
                                         | {"samples/s": f"{self.train.n / seconds:.3g}"})
                         bar.update(1)
                     if callbacks and not self.call_back(callbacks, epoch, logs, seconds, done,
-                                                        best_epoch, ctrl_c):
+                                                        stopping.best_epoch, ctrl_c):
                         status = "callback_stopped"
                         message = f"a callback raised StopIteration after epoch {epoch}"
                         break
-                    stalled = early_stopping is not None and tracker.waited >= early_stopping
+                    stalled = stopping.stalled
                     if stalled or stop_lr:
                         status = "early_stopped"
                         by = f" by more than {min_delta:g}" if min_delta else ""
@@ -1059,13 +1109,14 @@ class _Trainer:
                         if restore_best is False:
                             message = (f"{why}; returning the parameters of the last epoch, "
                                        f"{epoch}")
-                        elif best is None:
+                        elif stopping.best is None:
                             message = (f"{monitor} was NaN or Inf in each of the "
                                        f"{epoch + 1} epochs; returning the parameters of "
                                        f"the last one, epoch {epoch}")
                         else:
-                            message = f"{why}; returning the parameters of epoch {best_epoch}"
-                            keep = (epoch + 1, best[1], best[2])
+                            message = (f"{why}; returning the parameters of epoch "
+                                       f"{stopping.best_epoch}")
+                            keep = (epoch + 1, stopping.best[1], stopping.best[2])
                         break
                 if ctrl_c.pending and status == "completed":
                     status = "interrupted"
@@ -1082,13 +1133,16 @@ class _Trainer:
                 self.drop_ahead()
             if bar is not None:
                 bar.close()
+        best = stopping.best
         if status == "completed":
             message = f"completed {done[0]} epochs"
             if restore_best and best is not None and best is not done:
                 keep = (done[0], best[1], best[2])
-                message += f"; returning the parameters of the best one, epoch {best_epoch}"
+                message += (f"; returning the parameters of the best one, epoch "
+                            f"{stopping.best_epoch}")
         n_epochs, params, state = keep or done
-        return FitResult(params, self.history, n_epochs, best_epoch, status, message, state)
+        return FitResult(params, self.history, n_epochs, stopping.best_epoch, status, message,
+                         state)
 
     def truncate(self, n_epochs):
         for values in self.history.values():
