@@ -30,7 +30,13 @@ $(STAMP)-%: pyproject.toml | $(VENV)/bin/python
 	-$(PY) -m gdcore aot
 	@touch $@
 
+# Numba's cache does not notice an edit of a kernel that a cached kernel calls
+# (gdcore/kernels/_stale_cache.py): every target that runs gdcore first drops a
+# cache older than the kernel sources, so that nothing runs an older edit's code.
+DROP_STALE_CACHE := $(PY) -m gdcore.kernels._stale_cache
+
 demo: $(STAMP)-demo
+	@$(DROP_STALE_CACHE)
 	$(PY) examples/digits.py
 
 # The suite runs in one worker process per core (pytest-xdist), a whole test file
@@ -53,6 +59,7 @@ GENERIC_CACHE := $(CURDIR)/$(VENV)/numba-cache-generic
 GENERIC_LOG := $(VENV)/generic-pass.log
 
 test: $(STAMP)-test
+	@$(DROP_STALE_CACHE) "" $(GENERIC_CACHE)
 	@other=$(OTHER_BLAS); GDCORE_BLAS=$$other NUMBA_CPU_NAME=generic \
 	    NUMBA_CACHE_DIR=$(GENERIC_CACHE) \
 	    $(PY) -m pytest -m bitwise -q \
@@ -70,6 +77,7 @@ BLAS_BINDINGS = $$($(PY) -c 'from gdcore.kernels import blas_libraries as b; \
 	print("openblas", "mkl" if b.mkl() else "")')
 
 bench: $(STAMP)-bench
+	@$(DROP_STALE_CACHE)
 	for blas in $(BLAS_BINDINGS); do \
 	    GDCORE_BLAS=$$blas $(PY) bench/bench_value_and_grad.py || exit 1; \
 	    GDCORE_BLAS=$$blas $(PY) bench/bench_training.py || exit 1; \

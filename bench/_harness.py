@@ -1,9 +1,9 @@
 """Reusable measurement helpers for gdcore's benchmarks.
 
-Every benchmark under ``bench/`` follows the same contract (see DESIGN.md,
-"Tests and benchmarks"): peers run side by side in the same process, timings
-are medians, throughput is reported against NumPy's own matmul peak measured
-in the same run, and compile cost is reported apart from steady state.  The
+Every benchmark under ``bench/`` follows the same contract: peers run side by
+side in the same process, timings are medians, throughput is reported against
+NumPy's own matmul peak measured in the same run, and compile cost is reported
+apart from steady state.  The
 helpers here implement those pieces once:
 
 * :func:`time_side_by_side` -- median of per-block means, implementations

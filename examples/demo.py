@@ -1,11 +1,10 @@
-"""gdcore's main demo: a network for scikit-learn's bundled digits data.
+"""gdcore's core, before any training: a network for scikit-learn's digits data.
 
-Until training lands, the demo shows the core: the model summary and its
-offset table, one loss/gradient evaluation (timed, float64 and float32), the
-predictions of the untrained network, and the gradient check against SciPy
-finite differences.
-
-Run with ``make demo``.
+It shows what training is built on: the model summary and its offset table,
+one loss/gradient evaluation (timed, float64 and float32), the predictions of
+the untrained network, and the gradient check against SciPy finite
+differences.  ``make demo`` trains (``examples/digits.py``); this runs with
+``.venv/bin/python examples/demo.py``.
 """
 
 import time

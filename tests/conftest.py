@@ -6,10 +6,8 @@ fresh random examples.  Deadlines are off everywhere: the first example of a
 test may include Numba compilation of a kernel.
 """
 
-import hashlib
 import os
 import signal
-from pathlib import Path
 
 # Generic kernels (codes read at run time) unless a run asks otherwise: the
 # suite builds models of every activation, loss and optimizer, and the kernels
@@ -23,37 +21,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, settings
 
-
-
-def _drop_stale_kernel_cache():
-    """Delete Numba's on-disk cache when any kernel source changed since it was written.
-
-    Numba checks only the timestamp of the file that defines a cached
-    function, not of the kernels it calls from other modules: after editing
-    ``kernels/losses.py``, a cached ``network.value_and_grad`` would still run
-    the old loss.  A fresh install rewrites every file, so only working trees
-    can go stale; this keeps `make test` honest in them.
-    """
-    kernels = Path(__file__).resolve().parent.parent / "gdcore" / "kernels"
-    digest = hashlib.sha256()
-    for source in sorted(kernels.glob("*.py")) + [kernels.parent / "codes.py"]:
-        digest.update(source.read_bytes())
-    cache = kernels / "__pycache__"
-    folders = [cache]
-    if os.environ.get("NUMBA_CACHE_DIR"):
-        root = Path(os.environ["NUMBA_CACHE_DIR"])
-        cache = root / str(kernels).lstrip(os.sep)  # where the stamp is kept
-        # Numba 0.68 keeps a folder per source folder below NUMBA_CACHE_DIR, named
-        # after it and a hash of its path (kernels_<hash>); older ones mirrored the path.
-        folders = [cache] + sorted(root.glob("kernels_*"))
-    stamp = cache / "sources.sha256"
-    if stamp.exists() and stamp.read_text() == digest.hexdigest():
-        return
-    for folder in folders:
-        for cached in list(folder.glob("*.nbi")) + list(folder.glob("*.nbc")):
-            cached.unlink()
-    cache.mkdir(parents=True, exist_ok=True)
-    stamp.write_text(digest.hexdigest())
+from gdcore.kernels import _stale_cache
 
 
 def _answer_ctrl_c():
@@ -68,7 +36,7 @@ def _answer_ctrl_c():
         signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
-_drop_stale_kernel_cache()
+_stale_cache.drop_if_stale()  # as every make target does first
 _answer_ctrl_c()
 
 settings.register_profile(
