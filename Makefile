@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.stamp
 
-.PHONY: demo test bench clean
+.PHONY: demo test bench docs clean
 
 $(VENV)/bin/python:
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 10), "gdcore needs Python 3.10+"'
@@ -89,7 +89,15 @@ bench: $(STAMP)-bench
 	$(PY) bench/bench_startup.py
 	$(PY) bench/bench_sklearn.py
 	$(PY) bench/bench_dask.py
+	$(PY) bench/results_md.py
+
+# The API reference from the numpydoc docstrings (docs/api.rst lists every public
+# name; tests/test_docs.py checks each one's parameters and returns); Sphinx's
+# warnings are errors.
+docs: $(STAMP)-docs
+	$(PY) -m sphinx -W --keep-going -q -b html docs docs/_build/html
+	@echo "docs/_build/html/index.html"
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis gdcore/_aot_kernels_*
+	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis gdcore/_aot_kernels_* docs/_build
 	find . -name __pycache__ -prune -exec rm -rf {} +

@@ -386,10 +386,6 @@ def fit(model, params, X, y, optimizer=optim.adam(), epochs=10, batch_size=32, s
         interruption); any other exception propagates with the result so far
         as its ``fit_result`` attribute.
 
-    Unlike :func:`gdcore.fit`, the history has no ``lr`` and there is no
-    ``monitor``, ``min_delta``, ``restore_best``, ``lr_plateau`` or
-    ``opt_state`` resume.
-
     Returns
     -------
     FitResult
@@ -411,6 +407,12 @@ def fit(model, params, X, y, optimizer=optim.adam(), epochs=10, batch_size=32, s
 
         Bitwise the same for any number of workers for a given chunking and
         seed.
+
+    Notes
+    -----
+    Unlike :func:`gdcore.fit`, the history has no ``lr`` and there is no
+    ``monitor``, ``min_delta``, ``restore_best``, ``lr_plateau`` or
+    ``opt_state`` resume.
     """
     require_model(model)
     params = _validate.params_array(model, params)

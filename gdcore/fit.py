@@ -139,6 +139,23 @@ class ReduceOnPlateau:
     ``"early_stopped"``): scikit-learn's ``learning_rate="adaptive"`` is
     ``reduce_on_plateau(0.2, n_iter_no_change, tol, threshold_mode="abs",
     stop_lr=1e-6)``.
+
+    Parameters
+    ----------
+    factor : float in (0, 1), default 0.1
+        What each reduction multiplies the rate by.
+    patience : int >= 0, default 10
+        Epochs without improvement a reduction waits for (it comes after
+        more than ``patience``).
+    threshold : float >= 0, default 1e-4
+        How much better than the best a value must be to count as an
+        improvement.
+    min_scale : float in [0, 1], default 0.0
+        The smallest scale of the schedule's rate.
+    threshold_mode : {"rel", "abs"}, default "rel"
+        Whether ``threshold`` is relative to the best value or absolute.
+    stop_lr : float >= 0, default 0.0
+        A reduction due at or below this rate stops the fit instead.
     """
 
     factor: float = 0.1
@@ -161,7 +178,22 @@ class ReduceOnPlateau:
 
 def reduce_on_plateau(factor=0.1, patience=10, threshold=1e-4, min_scale=0.0,
                       threshold_mode="rel", stop_lr=0.0):
-    """A :class:`ReduceOnPlateau` for ``fit(..., lr_plateau=...)``."""
+    """A :class:`ReduceOnPlateau` for ``fit(..., lr_plateau=...)``.
+
+    Parameters
+    ----------
+    factor : float in (0, 1), default 0.1
+    patience : int >= 0, default 10
+    threshold : float >= 0, default 1e-4
+    min_scale : float in [0, 1], default 0.0
+    threshold_mode : {"rel", "abs"}, default "rel"
+    stop_lr : float >= 0, default 0.0
+        Each as :class:`ReduceOnPlateau` describes it.
+
+    Returns
+    -------
+    ReduceOnPlateau
+    """
     return ReduceOnPlateau(factor, patience, threshold, min_scale, threshold_mode, stop_lr)
 
 

@@ -148,11 +148,21 @@ def value_and_grad(model, params, X, y, l2=0.0, sample_weight=None, threads="aut
 def loss(model, params, X, y, l2=0.0, sample_weight=None, threads="auto"):
     """Mean loss of a batch, without any gradient work.
 
-    Parameters and conventions are those of :func:`value_and_grad`.
+    Parameters
+    ----------
+    model : Model
+    params : array-like of shape (n_params,)
+    X : array-like or scipy sparse matrix of shape (n_samples, n_inputs)
+    y : array-like
+    l2 : float, default 0
+    sample_weight : array-like of shape (n_samples,), optional
+    threads : "auto", int or None, default "auto"
+        Each as for :func:`value_and_grad`.
 
     Returns
     -------
     loss : float
+        inf or nan if the finite inputs overflow.
     """
     params, X, Y, labels, weights = prepare_batch(model, params, X, y, sample_weight)
     l2 = _validate.nonnegative_float(l2, "l2")

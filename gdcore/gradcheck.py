@@ -95,6 +95,20 @@ def check_grad(model, *args, **kwargs):
     (:func:`check_objective_grad`).  Unlike ``scipy.optimize.check_grad``,
     which returns one absolute norm, both return a :class:`GradCheckReport`
     with the norm-relative error and a verdict.
+
+    Parameters
+    ----------
+    model : Model or callable
+        The model whose :func:`gdcore.value_and_grad` is checked, or a
+        SciPy-style objective ``fun``.
+    *args, **kwargs
+        The rest of :func:`check_model_grad`'s arguments (``params, X, y,
+        l2=0.0, sample_weight=None``, ``step``, ``rtol``, ``atol``) or of
+        :func:`check_objective_grad`'s (``x0, jac=None, args=()``, ...).
+
+    Returns
+    -------
+    GradCheckReport
     """
     if callable(model) and not isinstance(model, Model):
         return check_objective_grad(model, *args, **kwargs)

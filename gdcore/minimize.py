@@ -166,13 +166,41 @@ class GradientDescent:
 
 @method_factory
 def lbfgs(m=10, c1=1e-4, c2=0.9):
-    """L-BFGS with memory ``m`` and Wolfe constants ``c1 < c2`` (a SciPy method)."""
+    """L-BFGS with a strong-Wolfe line search: a ``scipy.optimize.minimize`` method.
+
+    Parameters
+    ----------
+    m : int > 0, default 10
+        Memory: the curvature pairs kept (the option ``maxcor`` replaces it
+        for one run).
+    c1, c2 : float, 0 < c1 < c2 < 1, defaults 1e-4 and 0.9
+        The Wolfe constants: sufficient decrease and curvature.
+
+    Returns
+    -------
+    LBFGS
+        Called as SciPy calls a custom method; see :mod:`gdcore.minimize`.
+    """
     return LBFGS(m, c1, c2)
 
 
 @method_factory
 def gd(learning_rate=None, c1=1e-4):
-    """Plain gradient descent (a SciPy method): Armijo backtracking without a learning rate."""
+    """Steepest descent: a ``scipy.optimize.minimize`` method.
+
+    Parameters
+    ----------
+    learning_rate : float > 0, Schedule or None, default None
+        A fixed step size (or schedule); None backtracks each step to the
+        Armijo condition.
+    c1 : float in (0, 1), default 1e-4
+        The Armijo constant of the backtracking.
+
+    Returns
+    -------
+    GradientDescent
+        Called as SciPy calls a custom method; see :mod:`gdcore.minimize`.
+    """
     return GradientDescent(learning_rate, c1)
 
 

@@ -25,6 +25,7 @@ of a float ``learning_rate``.
 """
 
 import copy
+import inspect
 import threading
 from dataclasses import dataclass, field
 from typing import NamedTuple
@@ -59,13 +60,21 @@ SLOT_ROWS = {
 class OptState(NamedTuple):
     """The mutable state of an optimizer for one parameter array.
 
-    ``slots`` holds the per-parameter state rows (moments, buffers), named
-    by ``names`` (:data:`SLOT_ROWS`; ``state["v"]`` is the row named v),
-    ``scalars`` the step count and scalar state, laid out as ``codes.S_*``.
-    ``shuffle`` is for :func:`gdcore.fit` only: the state of its shuffle
-    generator after these steps, so that a fit resumed from this state draws
-    the batch orders the uninterrupted fit would have drawn; the optimizers
-    never read it.
+    Made by :meth:`Optimizer.init`; ``state["v"]`` is the slot row named v.
+
+    Attributes
+    ----------
+    slots : ndarray of shape (n_slots, n_params)
+        The per-parameter state rows (moments, buffers), in the params dtype.
+    scalars : ndarray of shape (N_SCALARS,), float64
+        The step count and scalar state, laid out as ``gdcore.codes.S_*``.
+    shuffle : dict or None
+        For :func:`gdcore.fit` only: the state of its shuffle generator after
+        these steps, so that a fit resumed from this state draws the batch
+        orders the uninterrupted fit would have drawn; the optimizers never
+        read it.
+    names : tuple of str
+        The name of each row of ``slots`` (:data:`SLOT_ROWS`).
     """
 
     slots: np.ndarray  # (n_slots, n_params), params dtype
@@ -129,9 +138,11 @@ class Optimizer:
     name : str
         The factory's name (``"adam"``, ...).
     learning_rate : float or Schedule
+    settings : tuple of (str, object)
+        The other settings, ``(name, value)`` in the factory's order.
     hyperparameters : dict
-        The other settings by name, as validated; also readable as
-        attributes (``opt.b1``).
+        The same by name, as validated; also readable as attributes
+        (``opt.b1``).
     slot_names : tuple of str
         The rows of its state (:data:`SLOT_ROWS`), ``n_slots`` of them.
     """
@@ -191,7 +202,18 @@ class Optimizer:
                                constraints=constraints, callback=callback, **options)
 
     def learning_rate_at(self, step):
-        """The learning rate of update number ``step`` (from 0)."""
+        """The learning rate of update number ``step``.
+
+        Parameters
+        ----------
+        step : int
+            Updates taken before it (0 for the first).
+
+        Returns
+        -------
+        float
+            ``learning_rate``, or its schedule's value at ``step``.
+        """
         lr = self.learning_rate
         return lr(step) if isinstance(lr, Schedule) else lr
 
@@ -456,6 +478,46 @@ def _clips(clip_norm, clip_value):
     return tuple(out)
 
 
+# The factories' parameters, documented once: each factory's docstring gets its
+# Parameters and Returns sections from its signature (_documented).
+_PARAMETERS = {
+    "learning_rate": ("float or Schedule", "The step size, or a schedule of the step count "
+                      "(:mod:`gdcore.schedules`)."),
+    "momentum": ("float in [0, 1)", "Momentum factor; 0 keeps no momentum buffer."),
+    "nesterov": ("bool", "Nesterov momentum (needs ``momentum > 0``)."),
+    "b1": ("float in [0, 1)", "Decay of the first-moment (mean gradient) average."),
+    "b2": ("float in [0, 1)", "Decay of the second-moment (squared gradient) average; "
+           "Lion's momentum decay."),
+    "rho": ("float in [0, 1)", "Decay of the mean square (torch's ``alpha``)."),
+    "eps": ("float > 0", "Added to the denominator, outside the square root."),
+    "weight_decay": ("float >= 0", "Coupled L2 term ``weight_decay * params`` added to the "
+                     "gradient (decoupled ``params *= 1 - lr * weight_decay`` for AdamW "
+                     "and Lion)."),
+    "amsgrad": ("bool", "Divide by the running maximum of the second moment."),
+    "centered": ("bool", "Divide by the variance (mean square minus squared mean gradient) "
+                 "instead of the mean square."),
+    "momentum_decay": ("float >= 0", "NAdam's psi, the decay of its momentum schedule."),
+    "clip_norm": ("float > 0 or None", "Scale the gradient down to this global L2 norm "
+                  "(after value clipping, before weight decay)."),
+    "clip_value": ("float > 0 or None", "Clip each gradient entry to "
+                   "``[-clip_value, clip_value]`` first."),
+}
+
+
+def _documented(factory):
+    """Append Parameters and Returns sections to ``factory``'s docstring (numpydoc)."""
+    lines = ["", "Parameters", "----------"]
+    for name, parameter in inspect.signature(factory).parameters.items():
+        kind, text = _PARAMETERS[name]
+        default = "" if parameter.default is parameter.empty else f", default {parameter.default!r}"
+        lines += [f"{name} : {kind}{default}", f"    {text}"]
+    lines += ["", "Returns", "-------", "Optimizer",
+              "    Immutable; :meth:`Optimizer.init` makes its state, and it is also a",
+              "    ``scipy.optimize.minimize`` method."]
+    factory.__doc__ = inspect.cleandoc(factory.__doc__) + "\n" + "\n".join(lines) + "\n"
+    return factory
+
+
 def _make(name, learning_rate, settings, clip_norm, clip_value):
     if not isinstance(learning_rate, Schedule):  # a float stays a float (constant rate)
         learning_rate = _validate.real_in(learning_rate, "learning_rate", 0.0, np.inf,
@@ -465,6 +527,7 @@ def _make(name, learning_rate, settings, clip_norm, clip_value):
 
 # Factories -----------------------------------------------------------------------------
 @method_factory
+@_documented
 def sgd(learning_rate, momentum=0.0, nesterov=False, weight_decay=0.0, *,
         clip_norm=None, clip_value=None):
     """Stochastic gradient descent with optional (Nesterov) momentum, as ``torch.optim.SGD``.
@@ -482,6 +545,7 @@ def sgd(learning_rate, momentum=0.0, nesterov=False, weight_decay=0.0, *,
 
 
 @method_factory
+@_documented
 def adam(learning_rate=1e-3, b1=0.9, b2=0.999, eps=1e-8, weight_decay=0.0, amsgrad=False, *,
          clip_norm=None, clip_value=None):
     """Adam, as ``torch.optim.Adam`` (``weight_decay`` is the coupled L2 term)."""
@@ -490,6 +554,7 @@ def adam(learning_rate=1e-3, b1=0.9, b2=0.999, eps=1e-8, weight_decay=0.0, amsgr
 
 
 @method_factory
+@_documented
 def adamw(learning_rate=1e-3, b1=0.9, b2=0.999, eps=1e-8, weight_decay=0.01, amsgrad=False, *,
           clip_norm=None, clip_value=None):
     """AdamW, as ``torch.optim.AdamW``: decoupled ``params *= 1 - lr * weight_decay``."""
@@ -504,6 +569,7 @@ def _adam_settings(b1, b2, eps, weight_decay, amsgrad):
 
 
 @method_factory
+@_documented
 def rmsprop(learning_rate=1e-2, rho=0.99, eps=1e-8, momentum=0.0, centered=False,
             weight_decay=0.0, *, clip_norm=None, clip_value=None):
     """RMSprop, as ``torch.optim.RMSprop`` (``rho`` is its ``alpha``)."""
@@ -515,6 +581,7 @@ def rmsprop(learning_rate=1e-2, rho=0.99, eps=1e-8, momentum=0.0, centered=False
 
 
 @method_factory
+@_documented
 def adagrad(learning_rate=1e-2, eps=1e-10, weight_decay=0.0, *, clip_norm=None,
             clip_value=None):
     """Adagrad, as ``torch.optim.Adagrad`` (no learning-rate decay, zero initial sum)."""
@@ -524,6 +591,7 @@ def adagrad(learning_rate=1e-2, eps=1e-10, weight_decay=0.0, *, clip_norm=None,
 
 
 @method_factory
+@_documented
 def adamax(learning_rate=2e-3, b1=0.9, b2=0.999, eps=1e-8, weight_decay=0.0, *,
            clip_norm=None, clip_value=None):
     """Adamax (Adam with the infinity norm), as ``torch.optim.Adamax``."""
@@ -533,6 +601,7 @@ def adamax(learning_rate=2e-3, b1=0.9, b2=0.999, eps=1e-8, weight_decay=0.0, *,
 
 
 @method_factory
+@_documented
 def nadam(learning_rate=2e-3, b1=0.9, b2=0.999, eps=1e-8, weight_decay=0.0,
           momentum_decay=4e-3, *, clip_norm=None, clip_value=None):
     """NAdam (Adam with Nesterov momentum), as ``torch.optim.NAdam``."""
@@ -544,6 +613,7 @@ def nadam(learning_rate=2e-3, b1=0.9, b2=0.999, eps=1e-8, weight_decay=0.0,
 
 
 @method_factory
+@_documented
 def lion(learning_rate=1e-4, b1=0.9, b2=0.99, weight_decay=0.0, *, clip_norm=None,
          clip_value=None):
     """Lion (Chen et al., 2023): the sign of an interpolated momentum, decoupled decay.

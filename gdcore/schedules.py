@@ -202,28 +202,89 @@ class WarmupCosineDecay(Schedule):
 
 
 def constant(value):
-    """Constant learning rate (what a float ``learning_rate`` means)."""
+    """Constant learning rate (what a float ``learning_rate`` means).
+
+    Parameters
+    ----------
+    value : float > 0
+
+    Returns
+    -------
+    Schedule
+    """
     return Constant(value)
 
 
 def step_decay(init_value, step_size, gamma=0.1):
-    """Multiply the rate by ``gamma`` every ``step_size`` steps (PyTorch's StepLR)."""
+    """Multiply the rate by ``gamma`` every ``step_size`` steps (PyTorch's StepLR).
+
+    Parameters
+    ----------
+    init_value : float > 0
+        The rate of the first ``step_size`` steps.
+    step_size : int > 0
+    gamma : float in (0, 1], default 0.1
+
+    Returns
+    -------
+    Schedule
+    """
     return StepDecay(init_value, step_size, gamma)
 
 
 def exponential_decay(init_value, decay_rate, transition_steps=1, staircase=False):
-    """``init_value * decay_rate ** (t / transition_steps)`` (optax's exponential_decay)."""
+    """``init_value * decay_rate ** (t / transition_steps)`` (optax's exponential_decay).
+
+    Parameters
+    ----------
+    init_value : float > 0
+    decay_rate : float > 0
+    transition_steps : int > 0, default 1
+    staircase : bool, default False
+        Decay in whole steps of ``transition_steps`` (an integer exponent).
+
+    Returns
+    -------
+    Schedule
+    """
     return ExponentialDecay(init_value, decay_rate, transition_steps, staircase)
 
 
 def inverse_scaling(init_value, power_t=0.5):
-    """``init_value / (t + 1) ** power_t`` (scikit-learn's invscaling)."""
+    """``init_value / (t + 1) ** power_t`` (scikit-learn's invscaling).
+
+    Parameters
+    ----------
+    init_value : float > 0
+    power_t : float >= 0, default 0.5
+
+    Returns
+    -------
+    Schedule
+    """
     return InverseScaling(init_value, power_t)
 
 
 def warmup_cosine_decay(peak_value, decay_steps, warmup_steps=0, init_value=0.0,
                         end_value=0.0):
-    """Linear warmup, then cosine decay (optax's warmup_cosine_decay_schedule)."""
+    """Linear warmup, then cosine decay (optax's warmup_cosine_decay_schedule).
+
+    Parameters
+    ----------
+    peak_value : float > 0
+        The rate at the end of the warmup.
+    decay_steps : int > 0
+        Steps of the whole schedule, warmup included, as optax counts them.
+    warmup_steps : int >= 0, default 0
+        Steps of the linear rise from ``init_value`` to ``peak_value``.
+    init_value : float >= 0, default 0.0
+    end_value : float >= 0, default 0.0
+        The rate after ``decay_steps``.
+
+    Returns
+    -------
+    Schedule
+    """
     return WarmupCosineDecay(peak_value, decay_steps, warmup_steps, init_value, end_value)
 
 

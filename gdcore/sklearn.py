@@ -513,8 +513,10 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     Parameters, methods and fitted attributes are scikit-learn's (1.9); see
     :mod:`gdcore.sklearn` for how training maps onto gdcore and where it
     knowingly differs.  ``activation`` also takes gdcore's activations by
-    their gdcore names (``"gelu"``, ``"silu"``, ...).
+    their gdcore names (``"gelu"``, ``"silu"``, ...).  Each parameter is as
+    scikit-learn defines it, with the same default.
 
+<parameters>
     Attributes
     ----------
     classes_ : ndarray of shape (n_classes,)
@@ -527,7 +529,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         As scikit-learn's.
     model_ : gdcore.Model
         The network, for :func:`gdcore.predict`, :func:`gdcore.fit`, ...
-    params_ : ndarray of shape (model_.n_params,)
+    params_ : ndarray of shape (n_params,)
         Its flat parameters, in the dtype of the training data.
     """
 
@@ -641,6 +643,8 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
     Parameters, methods and fitted attributes are scikit-learn's (1.9),
     with ``loss="squared_error"`` only; see :class:`MLPClassifier` and
     :mod:`gdcore.sklearn`.
+
+<parameters>
     """
 
     def __init__(self, loss="squared_error", hidden_layer_sizes=(100,), activation="relu", *,
@@ -701,3 +705,66 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         """
         P = self._forward(X)
         return P.ravel() if P.shape[1] == 1 else P
+
+# The estimators' parameters (scikit-learn's), written once and placed in both
+# docstrings at ``<parameters>`` (numpydoc: every parameter documented).
+_PARAMETERS = """\
+    Parameters
+    ----------
+<loss>    hidden_layer_sizes : tuple of int, default (100,)
+        The units of each hidden layer.
+    activation : str, default "relu"
+        The hidden layers' activation: scikit-learn's ``"identity"``,
+        ``"logistic"``, ``"tanh"``, ``"relu"``, or a gdcore activation name.
+    solver : {"lbfgs", "sgd", "adam"}, default "adam"
+        ``sgd`` and ``adam`` train in :func:`gdcore.fit`, ``lbfgs`` in
+        gdcore's L-BFGS.
+    alpha : float, default 1e-4
+        L2 penalty, scaled as scikit-learn scales it.
+    batch_size : int or "auto", default "auto"
+        Mini-batch size of sgd and adam; "auto" is ``min(200, n_samples)``.
+    learning_rate : {"constant", "invscaling", "adaptive"}, default "constant"
+        sgd's schedule.
+    learning_rate_init : float, default 0.001
+    power_t : float, default 0.5
+        The exponent of "invscaling".
+    max_iter : int, default 200
+        Epochs of sgd and adam, iterations of lbfgs.
+    shuffle : bool, default True
+        Shuffle the samples every epoch (sgd, adam).
+    random_state : int, RandomState instance or None, default None
+        Draws the initial weights, the shuffles and the validation split.
+    tol : float, default 1e-4
+        The improvement that counts, for stopping.
+    verbose : bool, default False
+    warm_start : bool, default False
+        Start ``fit`` from the last fit's parameters.
+    momentum : float, default 0.9
+        sgd's momentum.
+    nesterovs_momentum : bool, default True
+    early_stopping : bool, default False
+        Stop on a validation score held out of the training data.
+    validation_fraction : float, default 0.1
+        The share held out for ``early_stopping``.
+    beta_1, beta_2 : float, defaults 0.9 and 0.999
+        Adam's moment decays.
+    epsilon : float, default 1e-8
+        Adam's epsilon.
+    n_iter_no_change : int, default 10
+        Epochs without an improvement by ``tol`` before stopping.
+    max_fun : int, default 15000
+        The most evaluations of lbfgs.
+"""
+_REGRESSION_LOSS = """\
+    loss : {"squared_error"}, default "squared_error"
+        The only loss (scikit-learn's "poisson" is not supported).
+"""
+
+
+def _with_parameters(cls, loss=""):
+    cls.__doc__ = cls.__doc__.replace("<parameters>", _PARAMETERS.replace("<loss>", loss))
+    return cls
+
+
+MLPClassifier = _with_parameters(MLPClassifier)
+MLPRegressor = _with_parameters(MLPRegressor, _REGRESSION_LOSS)
