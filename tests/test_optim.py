@@ -593,7 +593,7 @@ FIRST_STEP_ROWS = [
 ]
 
 
-@pytest.mark.parametrize("opt, rows", FIRST_STEP_ROWS, ids=repr)
+@pytest.mark.parametrize("opt, rows", FIRST_STEP_ROWS, ids=[repr(o) for o, _ in FIRST_STEP_ROWS])
 def test_each_named_row_holds_what_its_name_says(opt, rows, rng):
     """The names match what the kernels keep in each row (float64, one step)."""
     g = rng.normal(size=6)
