@@ -376,7 +376,7 @@ def _total_of(chunk, index):
     return _tree.Partial((chunk.total,))
 
 
-_pools = {}
+_pools: dict = {}
 _pools_lock = threading.Lock()
 
 

@@ -4,12 +4,15 @@ Annotations only: nothing here is checked at run time (the API validates its
 arguments itself, with errors that name them).
 """
 
-from typing import Any, Callable, Literal, Union
+from typing import TYPE_CHECKING, Any, Callable, Literal, Union
 
 import numpy as np
-from numpy.typing import NDArray
+from numpy.typing import ArrayLike, NDArray
 
 from .schedules import Schedule
+
+if TYPE_CHECKING:
+    import scipy.sparse
 
 # A float32 or float64 array (parameters, gradients, predictions).
 FloatArray = NDArray[np.floating[Any]]
@@ -21,3 +24,5 @@ Seed = Union[int, np.random.SeedSequence, np.random.BitGenerator, np.random.Gene
 LearningRate = Union[float, Schedule]
 # fit's callbacks: cb(epoch, logs).
 Callback = Callable[[int, dict], Any]
+# Samples: an array, or a SciPy sparse matrix (read as CSR rows, never densified).
+Features = Union[ArrayLike, "scipy.sparse.sparray", "scipy.sparse.spmatrix"]

@@ -121,7 +121,7 @@ def float_dtype(dtype, name="dtype"):
     return dt
 
 
-def _as_float_array(value, name, dtype):
+def _as_float_array(value, name, dtype) -> np.ndarray:
     """Convert to a C-contiguous array of ``dtype`` without touching the input."""
     arr = _as_array(value, name)
     if arr.dtype.kind not in "biuf":
@@ -155,7 +155,7 @@ def kernel_ready(arr, dtype):
     return np.array(arr, dtype=dtype, order="C", copy=True)
 
 
-def params_array(model, params):
+def params_array(model, params) -> np.ndarray:
     """Validate ``params`` for ``model``; return it as a C-contiguous 1-D array.
 
     The params dtype is the compute dtype: float32 and float64 arrays keep
@@ -343,7 +343,7 @@ def _check_probability_rows(Y, y_dtype):
             f"({Y.shape[0]},)")
 
 
-_EMPTY = {}
+_EMPTY: dict = {}
 
 
 def _empty(shape, dtype):

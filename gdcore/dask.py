@@ -24,21 +24,27 @@ chunking adds in another order (equal to rounding); workers of different CPU
 types may round differently.
 """
 
+from __future__ import annotations
+
 import math
 import threading
 import time
+from collections.abc import Sequence
+from typing import Any, Callable
 
 import numpy as np
+from numpy.typing import ArrayLike, DTypeLike
 
 from . import _validate, optim
 from ._chunked import ChunkedData, check_rows_only
 from ._tree import Partial
+from ._typing import Callback, FloatArray, Seed
 from .fit import FitResult, _check_options, _EarlyStopping, _progress_bar, run_callbacks
 from .fit import fit as _fit_in_memory
 from .functional import predict as _predict_in_memory
 from .functional import loss as _loss_in_memory
 from .functional import value_and_grad
-from .model import require_model
+from .model import Model, require_model
 
 try:
     import dask.array as da
@@ -151,7 +157,9 @@ class Objective:
                 f"{np.dtype(self.dtype).name}, l2={self.l2}, on {where}>")
 
 
-def objective(model, X, y, l2=0.0, sample_weight=None, client=None, dtype=np.float64):
+def objective(model: Model, X: Any, y: Any, l2: float = 0.0, sample_weight: Any = None,
+              client: Any = None,
+              dtype: DTypeLike = np.float64) -> Callable[[ArrayLike], tuple[float, FloatArray]]:
     """The mean loss over a row-chunked Dask data set, as a SciPy-style ``fun(x) -> (f, g)``.
 
     The chunks are converted, scanned and kept in memory where Dask computes
@@ -203,7 +211,7 @@ def objective(model, X, y, l2=0.0, sample_weight=None, client=None, dtype=np.flo
     return Objective(model, data, dtype, l2)
 
 
-def predict(model, params, X):
+def predict(model: Model, params: ArrayLike, X: Any) -> Any:
     """Network outputs for a row-chunked Dask array, lazily.
 
     Parameters
@@ -221,12 +229,12 @@ def predict(model, params, X):
         with NaN/Inf raises the error of :func:`gdcore.predict` when computed.
     """
     require_model(model)
-    params = _validate.params_array(model, params).copy()  # the graph's own: computed later
+    p = _validate.params_array(model, params).copy()  # the graph's own: computed later
     check_rows_only(X, known_rows=False)
     _validate.feature_count(model, X.shape[1])
-    return X.map_blocks(_predict_block, model, params, dtype=params.dtype,
+    return X.map_blocks(_predict_block, model, p, dtype=p.dtype,
                         chunks=(X.chunks[0], (model.n_outputs,)),
-                        meta=np.empty((0, 0), params.dtype))
+                        meta=np.empty((0, 0), p.dtype))
 
 
 def _predict_block(block, model, params):
@@ -280,7 +288,7 @@ class _RoundPlan:
 
 # The orders of the passes drawn last in this process (a worker's), oldest first,
 # up to this many bytes: a round needs its chunks' current passes only.
-_orders = {}
+_orders: dict = {}
 _orders_lock = threading.Lock()
 _ORDERS_BYTES = 64 << 20
 
@@ -316,9 +324,12 @@ def _local_steps(chunk, index, model, params, state, optimizer, plan, round_, l2
                    (new.scalars if full else None, new.scalars, None))
 
 
-def fit(model, params, X, y, optimizer=optim.adam(), epochs=10, batch_size=32, seed=0,
-        l2=0.0, sample_weight=None, local_steps=16, client=None, progress=None,
-        validation_data=None, early_stopping=None, callbacks=()):
+def fit(model: Model, params: ArrayLike, X: Any, y: Any,
+        optimizer: optim.Optimizer = optim.adam(), epochs: int = 10, batch_size: int = 32,
+        seed: Seed = 0, l2: float = 0.0, sample_weight: Any = None, local_steps: int = 16,
+        client: Any = None, progress: bool | None = None, validation_data: Any = None,
+        early_stopping: int | None = None,
+        callbacks: Callback | Sequence[Callback] = ()) -> FitResult:
     """Data-parallel training by local SGD with model averaging.
 
     The algorithm is synchronous local SGD (Stich, 2019; Lin et al., 2020),

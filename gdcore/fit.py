@@ -34,18 +34,23 @@ The initial ``params`` are never modified, and the same int seed, data and
 settings give bitwise identical results.
 """
 
+from __future__ import annotations
+
 import numbers
 import sys
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from . import _blas_threads, _validate, codes, optim
 from ._interrupt import NEVER, CtrlC
 from ._sparse import SparseRows, kernel
 from ._sparse import rows as sample_rows
+from ._typing import Callback, Features, Seed, Threads
 from .functional import prepare_batch
 from .kernels import checks
 from .kernels.entry import predict_kernel
@@ -54,8 +59,8 @@ from .kernels.epoch import (GRADIENT_READY, LOSS_NOT_FINITE, OK, STEP_NOT_FINITE
 from .kernels.gather import chunk_rows
 from .kernels.shuffle import shuffle_kernel
 from .kernels.updates import apply_update_threaded, update_kernel
-from .model import require_model
-from .optim import Optimizer, adam
+from .model import Model, require_model
+from .optim import Optimizer, OptState, adam
 from .schedules import as_schedule
 
 # Validation sets are evaluated this many rows at a time, which bounds the
@@ -176,8 +181,9 @@ class ReduceOnPlateau:
         _validate.nonnegative_float(self.stop_lr, "stop_lr")
 
 
-def reduce_on_plateau(factor=0.1, patience=10, threshold=1e-4, min_scale=0.0,
-                      threshold_mode="rel", stop_lr=0.0):
+def reduce_on_plateau(factor: float = 0.1, patience: int = 10, threshold: float = 1e-4,
+                      min_scale: float = 0.0, threshold_mode: str = "rel",
+                      stop_lr: float = 0.0) -> ReduceOnPlateau:
     """A :class:`ReduceOnPlateau` for ``fit(..., lr_plateau=...)``.
 
     Parameters
@@ -485,7 +491,8 @@ def _progress_bar(progress, epochs):
 
 
 def _check_options(epochs, batch_size, n, shuffle, early_stopping, callbacks, progress,
-                   lr_plateau, optimizer):
+                   lr_plateau, optimizer
+                   ) -> tuple[Optimizer, int, int, bool, int | None, tuple, bool | None]:
     if isinstance(optimizer, str):
         optimizer = _optimizer_named(optimizer)
     if not isinstance(optimizer, Optimizer):
@@ -514,11 +521,17 @@ def _check_options(epochs, batch_size, n, shuffle, early_stopping, callbacks, pr
     return optimizer, epochs, batch_size, shuffle, early_stopping, callbacks, progress
 
 
-def fit(model, params, X, y, optimizer=adam(), epochs=10, batch_size=32, shuffle=True, seed=0,
-        l2=0.0, sample_weight=None, validation_data=None, validation_fraction=0.0,
-        early_stopping=None, callbacks=(), progress=None, lr_plateau=None, threads="auto",
-        *, opt_state=None, monitor=None, min_delta=0.0, restore_best=None,
-        l2_per_sample=False):
+def fit(model: Model, params: ArrayLike, X: Features, y: ArrayLike,
+        optimizer: Optimizer | str = adam(), epochs: int = 10, batch_size: int | None = 32,
+        shuffle: bool = True, seed: Seed = 0, l2: float = 0.0,
+        sample_weight: ArrayLike | None = None,
+        validation_data: tuple[Features, ArrayLike] | None = None,
+        validation_fraction: float = 0.0, early_stopping: int | None = None,
+        callbacks: Callback | Sequence[Callback] = (), progress: bool | None = None,
+        lr_plateau: ReduceOnPlateau | None = None, threads: Threads = "auto", *,
+        opt_state: OptState | None = None, monitor: str | None = None,
+        min_delta: float = 0.0, restore_best: bool | None = None,
+        l2_per_sample: bool = False) -> FitResult:
     """Train ``model`` by (mini-batch, stochastic or full-batch) gradient descent.
 
     Parameters

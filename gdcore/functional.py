@@ -8,14 +8,18 @@ converted to it once, here, and never inside the kernels.  Inputs are never
 modified.
 """
 
+from __future__ import annotations
+
 import threading
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from . import _blas_threads, _validate
 from ._sparse import kernel
+from ._typing import Features, FloatArray, Threads
 from .kernels import entry
-from .model import require_model
+from .model import Model, require_model
 
 
 # Workspaces up to this size are kept per thread and reused by the next call:
@@ -86,7 +90,9 @@ def prepare_features(model, params, X):
     return params, _validate.features(model, X, params.dtype)
 
 
-def value_and_grad(model, params, X, y, l2=0.0, sample_weight=None, threads="auto"):
+def value_and_grad(model: Model, params: ArrayLike, X: Features, y: ArrayLike, l2: float = 0.0,
+                   sample_weight: ArrayLike | None = None,
+                   threads: Threads = "auto") -> tuple[float, FloatArray]:
     """Mean loss of a batch and its gradient with respect to the flat parameters.
 
     Parameters
@@ -125,27 +131,28 @@ def value_and_grad(model, params, X, y, l2=0.0, sample_weight=None, threads="aut
     grad : ndarray of shape (n_params,)
         Same dtype as ``params``.
     """
-    params, X, Y, labels, weights = prepare_batch(model, params, X, y, sample_weight)
+    p, Xb, Y, labels, weights = prepare_batch(model, params, X, y, sample_weight)
     l2 = _validate.nonnegative_float(l2, "l2")
-    work = workspace(X.shape[0], model.workspace_units, params.dtype)
-    grad = np.empty(params.shape, params.dtype)  # cheaper than empty_like
-    if threads == "auto" and X.shape[0] * model.n_params <= _blas_threads.OPENBLAS_SINGLE_UP_TO:
+    work = workspace(Xb.shape[0], model.workspace_units, p.dtype)
+    grad = np.empty(p.shape, p.dtype)  # cheaper than empty_like
+    if threads == "auto" and Xb.shape[0] * model.n_params <= _blas_threads.OPENBLAS_SINGLE_UP_TO:
         # Small products: no thread count to hold, and no call in between (0.3 us).
         table = entry.value_and_grad_kernel  # the helper's call costs 0.1 us on small calls
-        status, index, loss_ = (table[model.kernel_key] if type(X) is np.ndarray
-                                else kernel(table, model.kernel_key, X))(
-            params, model.offsets, X, Y, labels, weights, model.loss_code, l2, work, grad)
+        status, index, loss_ = (table[model.kernel_key] if type(Xb) is np.ndarray
+                                else kernel(table, model.kernel_key, Xb))(
+            p, model.offsets, Xb, Y, labels, weights, model.loss_code, l2, work, grad)
     else:
         status, index, loss_ = _blas_threads.call_holding(
-            _blas_threads.count_for_call(threads, model, X.shape[0]),
-            kernel(entry.value_and_grad_kernel, model.kernel_key, X),
-            params, model.offsets, X, Y, labels, weights, model.loss_code, l2, work, grad)
+            _blas_threads.count_for_call(threads, model, Xb.shape[0]),
+            kernel(entry.value_and_grad_kernel, model.kernel_key, Xb),
+            p, model.offsets, Xb, Y, labels, weights, model.loss_code, l2, work, grad)
     if status:
-        _validate.raise_for_status(status, index, model, X, Y, labels, weights)
+        _validate.raise_for_status(status, index, model, Xb, Y, labels, weights)
     return loss_, grad
 
 
-def loss(model, params, X, y, l2=0.0, sample_weight=None, threads="auto"):
+def loss(model: Model, params: ArrayLike, X: Features, y: ArrayLike, l2: float = 0.0,
+         sample_weight: ArrayLike | None = None, threads: Threads = "auto") -> float:
     """Mean loss of a batch, without any gradient work.
 
     Parameters
@@ -164,19 +171,20 @@ def loss(model, params, X, y, l2=0.0, sample_weight=None, threads="auto"):
     loss : float
         inf or nan if the finite inputs overflow.
     """
-    params, X, Y, labels, weights = prepare_batch(model, params, X, y, sample_weight)
+    p, Xb, Y, labels, weights = prepare_batch(model, params, X, y, sample_weight)
     l2 = _validate.nonnegative_float(l2, "l2")
-    work = workspace(X.shape[0], model.forward_units, params.dtype)
+    work = workspace(Xb.shape[0], model.forward_units, p.dtype)
     status, index, loss_ = _blas_threads.call_holding(
-        _blas_threads.count_for_call(threads, model, X.shape[0]),
-        kernel(entry.loss_kernel, model.kernel_key, X),
-        params, model.offsets, X, Y, labels, weights, model.loss_code, l2, work)
+        _blas_threads.count_for_call(threads, model, Xb.shape[0]),
+        kernel(entry.loss_kernel, model.kernel_key, Xb),
+        p, model.offsets, Xb, Y, labels, weights, model.loss_code, l2, work)
     if status:
-        _validate.raise_for_status(status, index, model, X, Y, labels, weights)
+        _validate.raise_for_status(status, index, model, Xb, Y, labels, weights)
     return loss_
 
 
-def predict(model, params, X, threads="auto"):
+def predict(model: Model, params: ArrayLike, X: Features,
+            threads: Threads = "auto") -> FloatArray:
     """Network outputs after the output activation.
 
     For ``cross_entropy`` models with softmax output these are class
@@ -198,17 +206,17 @@ def predict(model, params, X, threads="auto"):
     out : ndarray of shape (n_samples, n_outputs)
         In the params dtype.
     """
-    params, X = prepare_features(model, params, X)
-    dtype = params.dtype
-    # Empty targets and weights: the scan then checks params and X only.
+    p, Xb = prepare_features(model, params, X)
+    dtype = p.dtype
+    # Empty targets and weights: the scan then checks p and Xb only.
     Y, labels, weights = _validate.no_targets(model, dtype), _validate.NO_LABELS, \
         _validate.no_weights(dtype)
-    work = workspace(X.shape[0], model.forward_units, dtype)
-    out = np.empty((X.shape[0], model.n_outputs), dtype=dtype)
+    work = workspace(Xb.shape[0], model.forward_units, dtype)
+    out = np.empty((Xb.shape[0], model.n_outputs), dtype=dtype)
     status, index = _blas_threads.call_holding(
-        _blas_threads.count_for_call(threads, model, X.shape[0]),
-        kernel(entry.predict_kernel, model.kernel_key, X),
-        params, model.offsets, X, Y, labels, weights, model.loss_code, work, out)
+        _blas_threads.count_for_call(threads, model, Xb.shape[0]),
+        kernel(entry.predict_kernel, model.kernel_key, Xb),
+        p, model.offsets, Xb, Y, labels, weights, model.loss_code, work, out)
     if status:
-        _validate.raise_for_status(status, index, model, X, Y, labels, weights)
+        _validate.raise_for_status(status, index, model, Xb, Y, labels, weights)
     return out

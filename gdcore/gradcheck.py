@@ -11,7 +11,10 @@ changing sign, an mae/huber residual crossing its break point) are skipped and
 counted in the report, never silently averaged in.
 """
 
+from __future__ import annotations
+
 from dataclasses import dataclass, field
+from typing import Any, Callable
 
 import numpy as np
 from scipy.differentiate import derivative
@@ -86,7 +89,8 @@ def _relative_error(a, b):
     return 0.0 if scale == 0 else float(np.linalg.norm(a - b) / scale)
 
 
-def check_grad(model, *args, **kwargs):
+def check_grad(model: Model | Callable[..., Any], *args: Any,
+               **kwargs: Any) -> GradCheckReport:
     """Check a gradient against SciPy central differences: a model's, or a SciPy objective's.
 
     ``check_grad(model, params, X, y, l2=0.0, sample_weight=None)`` checks

@@ -89,13 +89,19 @@ same iterates), so Ctrl-C takes effect within about that time plus one
 evaluation.
 """
 
+from __future__ import annotations
+
 import inspect
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any, Callable
 
 import numpy as np
+from numpy.typing import ArrayLike
+from scipy.optimize import Bounds, OptimizeResult
 
 from . import _validate
+from ._typing import LearningRate
 from .drivers import (
     ALIASES, CALLBACK_STOP, INTERRUPTED, LIMIT, NO_PROGRESS, NONFINITE, SUCCESS, OptionWarning,
     factory_passed, method_factory, refuse_hyperparameters, run_first_order,
@@ -165,7 +171,7 @@ class GradientDescent:
 
 
 @method_factory
-def lbfgs(m=10, c1=1e-4, c2=0.9):
+def lbfgs(m: int = 10, c1: float = 1e-4, c2: float = 0.9) -> LBFGS:
     """L-BFGS with a strong-Wolfe line search: a ``scipy.optimize.minimize`` method.
 
     Parameters
@@ -185,7 +191,7 @@ def lbfgs(m=10, c1=1e-4, c2=0.9):
 
 
 @method_factory
-def gd(learning_rate=None, c1=1e-4):
+def gd(learning_rate: LearningRate | None = None, c1: float = 1e-4) -> GradientDescent:
     """Steepest descent: a ``scipy.optimize.minimize`` method.
 
     Parameters
@@ -209,8 +215,13 @@ METHODS = {"lbfgs": lbfgs, "gd": gd, **RULES}
 
 
 # gd.minimize ---------------------------------------------------------------------------------
-def minimize(fun, x0, args=(), method="lbfgs", jac=None, callback=None, tol=None, options=None,
-             bounds=None):
+def minimize(fun: Callable[..., Any], x0: ArrayLike, args: tuple = (),
+             method: str | Callable[..., OptimizeResult] = "lbfgs",
+             jac: bool | str | Callable[..., Any] | None = None,
+             callback: Callable[..., Any] | None = None, tol: float | None = None,
+             options: Mapping[str, Any] | None = None,
+             bounds: Sequence[tuple[float | None, float | None]] | Bounds | None = None,
+             ) -> OptimizeResult:
     """Minimize ``fun`` with a gdcore method, with ``scipy.optimize.minimize``'s semantics.
 
     Parameters

@@ -10,12 +10,17 @@ Nothing here is compiled: this module only computes layouts and draws initial
 values.
 """
 
-from dataclasses import dataclass
-from typing import NamedTuple
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
+from numpy.typing import ArrayLike, DTypeLike
 
 from . import _validate, codes
+from ._typing import FloatArray, Seed
 
 # Activations whose layers get He initialisation; the rest get Glorot.
 _HE_ACTIVATIONS = frozenset({"relu", "leaky_relu", "elu", "gelu", "silu"})
@@ -142,6 +147,16 @@ class Model:
 
     layers: tuple
     loss: str = "mse"
+    if TYPE_CHECKING:  # set by __post_init__ from the layout (_Layout's fields)
+        offsets: np.ndarray = field(init=False)
+        n_params: int = field(init=False)
+        n_inputs: int = field(init=False)
+        n_outputs: int = field(init=False)
+        loss_code: int = field(init=False)
+        acts: int = field(init=False)
+        kernel_key: tuple = field(init=False)
+        workspace_units: int = field(init=False)
+        forward_units: int = field(init=False)
 
     def __post_init__(self):
         if isinstance(self.layers, Dense) or not hasattr(self.layers, "__iter__") or \
@@ -235,7 +250,7 @@ class Model:
         cols = [codes.COL_W_START, codes.COL_B_START, codes.COL_N_IN, codes.COL_N_OUT]
         return [tuple(int(v) for v in row) for row in self.offsets[:, cols]]
 
-    def unpack(self, params):
+    def unpack(self, params: FloatArray) -> list[tuple[FloatArray, FloatArray]]:
         """Split a flat parameter array into per-layer views.
 
         Parameters
@@ -264,7 +279,8 @@ class Model:
             out.append((params[w0:b0].reshape(n_in, n_out), params[b0:b0 + n_out]))
         return out
 
-    def pack(self, arrays, dtype=np.float64):
+    def pack(self, arrays: Sequence[tuple[ArrayLike, ArrayLike]],
+             dtype: DTypeLike = np.float64) -> FloatArray:
         """Inverse of :meth:`unpack`: a new flat array from ``[(W, b), ...]``."""
         arrays = list(arrays)
         n_layers = self.offsets.shape[0]
@@ -286,7 +302,7 @@ class Model:
             flat[b0:b0 + n_out] = b
         return flat
 
-    def to_spec(self):
+    def to_spec(self) -> dict:
         """The model as a plain, JSON-serialisable dict (see :meth:`from_spec`).
 
         Returns
@@ -369,7 +385,8 @@ def require_model(model):
                         "has no offset table")
 
 
-def mlp(sizes, activation="relu", output=None, loss="mse"):
+def mlp(sizes: Sequence[int], activation: str = "relu", output: str | None = None,
+        loss: str = "mse") -> Model:
     """A multilayer perceptron from its layer widths.
 
     Parameters
@@ -415,7 +432,7 @@ def mlp(sizes, activation="relu", output=None, loss="mse"):
     return Model(tuple(layers), loss=loss)
 
 
-def init(model, seed=0, dtype=np.float64):
+def init(model: Model, seed: Seed = 0, dtype: DTypeLike = np.float64) -> FloatArray:
     """Initial parameters: He for ReLU-like layers, Glorot otherwise, zero biases.
 
     He: ``normal(0, sqrt(2 / n_in))`` for relu, leaky_relu, elu, gelu, silu.

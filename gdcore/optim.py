@@ -24,6 +24,8 @@ applied before weight decay, and a :mod:`gdcore.schedules` schedule in place
 of a float ``learning_rate``.
 """
 
+from __future__ import annotations
+
 import copy
 import inspect
 import threading
@@ -32,8 +34,10 @@ from typing import NamedTuple
 
 import numba
 import numpy as np
+from numpy.typing import ArrayLike
 
 from . import _validate, codes
+from ._typing import FloatArray, LearningRate
 from .kernels.updates import BLOCK, apply_update_threaded, update_kernel
 from .drivers import method_factory, refuse_hyperparameters, run_first_order
 from .schedules import Schedule
@@ -148,7 +152,7 @@ class Optimizer:
     """
 
     name: str
-    learning_rate: object
+    learning_rate: float | Schedule
     settings: tuple  # ((name, value), ...) in the factory's order
     code: int = field(init=False)
     hyper: np.ndarray = field(init=False, compare=False)
@@ -201,7 +205,7 @@ class Optimizer:
         return run_first_order(self, fun, x0, args=args, jac=jac, bounds=bounds,
                                constraints=constraints, callback=callback, **options)
 
-    def learning_rate_at(self, step):
+    def learning_rate_at(self, step: int) -> float:
         """The learning rate of update number ``step``.
 
         Parameters
@@ -218,7 +222,7 @@ class Optimizer:
         return lr(step) if isinstance(lr, Schedule) else lr
 
     # The optax-style interface ---------------------------------------------------
-    def init(self, params):
+    def init(self, params: ArrayLike) -> OptState:
         """Fresh state for ``params``.
 
         Parameters
@@ -238,7 +242,8 @@ class Optimizer:
         return OptState(np.zeros((self.n_slots, n), dtype=params.dtype), scalars,
                         names=self.slot_names)
 
-    def update(self, grad, state, params, threads=1):
+    def update(self, grad: ArrayLike, state: OptState, params: ArrayLike,
+               threads: int = 1) -> tuple[FloatArray, OptState]:
         """One step, returning new arrays; ``grad``, ``state`` and ``params`` are untouched.
 
         Parameters
@@ -268,7 +273,8 @@ class Optimizer:
         self._apply(grad, new_state, params, out, False, chunks)
         return out, new_state
 
-    def update_inplace(self, grad, state, params, threads=1):
+    def update_inplace(self, grad: ArrayLike, state: OptState, params: FloatArray,
+                       threads: int = 1) -> bool:
         """One step that overwrites ``params`` and ``state``; with ``threads=1``, allocates nothing.
 
         ``grad`` and ``params`` must be C-contiguous, writeable arrays of the
@@ -405,7 +411,7 @@ _FLOAT64 = np.dtype(np.float64)
 # States being stepped right now, by id(state.scalars): dict.setdefault is one atomic
 # operation under the GIL, so of two threads that step one state at once, one sees
 # the other's token.
-_IN_USE = {}
+_IN_USE: dict = {}
 
 
 class _exclusive:
@@ -445,7 +451,7 @@ def _chunks(threads, params):
     return int(min(threads, params.shape[0] // BLOCK))  # spans of at least one block
 
 
-def _flat_params(params):
+def _flat_params(params) -> np.ndarray:
     arr = _validate._as_array(params, "params")
     if arr.dtype not in _validate.FLOAT_DTYPES:
         if arr.dtype.kind not in "biu":
@@ -528,8 +534,9 @@ def _make(name, learning_rate, settings, clip_norm, clip_value):
 # Factories -----------------------------------------------------------------------------
 @method_factory
 @_documented
-def sgd(learning_rate, momentum=0.0, nesterov=False, weight_decay=0.0, *,
-        clip_norm=None, clip_value=None):
+def sgd(learning_rate: LearningRate, momentum: float = 0.0, nesterov: bool = False,
+        weight_decay: float = 0.0, *, clip_norm: float | None = None,
+        clip_value: float | None = None) -> Optimizer:
     """Stochastic gradient descent with optional (Nesterov) momentum, as ``torch.optim.SGD``.
 
     ``buf = momentum * buf + g``; the step is ``buf`` (or ``g + momentum * buf``
@@ -546,8 +553,9 @@ def sgd(learning_rate, momentum=0.0, nesterov=False, weight_decay=0.0, *,
 
 @method_factory
 @_documented
-def adam(learning_rate=1e-3, b1=0.9, b2=0.999, eps=1e-8, weight_decay=0.0, amsgrad=False, *,
-         clip_norm=None, clip_value=None):
+def adam(learning_rate: LearningRate = 1e-3, b1: float = 0.9, b2: float = 0.999,
+         eps: float = 1e-8, weight_decay: float = 0.0, amsgrad: bool = False, *,
+         clip_norm: float | None = None, clip_value: float | None = None) -> Optimizer:
     """Adam, as ``torch.optim.Adam`` (``weight_decay`` is the coupled L2 term)."""
     return _make("adam", learning_rate, _adam_settings(b1, b2, eps, weight_decay, amsgrad),
                  clip_norm, clip_value)
@@ -555,8 +563,9 @@ def adam(learning_rate=1e-3, b1=0.9, b2=0.999, eps=1e-8, weight_decay=0.0, amsgr
 
 @method_factory
 @_documented
-def adamw(learning_rate=1e-3, b1=0.9, b2=0.999, eps=1e-8, weight_decay=0.01, amsgrad=False, *,
-          clip_norm=None, clip_value=None):
+def adamw(learning_rate: LearningRate = 1e-3, b1: float = 0.9, b2: float = 0.999,
+          eps: float = 1e-8, weight_decay: float = 0.01, amsgrad: bool = False, *,
+          clip_norm: float | None = None, clip_value: float | None = None) -> Optimizer:
     """AdamW, as ``torch.optim.AdamW``: decoupled ``params *= 1 - lr * weight_decay``."""
     return _make("adamw", learning_rate, _adam_settings(b1, b2, eps, weight_decay, amsgrad),
                  clip_norm, clip_value)
@@ -570,8 +579,9 @@ def _adam_settings(b1, b2, eps, weight_decay, amsgrad):
 
 @method_factory
 @_documented
-def rmsprop(learning_rate=1e-2, rho=0.99, eps=1e-8, momentum=0.0, centered=False,
-            weight_decay=0.0, *, clip_norm=None, clip_value=None):
+def rmsprop(learning_rate: LearningRate = 1e-2, rho: float = 0.99, eps: float = 1e-8,
+            momentum: float = 0.0, centered: bool = False, weight_decay: float = 0.0, *,
+            clip_norm: float | None = None, clip_value: float | None = None) -> Optimizer:
     """RMSprop, as ``torch.optim.RMSprop`` (``rho`` is its ``alpha``)."""
     return _make("rmsprop", learning_rate, (
         ("rho", _beta(rho, "rho")), ("eps", _eps(eps)),
@@ -582,8 +592,9 @@ def rmsprop(learning_rate=1e-2, rho=0.99, eps=1e-8, momentum=0.0, centered=False
 
 @method_factory
 @_documented
-def adagrad(learning_rate=1e-2, eps=1e-10, weight_decay=0.0, *, clip_norm=None,
-            clip_value=None):
+def adagrad(learning_rate: LearningRate = 1e-2, eps: float = 1e-10,
+            weight_decay: float = 0.0, *, clip_norm: float | None = None,
+            clip_value: float | None = None) -> Optimizer:
     """Adagrad, as ``torch.optim.Adagrad`` (no learning-rate decay, zero initial sum)."""
     return _make("adagrad", learning_rate, (
         ("eps", _eps(eps)), ("weight_decay", _nonnegative(weight_decay, "weight_decay"))),
@@ -592,8 +603,9 @@ def adagrad(learning_rate=1e-2, eps=1e-10, weight_decay=0.0, *, clip_norm=None,
 
 @method_factory
 @_documented
-def adamax(learning_rate=2e-3, b1=0.9, b2=0.999, eps=1e-8, weight_decay=0.0, *,
-           clip_norm=None, clip_value=None):
+def adamax(learning_rate: LearningRate = 2e-3, b1: float = 0.9, b2: float = 0.999,
+           eps: float = 1e-8, weight_decay: float = 0.0, *, clip_norm: float | None = None,
+           clip_value: float | None = None) -> Optimizer:
     """Adamax (Adam with the infinity norm), as ``torch.optim.Adamax``."""
     return _make("adamax", learning_rate, (
         ("b1", _beta(b1, "b1")), ("b2", _beta(b2, "b2")), ("eps", _eps(eps)),
@@ -602,8 +614,9 @@ def adamax(learning_rate=2e-3, b1=0.9, b2=0.999, eps=1e-8, weight_decay=0.0, *,
 
 @method_factory
 @_documented
-def nadam(learning_rate=2e-3, b1=0.9, b2=0.999, eps=1e-8, weight_decay=0.0,
-          momentum_decay=4e-3, *, clip_norm=None, clip_value=None):
+def nadam(learning_rate: LearningRate = 2e-3, b1: float = 0.9, b2: float = 0.999,
+          eps: float = 1e-8, weight_decay: float = 0.0, momentum_decay: float = 4e-3, *,
+          clip_norm: float | None = None, clip_value: float | None = None) -> Optimizer:
     """NAdam (Adam with Nesterov momentum), as ``torch.optim.NAdam``."""
     return _make("nadam", learning_rate, (
         ("b1", _beta(b1, "b1")), ("b2", _beta(b2, "b2")), ("eps", _eps(eps)),
@@ -614,8 +627,9 @@ def nadam(learning_rate=2e-3, b1=0.9, b2=0.999, eps=1e-8, weight_decay=0.0,
 
 @method_factory
 @_documented
-def lion(learning_rate=1e-4, b1=0.9, b2=0.99, weight_decay=0.0, *, clip_norm=None,
-         clip_value=None):
+def lion(learning_rate: LearningRate = 1e-4, b1: float = 0.9, b2: float = 0.99,
+         weight_decay: float = 0.0, *, clip_norm: float | None = None,
+         clip_value: float | None = None) -> Optimizer:
     """Lion (Chen et al., 2023): the sign of an interpolated momentum, decoupled decay.
 
     ``c = b1 * m + (1 - b1) * g``; ``params -= lr * (sign(c) + weight_decay * params)``;

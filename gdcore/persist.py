@@ -39,6 +39,8 @@ foreign or hostile file is refused before any large allocation.
 sees either the old file or the new one, never a torn file.
 """
 
+from __future__ import annotations
+
 import contextlib
 import errno
 import hashlib
@@ -53,21 +55,24 @@ import struct
 import threading
 import zipfile
 import zlib
+from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from . import _validate
+from ._typing import FloatArray
 from .model import Model, require_model
 
 try:  # optional in CPython builds, as in zipfile itself
     from lzma import LZMAError
 except ImportError:  # pragma: no cover
-    LZMAError = zlib.error
+    LZMAError = zlib.error  # type: ignore[misc, assignment]
 
 try:  # POSIX: a temporary's lock tells a live save from a dead one
     import fcntl
 except ImportError:  # pragma: no cover (Windows)
-    fcntl = None
+    fcntl = None  # type: ignore[assignment]
 
 FORMAT_TAG = "gdcore-model"
 FORMAT_VERSION = 1
@@ -102,7 +107,7 @@ _DEFLATE_MAX_RATIO = 1032
 _CHUNK = 1 << 20  # bytes read at a time: bounds what a read holds beside the result
 
 
-def save(path, model, params):
+def save(path: str | os.PathLike, model: Model, params: ArrayLike) -> None:
     """Write ``model`` and ``params`` to ONE ``.npz`` file at exactly ``path``.
 
     The file is written to a hidden temporary file beside the target
@@ -159,7 +164,7 @@ def save(path, model, params):
         raise ValueError(f"model has {len(model.layers)} layers: its spec is {len(spec)} "
                          f"characters of JSON, more than a gdcore file holds "
                          f"({_MAX_SPEC_CHARS})")
-    members = {
+    members: dict[str, Any] = {
         "gdcore_format": np.array(FORMAT_TAG),
         "format_version": np.array(FORMAT_VERSION, dtype=np.int64),
         "model": np.array(spec),
@@ -168,7 +173,7 @@ def save(path, model, params):
     _write_atomically(path, lambda f: np.savez(f, **members))
 
 
-def load(path):
+def load(path: str | os.PathLike) -> tuple[Model, FloatArray]:
     """Read a model and its parameters written by :func:`save`.
 
     Memory: each member's ``.npy`` header is checked before its data is read,
@@ -277,7 +282,7 @@ def _existing_mode(target):
 # Temporaries this process is writing.  Over NFS, Linux emulates flock with
 # POSIX locks, which never conflict within one process: this set keeps one
 # thread's save from deleting another thread's temporary there.
-_WRITING = set()
+_WRITING: set = set()
 _WRITING_LOCK = threading.Lock()
 _TEMP_SUFFIX = ".gdcore-tmp"
 

@@ -12,8 +12,11 @@ The formulas follow the libraries users know: ``step_decay`` is PyTorch's
 ``inverse_scaling`` is scikit-learn's ``invscaling``.
 """
 
+from __future__ import annotations
+
 import math
 from dataclasses import dataclass
+from typing import overload
 
 import numpy as np
 
@@ -27,7 +30,13 @@ _MIN_EVAL = 2
 class Schedule:
     """Base class: subclasses define ``_rate(t)`` for a float64 array of steps."""
 
-    def __call__(self, step):
+    @overload
+    def __call__(self, step: int) -> float: ...
+
+    @overload
+    def __call__(self, step: np.ndarray) -> np.ndarray: ...
+
+    def __call__(self, step: int | np.ndarray) -> float | np.ndarray:
         """Learning rate at ``step`` (int -> float, int array -> float64 array).
 
         A single step and an array of steps go through the same code path, so
@@ -201,7 +210,7 @@ class WarmupCosineDecay(Schedule):
         return np.where(t < w, warm, cosine)
 
 
-def constant(value):
+def constant(value: float) -> Schedule:
     """Constant learning rate (what a float ``learning_rate`` means).
 
     Parameters
@@ -215,7 +224,7 @@ def constant(value):
     return Constant(value)
 
 
-def step_decay(init_value, step_size, gamma=0.1):
+def step_decay(init_value: float, step_size: int, gamma: float = 0.1) -> Schedule:
     """Multiply the rate by ``gamma`` every ``step_size`` steps (PyTorch's StepLR).
 
     Parameters
@@ -232,7 +241,8 @@ def step_decay(init_value, step_size, gamma=0.1):
     return StepDecay(init_value, step_size, gamma)
 
 
-def exponential_decay(init_value, decay_rate, transition_steps=1, staircase=False):
+def exponential_decay(init_value: float, decay_rate: float, transition_steps: int = 1,
+                      staircase: bool = False) -> Schedule:
     """``init_value * decay_rate ** (t / transition_steps)`` (optax's exponential_decay).
 
     Parameters
@@ -250,7 +260,7 @@ def exponential_decay(init_value, decay_rate, transition_steps=1, staircase=Fals
     return ExponentialDecay(init_value, decay_rate, transition_steps, staircase)
 
 
-def inverse_scaling(init_value, power_t=0.5):
+def inverse_scaling(init_value: float, power_t: float = 0.5) -> Schedule:
     """``init_value / (t + 1) ** power_t`` (scikit-learn's invscaling).
 
     Parameters
@@ -265,8 +275,8 @@ def inverse_scaling(init_value, power_t=0.5):
     return InverseScaling(init_value, power_t)
 
 
-def warmup_cosine_decay(peak_value, decay_steps, warmup_steps=0, init_value=0.0,
-                        end_value=0.0):
+def warmup_cosine_decay(peak_value: float, decay_steps: int, warmup_steps: int = 0,
+                        init_value: float = 0.0, end_value: float = 0.0) -> Schedule:
     """Linear warmup, then cosine decay (optax's warmup_cosine_decay_schedule).
 
     Parameters

@@ -75,10 +75,14 @@ Where gdcore differs, knowingly
   warns (``ConvergenceWarning``) instead of raising ``ValueError``.
 """
 
+from __future__ import annotations
+
 import numbers
+from collections.abc import Sequence
 import warnings
 
 import numpy as np
+from numpy.typing import ArrayLike
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, is_classifier
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
@@ -89,6 +93,7 @@ from sklearn.utils.multiclass import type_of_target, unique_labels
 from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 
 from . import codes
+from ._typing import Features, FloatArray
 from .fit import fit as _fit_gd
 from .fit import reduce_on_plateau
 from .functional import predict as _predict_gd
@@ -149,12 +154,16 @@ def _require(ok, name, expected, value):
 class _BaseMLP(BaseEstimator):
     """What the classifier and the regressor share: parameters, training, attributes."""
 
-    def __init__(self, hidden_layer_sizes=(100,), activation="relu", *, solver="adam",
-                 alpha=0.0001, batch_size="auto", learning_rate="constant",
-                 learning_rate_init=0.001, power_t=0.5, max_iter=200, shuffle=True,
-                 random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
-                 nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
-                 beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000):
+    def __init__(self, hidden_layer_sizes: Sequence[int] | int = (100,), activation: str = "relu", *,
+                 solver: str = "adam", alpha: float = 0.0001, batch_size: int | str = "auto",
+                 learning_rate: str = "constant", learning_rate_init: float = 0.001,
+                 power_t: float = 0.5, max_iter: int = 200, shuffle: bool = True,
+                 random_state: int | np.random.RandomState | None = None, tol: float = 1e-4,
+                 verbose: bool = False, warm_start: bool = False, momentum: float = 0.9,
+                 nesterovs_momentum: bool = True, early_stopping: bool = False,
+                 validation_fraction: float = 0.1, beta_1: float = 0.9, beta_2: float = 0.999,
+                 epsilon: float = 1e-8, n_iter_no_change: int = 10,
+                 max_fun: int = 15000) -> None:
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.solver = solver
@@ -247,7 +256,8 @@ class _BaseMLP(BaseEstimator):
         return tags
 
     # Training ---------------------------------------------------------------------------
-    def fit(self, X, y, sample_weight=None):
+    def fit(self, X: Features, y: ArrayLike,
+            sample_weight: ArrayLike | None = None) -> _BaseMLP:
         """Fit the network to ``X`` and ``y``, from scratch unless ``warm_start``.
 
         Parameters
@@ -566,7 +576,8 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         return "binary_cross_entropy", "sigmoid"
 
     @available_if(_stochastic)
-    def partial_fit(self, X, y, sample_weight=None, classes=None):
+    def partial_fit(self, X: Features, y: ArrayLike, sample_weight: ArrayLike | None = None,
+                    classes: ArrayLike | None = None) -> MLPClassifier:
         """One epoch over ``X``, continuing from the state of the previous call.
 
         Parameters
@@ -596,7 +607,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
                              f"to partial_fit, was: {self.classes_!r}")
         return self._fit(X, y, sample_weight, incremental=True)
 
-    def predict_proba(self, X):
+    def predict_proba(self, X: Features) -> FloatArray:
         """Class probabilities, columns in the order of ``classes_``.
 
         Returns
@@ -609,7 +620,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
             return np.vstack([1 - p, p]).T
         return P
 
-    def predict_log_proba(self, X):
+    def predict_log_proba(self, X: Features) -> FloatArray:
         """``log(predict_proba(X))``.
 
         Returns
@@ -619,7 +630,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         P = self.predict_proba(X)
         return np.log(P, out=P)
 
-    def predict(self, X):
+    def predict(self, X: Features) -> np.ndarray:
         """Predicted class labels (indicator rows for multi-label problems).
 
         Returns
@@ -647,12 +658,17 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
 <parameters>
     """
 
-    def __init__(self, loss="squared_error", hidden_layer_sizes=(100,), activation="relu", *,
-                 solver="adam", alpha=0.0001, batch_size="auto", learning_rate="constant",
-                 learning_rate_init=0.001, power_t=0.5, max_iter=200, shuffle=True,
-                 random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
-                 nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
-                 beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000):
+    def __init__(self, loss: str = "squared_error",
+                 hidden_layer_sizes: Sequence[int] | int = (100,), activation: str = "relu", *,
+                 solver: str = "adam", alpha: float = 0.0001, batch_size: int | str = "auto",
+                 learning_rate: str = "constant", learning_rate_init: float = 0.001,
+                 power_t: float = 0.5, max_iter: int = 200, shuffle: bool = True,
+                 random_state: int | np.random.RandomState | None = None, tol: float = 1e-4,
+                 verbose: bool = False, warm_start: bool = False, momentum: float = 0.9,
+                 nesterovs_momentum: bool = True, early_stopping: bool = False,
+                 validation_fraction: float = 0.1, beta_1: float = 0.9, beta_2: float = 0.999,
+                 epsilon: float = 1e-8, n_iter_no_change: int = 10,
+                 max_fun: int = 15000) -> None:
         super().__init__(
             hidden_layer_sizes=hidden_layer_sizes, activation=activation, solver=solver,
             alpha=alpha, batch_size=batch_size, learning_rate=learning_rate,
@@ -687,7 +703,8 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         return "mse", "identity"
 
     @available_if(_stochastic)
-    def partial_fit(self, X, y, sample_weight=None):
+    def partial_fit(self, X: Features, y: ArrayLike,
+                    sample_weight: ArrayLike | None = None) -> MLPRegressor:
         """One epoch over ``X``, continuing from the state of the previous call.
 
         Returns
@@ -696,7 +713,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         """
         return self._fit(X, y, sample_weight, incremental=True)
 
-    def predict(self, X):
+    def predict(self, X: Features) -> FloatArray:
         """Predicted targets.
 
         Returns
@@ -763,8 +780,7 @@ _REGRESSION_LOSS = """\
 
 def _with_parameters(cls, loss=""):
     cls.__doc__ = cls.__doc__.replace("<parameters>", _PARAMETERS.replace("<loss>", loss))
-    return cls
 
 
-MLPClassifier = _with_parameters(MLPClassifier)
-MLPRegressor = _with_parameters(MLPRegressor, _REGRESSION_LOSS)
+_with_parameters(MLPClassifier)
+_with_parameters(MLPRegressor, _REGRESSION_LOSS)

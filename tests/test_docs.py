@@ -5,6 +5,7 @@ here numpydoc's own validator reads each documented name's docstring, as
 the build renders it.
 """
 
+import importlib
 import inspect
 import re
 from pathlib import Path
@@ -57,10 +58,16 @@ def fields_documented(obj):
 
 
 def resolve(name):
-    module, _, rest = name.partition(".")
-    obj = {"gdcore": gdcore}[module]
-    for part in rest.split("."):
-        obj = getattr(obj, part)
+    """The object a dotted name documents, found as autodoc finds it: attributes from
+    the package down, a submodule where an attribute is missing
+    (``gdcore.minimize.OptionWarning`` is in the module, not on the function)."""
+    parts = name.split(".")
+    obj = importlib.import_module(parts[0])
+    for k, part in enumerate(parts[1:], start=1):
+        try:
+            obj = getattr(obj, part)
+        except AttributeError:
+            obj = getattr(importlib.import_module(".".join(parts[:k])), part)
     return obj
 
 

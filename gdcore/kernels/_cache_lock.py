@@ -34,9 +34,9 @@ from numba.core.compiler_lock import global_compiler_lock
 try:
     import fcntl
 except ImportError:  # pragma: no cover - not POSIX: no lock, Numba's behaviour
-    fcntl = None
+    fcntl = None  # type: ignore[assignment]
 
-_HELD = {}  # lock path -> (open lock file, depth), for this process
+_HELD: dict = {}  # lock path -> (open lock file, depth), for this process
 
 
 def guard(dispatcher):

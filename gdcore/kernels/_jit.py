@@ -188,7 +188,7 @@ class KernelTable(dict):
     # A table is a cache, not a value: two tables are equal only if they are one.
     __eq__ = object.__eq__
     __ne__ = object.__ne__
-    __hash__ = object.__hash__
+    __hash__ = object.__hash__  # type: ignore[assignment]
 
 
 def single(kernel, aot):

@@ -70,8 +70,7 @@ def drop_if_stale(cache_dir=None):
 
 if __name__ == "__main__":
     # python -m gdcore.kernels._stale_cache [NUMBA_CACHE_DIR ...] ("": this process's cache)
-    for cache in sys.argv[1:] or [None]:
-        cache = cache or None
-        if drop_if_stale(cache):
+    for cache in sys.argv[1:] or [""]:
+        if drop_if_stale(cache or None):
             print(f"gdcore: kernel sources changed; dropped Numba's cached kernels "
                   f"({cache or os.environ.get('NUMBA_CACHE_DIR') or KERNELS / '__pycache__'})")

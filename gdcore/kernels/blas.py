@@ -87,7 +87,7 @@ def _fallback(order, trans_a, trans_b, m, n, k, alpha, A, lda, B, ldb, beta, C, 
         np.dot(carray(A, (m, k)), carray(B, (k, n)), c)
 
 
-_CALLBACKS = {}  # dtype -> compiled fallback; kept alive while its address is bound
+_CALLBACKS: dict = {}  # dtype -> compiled fallback; kept alive while its address is bound
 
 
 def fallback_callback(dtype):
@@ -104,7 +104,7 @@ def fallback_callback(dtype):
 AOT_BUILD = False
 _AOT_GLOBALS = {types.float32: "gdcore_aot_sgemm_ptr", types.float64: "gdcore_aot_dgemm_ptr"}
 # Address of each dtype's product, as bound by _bind (dtype -> int).
-ADDRESSES = {}
+ADDRESSES: dict = {}
 
 # The bound library's thread count, as ctypes functions; None under the fallback
 # binding, whose BLAS (SciPy's) gdcore does not steer.  set_local_blas_threads

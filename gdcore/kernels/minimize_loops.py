@@ -37,7 +37,7 @@ FTOL_MET = codes.LOOP_FTOL_MET
 PAUSED = codes.LOOP_PAUSED
 
 
-_COMBINED = {}
+_COMBINED: dict = {}
 
 
 def value_and_gradient(fun, jac):
