@@ -548,15 +548,18 @@ def lbfgs_python(state, run, cb, f_trial, x_eval, g_eval, dtype):
 def lbfgs_compiled(fg, state, run, f_trial, x_eval, g_eval, slices, dtype):
     """:func:`lbfgs_python` as compiled calls of about ``Slices.SECONDS`` each."""
     objective = run.objective
+    # lbfgs_loop's grouped arguments: the state machine's arrays, the box, the limits.
+    arrays = (state.vec, state.pairs, state.rho, state.alpha, state.fs, state.js)
+    bounds = (state.lower, state.upper)
+    limits = (run.maxiter, run.maxfun or 0)
     nfev = 1
     while True:
         start = time.perf_counter()
         try:
             outcome, run.nit, nfev_now, f_trial = run.stop.compiled(
                 minimize_loops.lbfgs_loop,
-                fg, objective.args, state.vec, state.pairs, state.rho, state.alpha,
-                state.fs, state.js, state.lower, state.upper, x_eval, run.maxiter,
-                run.maxfun or 0, run.nit, nfev, f_trial, nfev + slices.budget())
+                fg, objective.args, arrays, bounds, x_eval, limits, (run.nit, nfev), f_trial,
+                nfev + slices.budget())
         except KeyboardInterrupt:  # while Numba compiled the loop: nothing ran
             return lbfgs_interrupted(state, run, f_trial, dtype)
         slices.measured(time.perf_counter() - start, nfev_now - nfev)
@@ -690,6 +693,11 @@ def first_order_compiled(fg, optimizer, run, x, f, g, pg_norm, state, box, slice
     schedule = as_schedule(optimizer.learning_rate)
     lower, upper = box if box is not None else (_NO_BOUNDS, _NO_BOUNDS)
     x_prev, g_prev = np.empty_like(x), np.empty_like(g)
+    # first_order_loop's grouped arguments (the rule and its state, the scratch, the box
+    # and the stopping rules); the counters change from call to call.
+    rule = (optimizer.code, optimizer.hyper, state.slots, state.scalars)
+    scratch, bounds = (x_prev, g_prev), (lower, upper, box is not None)
+    limits = (run.gtol, run.ftol, run.maxiter, run.maxfun or 0)
     nfev = 1
     while True:
         pause_at = run.nit + slices.budget()
@@ -699,11 +707,8 @@ def first_order_compiled(fg, optimizer, run, x, f, g, pg_norm, state, box, slice
         try:
             status, run.nit, nfev_now, f, pg_norm = run.stop.compiled(
                 minimize_loops.first_order_loop,
-                fg, objective.args, update_kernel.jit_kernel(optimizer.code), optimizer.code,
-                optimizer.hyper, lrs, x, x_prev, g,
-                g_prev, state.slots, state.scalars, lower, upper, box is not None,
-                run.gtol, run.ftol, run.maxiter, run.maxfun or 0, run.nit, nfev, f,
-                pg_norm, pause_at)
+                fg, objective.args, update_kernel.jit_kernel(optimizer.code), rule, lrs, x, g,
+                scratch, bounds, limits, (run.nit, nfev, f, pg_norm), pause_at)
         except KeyboardInterrupt:  # while Numba compiled the loop: nothing ran
             return run.interrupted(x, f, g)
         slices.measured(time.perf_counter() - start, nfev_now - nfev)

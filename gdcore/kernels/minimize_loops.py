@@ -57,20 +57,22 @@ def value_and_gradient(fun, jac):
 
 
 @jit(cache=False, exact=True)
-def lbfgs_loop(fg, args, vec, pairs, rho, alpha, fs, js, lower, upper, x_eval, maxiter,
-               maxfun, nit, nfev, f_trial, pause_at):
+def lbfgs_loop(fg, args, state, bounds, x_eval, limits, counters, f_trial, pause_at):
     """Drive :func:`.lbfgs.lbfgs_step` with ``fg`` until it finishes, a limit is hit,
     or an iteration ends after ``pause_at`` evaluations in all.
 
     Parameters
     ----------
-    vec, pairs, rho, alpha, fs, js, lower, upper
-        The state machine's arrays, updated in place.
+    state : tuple (vec, pairs, rho, alpha, fs, js)
+        The state machine's arrays (:func:`.lbfgs.state_sizes`), updated in
+        place.
+    bounds : tuple (lower, upper)
+        The box, or two empty arrays.
     x_eval : ndarray of shape (n,)
         Scratch for the trial point, in the dtype the objective expects.
-    maxiter, maxfun : int
+    limits : tuple (maxiter, maxfun)
         Limits of the whole run (``maxfun`` <= 0: none).
-    nit, nfev : int
+    counters : tuple (nit, nfev)
         Iterations and evaluations so far (the first call: 0 and 1, after
         the caller evaluated ``x0``).
     f_trial : float
@@ -89,6 +91,10 @@ def lbfgs_loop(fg, args, vec, pairs, rho, alpha, fs, js, lower, upper, x_eval, m
     f_trial : float
         The last value evaluated.
     """
+    vec, pairs, rho, alpha, fs, js = state
+    lower, upper = bounds
+    maxiter, maxfun = limits
+    nit, nfev = counters
     while True:
         request = lbfgs_step(vec, pairs, rho, alpha, fs, js, f_trial, lower, upper)
         if request == EVALUATE:
@@ -112,8 +118,7 @@ def lbfgs_loop(fg, args, vec, pairs, rho, alpha, fs, js, lower, upper, x_eval, m
 
 
 @jit(cache=False, exact=True)
-def first_order_loop(fg, args, update, code, hyper, lrs, x, x_prev, g, g_prev, slots, scalars,
-                     lower, upper, has_bounds, gtol, ftol, maxiter, maxfun, nit, nfev, f, worst,
+def first_order_loop(fg, args, update, rule, lrs, x, g, scratch, bounds, limits, counters,
                      pause_at):
     """A gdcore update rule on ``fg``: the compiled twin of ``minimize.run_first_order``'s loop.
 
@@ -121,22 +126,31 @@ def first_order_loop(fg, args, update, code, hyper, lrs, x, x_prev, g, g_prev, s
     gradient ``g`` and projected-gradient max-norm ``worst``, and steps until
     a stop, or until ``pause_at`` iterations in all.
 
+    What travels together comes grouped in tuples (unpacked on entry: no
+    cost in the compiled loop).
+
     Parameters
     ----------
     update : Numba dispatcher
         The optimizer's step, :func:`.updates.update_kernel` of ``code``: a
         kernel cached on disk, so this loop, which is compiled anew for each
         objective, does not compile the step again.
+    rule : tuple (code, hyper, slots, scalars)
+        The optimizer's code and hyperparameters, and its state (updated in
+        place).
     lrs : ndarray of shape (min(pause_at, maxiter) - nit,), float64
         ``lrs[k]`` is the learning rate of step ``nit + k``.
     x, g : ndarray of shape (n,)
         The iterate and its gradient, updated in place.
-    x_prev, g_prev : ndarray of shape (n,)
-        Scratch; after ``NONFINITE`` they hold the last finite point.
-    slots, scalars
-        The optimizer state, updated in place.
-    nit, nfev : int
-        Iterations and evaluations so far (``x0``'s evaluation included).
+    scratch : tuple (x_prev, g_prev) of ndarray of shape (n,)
+        After ``NONFINITE`` they hold the last finite point.
+    bounds : tuple (lower, upper, has_bounds)
+        The box (empty arrays and False without one).
+    limits : tuple (gtol, ftol, maxiter, maxfun)
+        The stopping rules (``maxfun`` 0: no evaluation limit).
+    counters : tuple (nit, nfev, f, worst)
+        Iterations and evaluations so far (``x0``'s evaluation included),
+        and the value and projected-gradient max-norm at ``x``.
 
     Returns
     -------
@@ -148,6 +162,11 @@ def first_order_loop(fg, args, update, code, hyper, lrs, x, x_prev, g, g_prev, s
     f, worst : float
         At the iterate the call ended on (pass them to the next call).
     """
+    code, hyper, slots, scalars = rule
+    x_prev, g_prev = scratch
+    lower, upper, has_bounds = bounds
+    gtol, ftol, maxiter, maxfun = limits
+    nit, nfev, f, worst = counters
     first = nit
     while True:
         if worst <= gtol:
