@@ -182,6 +182,9 @@ class _ByDtype(dict):
 def picker(name, like):
     """The callable serving exported kernel ``name``: the params dtype picks the extension.
 
+    An export that takes no params array (:data:`DTYPE_FREE`) is always the
+    float64 extension's.
+
     Parameters
     ----------
     name : str

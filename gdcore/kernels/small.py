@@ -243,7 +243,8 @@ def relu_outer(D, W, Z, G):
         d = D[r, 0]
         for p in range(n_in):
             # The product first, then the select: written inside the condition,
-            # w[p] became a masked load, 0.6 us of the 10-32-1 step on AVX2.
+            # w[p] became a masked load (vmaskmovps), and the 10-32-1 epoch kernel
+            # took 3.54 us per step instead of 3.12 (AVX2, AMD EPYC Zen 3, AOT).
             g = d * w[p]
             G[r, p] = g if Z[r, p] > zero else zero
 
