@@ -67,15 +67,18 @@ def export_signatures(dtype):
     status = types.UniTuple(i8, 2)
     status_loss = types.Tuple((i8, i8, f8))
     batch = (vec, offsets, mat, mat, ints, vec, i8)  # params .. loss_code
+    data = types.Tuple((mat, mat, ints, vec))  # (X, Y, labels, weights)
+    progress = types.Tuple((i8, f8, f8))  # (updates, loss_sum, weight_sum)
     signatures = {
         "any_value_and_grad": (entry.any_value_and_grad,
                                status_loss(*batch, f8, vec, vec)),
         "any_loss": (entry.any_loss, status_loss(*batch, f8, vec)),
         "any_predict": (entry.any_predict, status(*batch, vec, mat)),
-        "run_epoch": (epoch.run_epoch, types.Tuple((i8, i8, i8, f8, f8, boolean))(
-            vec, vec, offsets, mat, mat, ints, vec, i8, f8, boolean, ints, i8, i8, i8, i8, hyper,
-            f8vec, i8, mat, f8vec, vec, vec, mat, mat, ints, vec, f8, f8, i8, boolean)),
-        "evaluate": (epoch.evaluate, types.UniTuple(f8, 2)(*batch, i8, vec, i8)),
+        "run_epoch": (epoch.run_epoch, types.Tuple((i8, i8, progress, boolean))(
+            vec, vec, offsets, data, i8, types.Tuple((f8, boolean)),
+            types.Tuple((ints, i8, i8, i8)), i8, types.Tuple((hyper, f8vec, mat, f8vec)), vec,
+            vec, data, progress, i8, boolean)),
+        "evaluate": (epoch.evaluate, types.UniTuple(f8, 2)(vec, offsets, data, i8, i8, vec, i8)),
         "apply_update": (updates.apply_update,
                          boolean(i8, hyper, f8, vec, vec, mat, f8vec, vec, boolean)),
         "scan_inputs": (checks.scan_inputs, status(vec, mat, mat, ints, vec, i8, i8)),

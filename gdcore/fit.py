@@ -363,6 +363,11 @@ class _Data:
     def n(self):
         return self.X.shape[0]
 
+    @property
+    def arrays(self):
+        """``(X, Y, labels, weights)``, as the compiled epoch and evaluation take them."""
+        return self.X, self.Y, self.labels, self.weights
+
     def subset(self, rows):
         new = object.__new__(_Data)
         new.X = sample_rows(self.X, rows)
@@ -859,13 +864,12 @@ class _Trainer:
         def buffer(a, shape):
             return np.empty(shape, dtype=a.dtype) if a.shape[0] and rows else a
 
-        if sparse:
-            self.Xb = train.X._replace(rows=buffer(X_rows, (rows,)))
-        else:
-            self.Xb = buffer(train.X, (rows, model.n_inputs))
-        self.Yb = buffer(train.Y, (rows, train.Y.shape[1]))
-        self.Lb = buffer(train.labels, (rows,))
-        self.Wb = buffer(train.weights, (rows,))
+        # The chunk buffers (Xb, Yb, Lb, Wb), as run_epoch takes them.
+        self.chunk = (
+            train.X._replace(rows=buffer(X_rows, (rows,))) if sparse
+            else buffer(train.X, (rows, model.n_inputs)),
+            buffer(train.Y, (rows, train.Y.shape[1])), buffer(train.labels, (rows,)),
+            buffer(train.weights, (rows,)))
         self.n_batches = -(-train.n // batch_size)
         # Batches per compiled call (see resize; calls end on chunk boundaries
         # where they can).  Until a call has been timed: a guess from the
@@ -893,8 +897,7 @@ class _Trainer:
     def validate(self, ctrl_c=NEVER):
         v, m = self.val, self.model
         return ctrl_c.compiled(kernel(evaluate_kernel, (m.loss_code, m.acts), v.X),
-                               self.params, m.offsets,
-                               v.X, v.Y, v.labels, v.weights, m.loss_code, self.eval_chunk,
+                               self.params, m.offsets, v.arrays, m.loss_code, self.eval_chunk,
                                self.eval_work, m.acts)
 
     def r2(self):
@@ -918,10 +921,10 @@ class _Trainer:
         """
         if self.val is not None:
             v, m = self.val, self.model
+            none = (sample_rows(v.X, slice(0, 0)), v.Y[:0], v.labels[:0], v.weights[:0])
             kernel(evaluate_kernel, (m.loss_code, m.acts), v.X)(
-                self.params, m.offsets, sample_rows(v.X, slice(0, 0)), v.Y[:0], v.labels[:0],
-                v.weights[:0],
-                m.loss_code, self.eval_chunk, self.eval_work, m.acts)
+                self.params, m.offsets, none, m.loss_code, self.eval_chunk, self.eval_work,
+                m.acts)
         if self.update_spans > 1:  # a step on no parameters, on a copy of the step count
             opt, none = self.optimizer, self.params[:0]
             apply_update_threaded(opt.code, opt.hyper, 0.0, none, none, self.state.slots[:, :0],
@@ -1020,7 +1023,9 @@ class _Trainer:
         lrs = np.ascontiguousarray(
             self.schedule(np.arange(step0, step0 + self.n_batches)) * lr_scale, dtype=np.float64)
         opt, t, m, n_batches = self.optimizer, self.train, self.model, self.n_batches
-        first, updates, loss_sum, weight_sum = 0, 0, 0.0, 0.0
+        first, progress = 0, (0, 0.0, 0.0)  # (updates, loss_sum, weight_sum)
+        penalty = (self.l2, self.l2_per_sample)
+        rule = (opt.hyper, lrs, self.state.slots, self.state.scalars)
         while True:
             last = first + self.slice
             if last >= n_batches:
@@ -1030,23 +1035,23 @@ class _Trainer:
                 # call starts on a chunk it does not have to gather again.
                 last -= last % self.chunk_batches
             t0 = time.perf_counter()
-            sums = loss_sum, weight_sum
-            status, batch, updates, loss_sum, weight_sum, in_spare = ctrl_c.compiled(
+            progress_before = progress
+            status, batch, progress, in_spare = ctrl_c.compiled(
                 kernel(epoch_runner, (opt.code, m.loss_code, m.acts), t.X),
-                self.params, self.spare, m.offsets, t.X, t.Y, t.labels, t.weights, m.loss_code,
-                self.l2, self.l2_per_sample, order, self.batch_size, first, last, opt.code,
-                opt.hyper, lrs, updates, self.state.slots, self.state.scalars, self.work,
-                self.grad, self.Xb, self.Yb, self.Lb, self.Wb, loss_sum, weight_sum, m.acts,
-                self.update_spans == 1)
+                self.params, self.spare, m.offsets, t.arrays, m.loss_code, penalty,
+                (order, self.batch_size, first, last), opt.code, rule, self.work, self.grad,
+                self.chunk, progress, m.acts, self.update_spans == 1)
             if in_spare:
                 self.params, self.spare = self.spare, self.params
             if status == GRADIENT_READY:
+                updates, loss_sum, weight_sum = progress
                 if self.threaded_step(lrs[updates], ctrl_c):
-                    updates += 1
+                    progress = (updates + 1, loss_sum, weight_sum)
                     status, batch = OK, batch + 1  # as the kernel returns: batches visited
                     last = batch
                 else:
-                    status, (loss_sum, weight_sum) = STEP_NOT_FINITE, sums
+                    # The failed step's loss is not the epoch's: the sums before it.
+                    status, progress = STEP_NOT_FINITE, (updates,) + progress_before[1:]
             seconds = time.perf_counter() - t0
             if self.slice < n_batches or seconds > _SLICE_SECONDS:
                 self.resize(seconds, last - first)
@@ -1056,6 +1061,7 @@ class _Trainer:
             if ctrl_c.pending:
                 status = _INTERRUPTED
                 break
+        updates, loss_sum, weight_sum = progress
         mean = loss_sum / weight_sum if weight_sum > 0 else float("nan")
         failed = status != OK and status != _INTERRUPTED
         return status, batch, lrs[:updates + failed], mean

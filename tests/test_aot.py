@@ -205,6 +205,9 @@ def test_invalid_inputs_are_reported_as_with_the_jit_kernels(aot):
 
 def _matches(value, expected):
     """Whether ``value`` is what the export of type ``expected`` receives safely."""
+    if isinstance(expected, numba.types.BaseTuple):
+        return (isinstance(value, tuple) and len(value) == len(expected)
+                and all(map(_matches, value, expected)))
     got = numba.typeof(value)
     if isinstance(expected, numba.types.Array):
         # Read-only and writeable arrays have one layout in memory; the rest must match.

@@ -582,7 +582,7 @@ def test_sliced_epochs_equal_one_call_epochs_bitwise(monkeypatch, slicing):
             runner = gd.kernels.epoch.epoch_runner[codes_]
 
             def counted(*args):
-                calls.append(args[12:14])  # first, last
+                calls.append(args[6][2:])  # batches = (order, batch_size, first, last)
                 return runner(*args)
 
             return counted

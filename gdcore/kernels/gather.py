@@ -56,22 +56,25 @@ def chunk_rows(batch_size, row_bytes, n_samples):
 
 
 @jit
-def gather_chunk(X, Y, labels, weights_, order, start, batch_size, Xb, Yb, Lb, Wb):
+def gather_chunk(data, order, start, batch_size, chunk):
     """Gather the chunk of rows ``order[start:start + len(Xb)]`` of every data array.
 
-    The chunk buffers ``Xb, Yb, Lb, Wb`` hold ``Xb.shape[0]`` rows, a multiple
-    of ``batch_size`` (:func:`chunk_rows`); the last chunk of an epoch may be
+    ``data`` is the tuple ``(X, Y, labels, weights_)``.  The chunk buffers
+    ``chunk = (Xb, Yb, Lb, Wb)`` hold ``Xb.shape[0]`` rows, a multiple of
+    ``batch_size`` (:func:`chunk_rows`); the last chunk of an epoch may be
     shorter.  With one batch per chunk (wide rows), the next batch's rows are
     prefetched too, to load while this one trains.
     """
+    X, Y, labels, weights_ = data
+    Xb, Yb, Lb, Wb = chunk
     n = n_rows(X)
-    chunk = n_rows(Xb)
-    end = min(start + chunk, n)
+    rows = n_rows(Xb)
+    end = min(start + rows, n)
     gather_samples(X, order, start, end, Xb)
     gather_rows(Y, order, start, end, Yb)
     gather_rows(labels, order, start, end, Lb)
     gather_rows(weights_, order, start, end, Wb)
-    if chunk == batch_size and end < n:
+    if rows == batch_size and end < n:
         # As bytes, every array is the same type: prefetch_rows compiles once.
         after = min(end + batch_size, n)
         prefetch_samples(X, order, end, after)
