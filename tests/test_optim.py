@@ -1074,7 +1074,9 @@ def test_adam_amsgrad_loop_ir_carries_no_fastmath_flag():
                        cache=False)(loop.py_func)
     a = numba.types.Array(numba.types.float32, 1, "C")
     f, b = numba.types.float32, numba.types.boolean
-    sig = (a, a, a, a, a, a, b, f, f, f, f, f, b, f, f, f, f, f)
+    T = numba.types.Tuple
+    # p, g, m, v, vmax, out, inplace, step_size, inv_bc2_sqrt, eps, decay, mean, square, clip
+    sig = (a, a, a, a, a, a, b, f, f, f, f, T((b, f)), T((f, f)), T((f, f, f)))
     fresh.compile(sig)
     lines = fresh.inspect_llvm(sig).splitlines()
     arithmetic = [line for line in lines if re.search(r"= (fadd|fsub|fmul|fdiv) ", line)]
@@ -1103,7 +1105,7 @@ def test_unclipped_sgd_loop_is_the_plain_loop_bitwise(dtype, wd):
         for lr in (dt(0.01), dt(0.0)):
             gt, pt = g[take], p[take]
             want, got = np.empty_like(pt), np.empty_like(pt)
-            ok_want = sgd_plain(pt, gt, want, False, lr, dt(wd), dt(np.inf), dt(1))
+            ok_want = sgd_plain(pt, gt, want, False, lr, (dt(wd), dt(np.inf), dt(1)))
             ok_got = sgd_unclipped(pt, gt, got, False, lr, dt(wd))
             np.testing.assert_array_equal(got.view(bits), want.view(bits))
             assert ok_got == ok_want
