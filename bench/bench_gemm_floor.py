@@ -35,8 +35,8 @@ DTYPE = np.float32
 @numba.njit
 def _repeat_kernel(params, offsets, X, Y, labels, weights, loss_code, work, grad, calls, acts):
     for _ in range(calls):
-        network.value_and_grad(params, offsets, X, Y, labels, weights, loss_code, 0.0, work, grad,
-                               acts)
+        network.value_and_grad(params, offsets, (X, Y, labels, weights), loss_code, 0.0, work,
+                               grad, acts)
 
 
 @numba.njit

@@ -56,10 +56,10 @@ def _repeat(fused, reps, params, offsets, X, Y, labels, weights, loss_code, work
     total = 0.0
     for _ in range(reps):
         if fused:
-            total += small.dense_value_and_grad(params, offsets, X, Y, labels, weights,
+            total += small.dense_value_and_grad(params, offsets, (X, Y, labels, weights),
                                                 loss_code, 0.0, work, grad, codes.ANY_ACTS)
         else:
-            total += network.general_value_and_grad(params, offsets, X, Y, labels, weights,
+            total += network.general_value_and_grad(params, offsets, (X, Y, labels, weights),
                                                     loss_code, 0.0, work, grad,
                                                     codes.ANY_ACTS)
     return total

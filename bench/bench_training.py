@@ -511,8 +511,8 @@ def _steps_loop(which, p0, params, spare, offsets, X, Y, labels, weights, loss_c
     for s in range(n_steps):
         if which != 2:
             start = (s % nb) * batch
-            xb, yb, lb, wb = batch_views((X, Y, labels, weights), start, start + batch)
-            vg_kernel(cur, offsets, xb, yb, lb, wb, loss_code, 0.0, work, grad, acts)
+            batch_data = batch_views((X, Y, labels, weights), start, start + batch)
+            vg_kernel(cur, offsets, batch_data, loss_code, 0.0, work, grad, acts)
         if which != 1:
             apply_update(code, hyper, lr, cur, grad, slots, scalars, nxt, False)
             cur, nxt = nxt, cur

@@ -457,10 +457,10 @@ def prepared_kernel_call(model, params, X, y):
     work = np.empty(Xk.shape[0] * model.workspace_units, dtype=p.dtype)
     grad = np.empty_like(p)
     offsets, loss_code, acts = model.offsets, model.loss_code, model.acts
+    data = (Xk, Y, labels, weights)
 
     def call():
-        loss = network.value_and_grad(p, offsets, Xk, Y, labels, weights, loss_code, 0.0,
-                                      work, grad, acts)
+        loss = network.value_and_grad(p, offsets, data, loss_code, 0.0, work, grad, acts)
         return float(loss), grad
 
     def prepare():

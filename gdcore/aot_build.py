@@ -66,8 +66,8 @@ def export_signatures(dtype):
     hyper = types.Array(f8, 1, "C", readonly=True)
     status = types.UniTuple(i8, 2)
     status_loss = types.Tuple((i8, i8, f8))
-    batch = (vec, offsets, mat, mat, ints, vec, i8)  # params .. loss_code
     data = types.Tuple((mat, mat, ints, vec))  # (X, Y, labels, weights)
+    batch = (vec, offsets, data, i8)  # params, offsets, data, loss_code
     progress = types.Tuple((i8, f8, f8))  # (updates, loss_sum, weight_sum)
     signatures = {
         "any_value_and_grad": (entry.any_value_and_grad,
@@ -78,10 +78,10 @@ def export_signatures(dtype):
             vec, vec, offsets, data, i8, types.Tuple((f8, boolean)),
             types.Tuple((ints, i8, i8, i8)), i8, types.Tuple((hyper, f8vec, mat, f8vec)), vec,
             vec, data, progress, i8, boolean)),
-        "evaluate": (epoch.evaluate, types.UniTuple(f8, 2)(vec, offsets, data, i8, i8, vec, i8)),
+        "evaluate": (epoch.evaluate, types.UniTuple(f8, 2)(*batch, i8, vec, i8)),
         "apply_update": (updates.apply_update,
                          boolean(i8, hyper, f8, vec, vec, mat, f8vec, vec, boolean)),
-        "scan_inputs": (checks.scan_inputs, status(vec, mat, mat, ints, vec, i8, i8)),
+        "scan_inputs": (checks.scan_inputs, status(vec, data, i8, i8)),
         "first_nonfinite": (finite.first_nonfinite, i8(vec)),
     }
     if dtype == "float64":  # gd.minimize's L-BFGS state is float64 for every x0

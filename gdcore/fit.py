@@ -350,10 +350,8 @@ class _Data:
                 model, params, X, y, sample_weight)
             # The whole data set is scanned once here, not per batch.
             status, index = kernel(checks.scan_inputs_kernel, 0, self.X)(
-                params[:0], self.X, self.Y, self.labels, self.weights, model.loss_code,
-                model.n_outputs)
-            _validate.raise_for_status(status, index, model, self.X, self.Y, self.labels,
-                                       self.weights, first_row)
+                params[:0], self.arrays, model.loss_code, model.n_outputs)
+            _validate.raise_for_status(status, index, model, *self.arrays, first_row)
         except (TypeError, ValueError) as exc:
             if not what:
                 raise
@@ -365,7 +363,7 @@ class _Data:
 
     @property
     def arrays(self):
-        """``(X, Y, labels, weights)``, as the compiled epoch and evaluation take them."""
+        """``(X, Y, labels, weights)``, as the kernels take a data set."""
         return self.X, self.Y, self.labels, self.weights
 
     def subset(self, rows):
@@ -908,8 +906,9 @@ class _Trainer:
         no_targets, no_weights = _validate.no_targets(m, dtype), _validate.no_weights(dtype)
         for start in range(0, v.n, self.eval_chunk):
             stop = min(start + self.eval_chunk, v.n)
-            predict(self.params, m.offsets, sample_rows(v.X, slice(start, stop)), no_targets,
-                    _validate.NO_LABELS, no_weights, m.loss_code, self.eval_work,
+            rows = (sample_rows(v.X, slice(start, stop)), no_targets, _validate.NO_LABELS,
+                    no_weights)
+            predict(self.params, m.offsets, rows, m.loss_code, self.eval_work,
                     self.val_out[start:stop])
         return _r2_score(v.Y, self.val_out, v.weights)
 

@@ -132,6 +132,7 @@ def value_and_grad(model: Model, params: ArrayLike, X: Features, y: ArrayLike, l
         Same dtype as ``params``.
     """
     p, Xb, Y, labels, weights = prepare_batch(model, params, X, y, sample_weight)
+    data = (Xb, Y, labels, weights)  # as the kernels take a batch
     l2 = _validate.nonnegative_float(l2, "l2")
     work = workspace(Xb.shape[0], model.workspace_units, p.dtype)
     grad = np.empty(p.shape, p.dtype)  # cheaper than empty_like
@@ -140,14 +141,14 @@ def value_and_grad(model: Model, params: ArrayLike, X: Features, y: ArrayLike, l
         table = entry.value_and_grad_kernel  # the helper's call costs 0.1 us on small calls
         status, index, loss_ = (table[model.kernel_key] if type(Xb) is np.ndarray
                                 else kernel(table, model.kernel_key, Xb))(
-            p, model.offsets, Xb, Y, labels, weights, model.loss_code, l2, work, grad)
+            p, model.offsets, data, model.loss_code, l2, work, grad)
     else:
         status, index, loss_ = _blas_threads.call_holding(
             _blas_threads.count_for_call(threads, model, Xb.shape[0]),
             kernel(entry.value_and_grad_kernel, model.kernel_key, Xb),
-            p, model.offsets, Xb, Y, labels, weights, model.loss_code, l2, work, grad)
+            p, model.offsets, data, model.loss_code, l2, work, grad)
     if status:
-        _validate.raise_for_status(status, index, model, Xb, Y, labels, weights)
+        _validate.raise_for_status(status, index, model, *data)
     return loss_, grad
 
 
@@ -172,14 +173,15 @@ def loss(model: Model, params: ArrayLike, X: Features, y: ArrayLike, l2: float =
         inf or nan if the finite inputs overflow.
     """
     p, Xb, Y, labels, weights = prepare_batch(model, params, X, y, sample_weight)
+    data = (Xb, Y, labels, weights)
     l2 = _validate.nonnegative_float(l2, "l2")
     work = workspace(Xb.shape[0], model.forward_units, p.dtype)
     status, index, loss_ = _blas_threads.call_holding(
         _blas_threads.count_for_call(threads, model, Xb.shape[0]),
         kernel(entry.loss_kernel, model.kernel_key, Xb),
-        p, model.offsets, Xb, Y, labels, weights, model.loss_code, l2, work)
+        p, model.offsets, data, model.loss_code, l2, work)
     if status:
-        _validate.raise_for_status(status, index, model, Xb, Y, labels, weights)
+        _validate.raise_for_status(status, index, model, *data)
     return loss_
 
 
@@ -209,14 +211,14 @@ def predict(model: Model, params: ArrayLike, X: Features,
     p, Xb = prepare_features(model, params, X)
     dtype = p.dtype
     # Empty targets and weights: the scan then checks p and Xb only.
-    Y, labels, weights = _validate.no_targets(model, dtype), _validate.NO_LABELS, \
-        _validate.no_weights(dtype)
+    data = (Xb, _validate.no_targets(model, dtype), _validate.NO_LABELS,
+            _validate.no_weights(dtype))
     work = workspace(Xb.shape[0], model.forward_units, dtype)
     out = np.empty((Xb.shape[0], model.n_outputs), dtype=dtype)
     status, index = _blas_threads.call_holding(
         _blas_threads.count_for_call(threads, model, Xb.shape[0]),
         kernel(entry.predict_kernel, model.kernel_key, Xb),
-        p, model.offsets, Xb, Y, labels, weights, model.loss_code, work, out)
+        p, model.offsets, data, model.loss_code, work, out)
     if status:
-        _validate.raise_for_status(status, index, model, Xb, Y, labels, weights)
+        _validate.raise_for_status(status, index, model, *data)
     return out

@@ -255,7 +255,7 @@ def check_model_grad(model, params, X, y, l2=0.0, sample_weight=None, *, step=1e
         for j in range(values.shape[0]):
             for idx in np.ndindex(values.shape[1:]):
                 probe[j] = values[(j,) + idx]
-                out[(j,) + idx] = network.loss_value(probe, offsets, X64, Y64, labels, w64,
+                out[(j,) + idx] = network.loss_value(probe, offsets, (X64, Y64, labels, w64),
                                                      model.loss_code, l2, work, model.acts)
                 if not crosses_kink[j] and not np.array_equal(pattern_at(probe), base_pattern):
                     crosses_kink[j] = True

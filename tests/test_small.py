@@ -73,7 +73,7 @@ def both_paths(model, params, X, y, l2, weights, dtype):
     for kernel in (small.dense_value_and_grad, network.general_value_and_grad):
         work = np.full(max(Xc.shape[0], 1) * model.workspace_units, np.nan, dtype)
         grad = np.full(model.n_params, np.nan, dtype)
-        loss = kernel(p, model.offsets, Xc, Y, labels, w, model.loss_code, l2, work, grad, ACTS)
+        loss = kernel(p, model.offsets, (Xc, Y, labels, w), model.loss_code, l2, work, grad, ACTS)
         out.append((loss, grad))
     return out
 
@@ -143,8 +143,8 @@ def test_value_and_grad_takes_the_fused_path_exactly_by_the_rule(sizes, n):
     p, X, Y, labels, w = prepare_batch(model, p, X, np.zeros((n, sizes[-1])))
     work = np.full(n * model.workspace_units, np.nan)
     grad = np.empty(model.n_params)
-    network.value_and_grad(p, model.offsets, X, Y, labels, w, model.loss_code, 0.0, work, grad,
-                           ACTS)
+    network.value_and_grad(p, model.offsets, (X, Y, labels, w), model.loss_code, 0.0, work,
+                           grad, ACTS)
     untouched = np.isnan(work[small.ROWS * model.workspace_units:]).all()
     assert untouched == rule(model.offsets, n)
 
@@ -166,7 +166,7 @@ def test_one_sample_and_no_samples(dtype):
     out = []
     for kernel in (network.value_and_grad, network.general_value_and_grad):
         grad = np.empty(model.n_params, dtype)
-        loss = kernel(p, model.offsets, X0, Y0, labels0, np.zeros(0, dtype), model.loss_code,
+        loss = kernel(p, model.offsets, (X0, Y0, labels0, np.zeros(0, dtype)), model.loss_code,
                       0.0, np.zeros(0, dtype), grad, ACTS)
         out.append((loss, grad))
     np.testing.assert_array_equal(np.isnan(out[0][0]), np.isnan(out[1][0]))
@@ -187,6 +187,6 @@ def test_nan_propagates_to_the_loss(dtype, where):
         p[model.offsets[0, codes.COL_W_START]] = np.nan
     grad = np.empty(model.n_params, dtype)
     work = np.empty(n * model.workspace_units, dtype)
-    loss = small.dense_value_and_grad(p, model.offsets, X, Y, labels, w, model.loss_code, 0.0,
-                                      work, grad, ACTS)
+    loss = small.dense_value_and_grad(p, model.offsets, (X, Y, labels, w), model.loss_code,
+                                      0.0, work, grad, ACTS)
     assert np.isnan(loss)

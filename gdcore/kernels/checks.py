@@ -26,17 +26,18 @@ _LOGIT_LOSSES = codes.LOGIT_LOSSES
 
 
 @jit
-def scan_inputs(params, X, Y, labels, weights, loss_code, n_outputs):
+def scan_inputs(params, data, loss_code, n_outputs):
     """Find the first invalid input value.
 
     Parameters
     ----------
     params : ndarray of shape (n_params,)
-    X : ndarray of shape (n_samples, n_features), C-contiguous, or SparseRows
-    Y : ndarray of shape (n_samples, n_outputs) or (0, n_outputs), C-contiguous
-        Dense targets (empty when ``labels`` is used).
-    labels : ndarray of shape (n_samples,) or (0,), int64
-    weights : ndarray of shape (n_samples,) or (0,)
+    data : tuple (X, Y, labels, weights)
+        ``X`` ndarray of shape (n_samples, n_features), C-contiguous, or
+        SparseRows; ``Y`` ndarray of shape (n_samples, n_outputs) or (0,
+        n_outputs), C-contiguous: dense targets (empty when ``labels`` is
+        used); ``labels`` ndarray of shape (n_samples,) or (0,), int64;
+        ``weights`` ndarray of shape (n_samples,) or (0,).
     loss_code, n_outputs : int
 
     Returns
@@ -46,6 +47,7 @@ def scan_inputs(params, X, Y, labels, weights, loss_code, n_outputs):
     index : int
         Parameter index or sample index of the first offending value.
     """
+    X, Y, labels, weights = data
     i = first_nonfinite(params)
     if i >= 0:
         return PARAMS_NOT_FINITE, i

@@ -34,9 +34,11 @@ def valid_model_spec(loss_code, acts):
 
 
 @jit(inline=True)
-def checked_value_and_grad(params, offsets, X, Y, labels, weights_, loss_code, l2, work, grad,
-                           acts):
+def checked_value_and_grad(params, offsets, data, loss_code, l2, work, grad, acts):
     """Scan, then :func:`.network.value_and_grad`.
+
+    ``data`` is the batch ``(X, Y, labels, weights_)``, as every kernel from
+    here down takes it.
 
     Returns
     -------
@@ -44,29 +46,31 @@ def checked_value_and_grad(params, offsets, X, Y, labels, weights_, loss_code, l
         Scan result (see :mod:`.checks`); ``loss`` is 0 unless status is OK.
     loss : float
     """
-    status, index = scan_inputs(params, X, Y, labels, weights_, loss_code, offsets[-1, _NOUT])
+    status, index = scan_inputs(params, data, loss_code, offsets[-1, _NOUT])
     if status != OK:
         return status, index, 0.0
-    return OK, 0, value_and_grad(params, offsets, X, Y, labels, weights_, loss_code, l2,
-                                 work, grad, acts)
+    return OK, 0, value_and_grad(params, offsets, data, loss_code, l2, work, grad, acts)
 
 
 @jit(inline=True)
-def checked_loss(params, offsets, X, Y, labels, weights_, loss_code, l2, work, acts):
+def checked_loss(params, offsets, data, loss_code, l2, work, acts):
     """Scan, then :func:`.network.loss_value`; returns (status, index, loss)."""
-    status, index = scan_inputs(params, X, Y, labels, weights_, loss_code, offsets[-1, _NOUT])
+    status, index = scan_inputs(params, data, loss_code, offsets[-1, _NOUT])
     if status != OK:
         return status, index, 0.0
-    return OK, 0, loss_value(params, offsets, X, Y, labels, weights_, loss_code, l2, work, acts)
+    return OK, 0, loss_value(params, offsets, data, loss_code, l2, work, acts)
 
 
 @jit(inline=True)
-def checked_predict(params, offsets, X, Y, labels, weights_, loss_code, work, out, acts):
-    """Scan, then :func:`.network.predict` copied into ``out``; returns (status, index)."""
-    status, index = scan_inputs(params, X, Y, labels, weights_, loss_code, offsets[-1, _NOUT])
+def checked_predict(params, offsets, data, loss_code, work, out, acts):
+    """Scan, then :func:`.network.predict` copied into ``out``; returns (status, index).
+
+    ``data``'s targets and weights are empty: the scan checks ``params`` and ``X``.
+    """
+    status, index = scan_inputs(params, data, loss_code, offsets[-1, _NOUT])
     if status != OK:
         return status, index
-    copy_matrix(out, predict(params, offsets, X, work, acts))
+    copy_matrix(out, predict(params, offsets, data[0], work, acts))
     return OK, 0
 
 
@@ -76,23 +80,21 @@ def checked_predict(params, offsets, X, Y, labels, weights_, loss_code, work, ou
 # One argument fewer to type per call of a small network.
 
 @jit
-def any_value_and_grad(params, offsets, X, Y, labels, weights_, loss_code, l2, work, grad):
+def any_value_and_grad(params, offsets, data, loss_code, l2, work, grad):
     """:func:`checked_value_and_grad` for any model (codes read at run time)."""
-    return checked_value_and_grad(params, offsets, X, Y, labels, weights_, loss_code, l2, work,
-                                  grad, ANY_ACTS)
+    return checked_value_and_grad(params, offsets, data, loss_code, l2, work, grad, ANY_ACTS)
 
 
 @jit
-def any_loss(params, offsets, X, Y, labels, weights_, loss_code, l2, work):
+def any_loss(params, offsets, data, loss_code, l2, work):
     """:func:`checked_loss` for any model (codes read at run time)."""
-    return checked_loss(params, offsets, X, Y, labels, weights_, loss_code, l2, work, ANY_ACTS)
+    return checked_loss(params, offsets, data, loss_code, l2, work, ANY_ACTS)
 
 
 @jit
-def any_predict(params, offsets, X, Y, labels, weights_, loss_code, work, out):
+def any_predict(params, offsets, data, loss_code, work, out):
     """:func:`checked_predict` for any model (codes read at run time)."""
-    return checked_predict(params, offsets, X, Y, labels, weights_, loss_code, work, out,
-                           ANY_ACTS)
+    return checked_predict(params, offsets, data, loss_code, work, out, ANY_ACTS)
 
 
 @per_code(any_value_and_grad, valid_model_spec, "loss code and activation spec",
@@ -104,10 +106,8 @@ def value_and_grad_kernel(loss_code, acts):
     code replaces the run-time one.
     """
     @jit
-    def checked_value_and_grad_of(params, offsets, X, Y, labels, weights_, loss_code_, l2, work,
-                                  grad):
-        return checked_value_and_grad(params, offsets, X, Y, labels, weights_, loss_code, l2,
-                                      work, grad, acts)
+    def checked_value_and_grad_of(params, offsets, data, loss_code_, l2, work, grad):
+        return checked_value_and_grad(params, offsets, data, loss_code, l2, work, grad, acts)
 
     return checked_value_and_grad_of
 
@@ -116,8 +116,8 @@ def value_and_grad_kernel(loss_code, acts):
 def loss_kernel(loss_code, acts):
     """:func:`checked_loss` compiled for one model spec (as :func:`value_and_grad_kernel`)."""
     @jit
-    def checked_loss_of(params, offsets, X, Y, labels, weights_, loss_code_, l2, work):
-        return checked_loss(params, offsets, X, Y, labels, weights_, loss_code, l2, work, acts)
+    def checked_loss_of(params, offsets, data, loss_code_, l2, work):
+        return checked_loss(params, offsets, data, loss_code, l2, work, acts)
 
     return checked_loss_of
 
@@ -126,8 +126,7 @@ def loss_kernel(loss_code, acts):
 def predict_kernel(loss_code, acts):
     """:func:`checked_predict` compiled for one model spec (as :func:`value_and_grad_kernel`)."""
     @jit
-    def checked_predict_of(params, offsets, X, Y, labels, weights_, loss_code_, work, out):
-        return checked_predict(params, offsets, X, Y, labels, weights_, loss_code, work, out,
-                               acts)
+    def checked_predict_of(params, offsets, data, loss_code_, work, out):
+        return checked_predict(params, offsets, data, loss_code, work, out, acts)
 
     return checked_predict_of

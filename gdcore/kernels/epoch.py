@@ -161,13 +161,12 @@ def run_epoch(params, spare, offsets, data, loss_code, penalty, batches, opt_cod
             at = start % chunk_rows
             if at == 0 or s == first:
                 gather_chunk(data, order, start - at, batch_size, chunk)
-        xb, yb, lb, wb = batch_views(chunk, at, at + stop - start)
-        bw = batch_weight(wb, stop - start)
+        batch = batch_views(chunk, at, at + stop - start)
+        bw = batch_weight(batch[3], stop - start)
         if bw == 0:
             continue  # all weights zero: the batch carries no gradient
         batch_l2 = l2 / bw if l2_per_weight else l2
-        loss = value_and_grad(cur, offsets, xb, yb, lb, wb, loss_code, batch_l2, work, grad,
-                              acts)
+        loss = value_and_grad(cur, offsets, batch, loss_code, batch_l2, work, grad, acts)
         if not math.isfinite(loss):
             return LOSS_NOT_FINITE, s, (updates, loss_sum, weight_sum), in_spare
         if not apply_steps:
@@ -253,7 +252,8 @@ def evaluate(params, offsets, data, loss_code, chunk, work, acts):
         bw = batch_weight(wb, m)
         if bw == 0:
             continue
-        loss_sum += bw * loss_value(params, offsets, xb, yb, lb, wb, loss_code, 0.0, work, acts)
+        loss_sum += bw * loss_value(params, offsets, (xb, yb, lb, wb), loss_code, 0.0, work,
+                                    acts)
         weight_sum += bw
         if loss_code == _CE or loss_code == _BCE:
             Zs, As, D0, D1 = split_workspace(work, offsets, m)

@@ -158,13 +158,13 @@ def l2_penalty(params, offsets):
 
 
 @jit(inline=True)
-def forward_loss(params, offsets, X, Y, labels, weights_, loss_code, l2, Zs, As, D0, want_delta,
-                 acts):
+def forward_loss(params, offsets, data, loss_code, l2, Zs, As, D0, want_delta, acts):
     """Forward pass, then the mean loss plus L2 penalty.
 
     With ``want_delta``, dL/d(out) of the data term goes to the front of
     ``D0`` as an (n, n_outputs) block, which is returned with the loss.
     """
+    X, Y, labels, weights_ = data
     n = n_rows(X)
     forward(params, offsets, X, Zs, As, loss_code not in _LOGIT_LOSSES, acts)
     out = output_block(offsets, loss_code, Zs, As, n)
@@ -178,19 +178,18 @@ def forward_loss(params, offsets, X, Y, labels, weights_, loss_code, l2, Zs, As,
 
 
 @jit
-def loss_value(params, offsets, X, Y, labels, weights_, loss_code, l2, work, acts):
+def loss_value(params, offsets, data, loss_code, l2, work, acts):
     """Mean loss (plus L2 penalty) of a batch without any gradient work.
 
     Parameters are those of :func:`value_and_grad`, minus ``grad``; ``work``
     needs only ``n_samples * Model.forward_units`` elements.
     """
-    Zs, As, D0, D1 = split_workspace(work, offsets, n_rows(X))
-    return forward_loss(params, offsets, X, Y, labels, weights_, loss_code, l2,
-                        Zs, As, D0, False, acts)[0]
+    Zs, As, D0, D1 = split_workspace(work, offsets, n_rows(data[0]))
+    return forward_loss(params, offsets, data, loss_code, l2, Zs, As, D0, False, acts)[0]
 
 
 @jit
-def value_and_grad(params, offsets, X, Y, labels, weights_, loss_code, l2, work, grad, acts):
+def value_and_grad(params, offsets, data, loss_code, l2, work, grad, acts):
     """Mean loss of a batch and its gradient with respect to ``params``.
 
     Small networks on dense inputs (:func:`.small.is_small`) go to the fused
@@ -201,10 +200,13 @@ def value_and_grad(params, offsets, X, Y, labels, weights_, loss_code, l2, work,
     ----------
     params : ndarray of shape (n_params,)
     offsets : ndarray of shape (n_layers, N_COLS), int64
-    X : ndarray of shape (n_samples, n_inputs), C-contiguous, or SparseRows
-    Y : ndarray of shape (n_samples, n_outputs) or (0, n_outputs)
-    labels : ndarray of shape (n_samples,) or (0,), int64
-    weights_ : ndarray of shape (n_samples,) or (0,)
+    data : tuple (X, Y, labels, weights_)
+        The batch, passed as one (every kernel from the entry points down
+        takes it so): ``X`` ndarray of shape (n_samples, n_inputs),
+        C-contiguous, or SparseRows; ``Y`` ndarray of shape (n_samples,
+        n_outputs) or (0, n_outputs); ``labels`` ndarray of shape
+        (n_samples,) or (0,), int64; ``weights_`` ndarray of shape
+        (n_samples,) or (0,).
     loss_code : int
         A compile-time constant compiles that loss alone.
     l2 : float
@@ -220,29 +222,27 @@ def value_and_grad(params, offsets, X, Y, labels, weights_, loss_code, l2, work,
     -------
     loss : float
     """
-    if small_fits(X, offsets):
-        return small_value_and_grad(params, offsets, X, Y, labels, weights_, loss_code, l2, work,
-                                    grad, acts)
-    return backprop(params, offsets, X, Y, labels, weights_, loss_code, l2, work, grad, acts)
+    if small_fits(data[0], offsets):
+        return small_value_and_grad(params, offsets, data, loss_code, l2, work, grad, acts)
+    return backprop(params, offsets, data, loss_code, l2, work, grad, acts)
 
 
 @jit
-def general_value_and_grad(params, offsets, X, Y, labels, weights_, loss_code, l2, work, grad,
-                           acts):
+def general_value_and_grad(params, offsets, data, loss_code, l2, work, grad, acts):
     """:func:`value_and_grad` through whole-batch blocks and BLAS products, for any
     model and batch (benchmarks and tests compare the two paths through it)."""
-    return backprop(params, offsets, X, Y, labels, weights_, loss_code, l2, work, grad, acts)
+    return backprop(params, offsets, data, loss_code, l2, work, grad, acts)
 
 
 @jit(inline=True)
-def backprop(params, offsets, X, Y, labels, weights_, loss_code, l2, work, grad, acts):
+def backprop(params, offsets, data, loss_code, l2, work, grad, acts):
     """The general path of :func:`value_and_grad`: forward over the whole batch,
     then back-propagation layer by layer (the workspace of the module docstring)."""
+    X = data[0]
     n = n_rows(X)
     last = offsets.shape[0] - 1
     Zs, As, D0, D1 = split_workspace(work, offsets, n)
-    loss, delta = forward_loss(params, offsets, X, Y, labels, weights_, loss_code, l2,
-                               Zs, As, D0, True, acts)
+    loss, delta = forward_loss(params, offsets, data, loss_code, l2, Zs, As, D0, True, acts)
     if loss_code not in _LOGIT_LOSSES:
         # The loss read the activated output: chain through the output activation.
         backprop_layer(acts, True, offsets[last, _ACT], layer_block(Zs, offsets, last, n),

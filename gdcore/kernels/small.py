@@ -250,9 +250,9 @@ def relu_outer(D, W, Z, G):
 
 
 @jit
-def dense_value_and_grad(params, offsets, X, Y, labels, weights_, loss_code, l2, work, grad,
-                         acts):
+def dense_value_and_grad(params, offsets, data, loss_code, l2, work, grad, acts):
     """:func:`.network.value_and_grad` for a dense ``X`` (see :func:`value_and_grad`)."""
+    X, Y, labels, weights_ = data
     n = X.shape[0]
     last = offsets.shape[0] - 1
     logit = loss_code in _LOGIT_LOSSES
@@ -326,7 +326,7 @@ def fits(X, offsets):
     """Whether :func:`value_and_grad` serves this batch: a dense ``X`` and :func:`is_small`."""
 
 
-def value_and_grad(params, offsets, X, Y, labels, weights_, loss_code, l2, work, grad, acts):
+def value_and_grad(params, offsets, data, loss_code, l2, work, grad, acts):
     """:func:`.network.value_and_grad` (same arguments, workspace and results) for a
     batch where :func:`fits` holds."""
 
@@ -341,14 +341,13 @@ def _fits(X, offsets):
 
 
 @overload(value_and_grad, prefer_literal=True, jit_options=options(), inline="always")
-def _value_and_grad(params, offsets, X, Y, labels, weights_, loss_code, l2, work, grad, acts):
+def _value_and_grad(params, offsets, data, loss_code, l2, work, grad, acts):
     # prefer_literal: the model's codes reach the kernel as constants.
-    if isinstance(X, types.Array):
-        def dense(params, offsets, X, Y, labels, weights_, loss_code, l2, work, grad, acts):
-            return dense_value_and_grad(params, offsets, X, Y, labels, weights_, loss_code, l2,
-                                        work, grad, acts)
+    if isinstance(data[0], types.Array):
+        def dense(params, offsets, data, loss_code, l2, work, grad, acts):
+            return dense_value_and_grad(params, offsets, data, loss_code, l2, work, grad, acts)
         return dense
 
-    def never(params, offsets, X, Y, labels, weights_, loss_code, l2, work, grad, acts):
+    def never(params, offsets, data, loss_code, l2, work, grad, acts):
         return 0.0  # not called: fits() is False for sparse rows
     return never
