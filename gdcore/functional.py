@@ -175,6 +175,9 @@ def loss(model: Model, params: ArrayLike, X: Features, y: ArrayLike, l2: float =
     p, Xb, Y, labels, weights = prepare_batch(model, params, X, y, sample_weight)
     data = (Xb, Y, labels, weights)
     l2 = _validate.nonnegative_float(l2, "l2")
+    # The call and the error, written out here and in predict: a helper shared by
+    # the three calls cost 0.3 us of a 4.4 us loss and a 4.0 us predict (10-32-1,
+    # batch 32, AMD EPYC Zen 4).
     work = workspace(Xb.shape[0], model.forward_units, p.dtype)
     status, index, loss_ = _blas_threads.call_holding(
         _blas_threads.count_for_call(threads, model, Xb.shape[0]),

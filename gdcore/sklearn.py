@@ -669,6 +669,9 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
                  validation_fraction: float = 0.1, beta_1: float = 0.9, beta_2: float = 0.999,
                  epsilon: float = 1e-8, n_iter_no_change: int = 10,
                  max_fun: int = 15000) -> None:
+        # The parameters are spelled out again: scikit-learn reads an estimator's
+        # parameters from its own __init__ signature (get_params, clone), and this
+        # one puts `loss` first, as scikit-learn's MLPRegressor does.
         super().__init__(
             hidden_layer_sizes=hidden_layer_sizes, activation=activation, solver=solver,
             alpha=alpha, batch_size=batch_size, learning_rate=learning_rate,

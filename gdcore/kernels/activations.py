@@ -291,6 +291,8 @@ def backprop_as(code, Z, A, G):
     raise NotImplementedError("backprop_as is only callable from compiled code")
 
 
+# Run-time codes: each branch passes its code as a constant, so that the overload
+# compiles that activation (why the chains are written out: updates._any_rule).
 def _any_forward(code, Z, A):
     if code == _IDENTITY:
         activate_as(_IDENTITY, Z, A)

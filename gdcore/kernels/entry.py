@@ -97,6 +97,9 @@ def any_predict(params, offsets, data, loss_code, work, out):
     return checked_predict(params, offsets, data, loss_code, work, out, ANY_ACTS)
 
 
+# One factory per entry point, each closure with its own explicit arguments: one
+# shared factory would take them as star-arguments, which hides every kernel's
+# signature from its reader and from the AOT exports it must match.
 @per_code(any_value_and_grad, valid_model_spec, "loss code and activation spec",
           aot="any_value_and_grad")
 def value_and_grad_kernel(loss_code, acts):

@@ -575,7 +575,14 @@ def rule_step(code, hyper, lr, step, mu_product, p, g, s0, s1, s2, out, inplace,
 
 
 def _any_rule(code, hyper, lr, step, mu_product, p, g, s0, s1, s2, out, inplace, scale):
-    """The step of whichever optimizer ``code`` names, decided per call."""
+    """The step of whichever optimizer ``code`` names, decided per call.
+
+    Written out branch by branch, on purpose: each branch passes its code as a
+    constant, which is what makes :func:`_rule_step` compile that rule.  A loop
+    over a tuple of the codes gives Numba one non-constant type for all of them
+    (``literal_unroll`` over the codes does not type), so it cannot replace the
+    chain; :mod:`.activations` dispatches its codes the same way.
+    """
     if code == _SGD:
         return rule_step(_SGD, hyper, lr, step, mu_product, p, g, s0, s1, s2, out, inplace,
                          scale)
