@@ -85,6 +85,7 @@ bench: $(STAMP)-bench
 	$(PY) bench/bench_blas.py
 	$(PY) bench/bench_small.py
 	$(PY) bench/bench_minimize.py
+	$(PY) bench/bench_updates.py
 	$(PY) bench/bench_threads.py
 	$(PY) bench/bench_startup.py
 	$(PY) bench/bench_sklearn.py

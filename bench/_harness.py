@@ -584,9 +584,37 @@ def cpu_model():
     return platform.processor() or "unknown CPU"
 
 
+def cpu_generation():
+    """Family, model and widest vector extension from ``/proc/cpuinfo``, e.g.
+    ``"family 25 model 17, AVX-512"``, or None.
+
+    A VM's model name can be a bare "AMD EPYC" for several generations (Zen 3,
+    AVX2, and Zen 4, AVX-512, both seen); these tell them apart.
+    """
+    fields = {}
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                key = key.strip()
+                if key in ("cpu family", "model", "flags") and key not in fields:
+                    fields[key] = value.strip()
+                if not line.strip() and fields:
+                    break
+    except OSError:
+        return None
+    if "cpu family" not in fields:
+        return None
+    flags = set(fields.get("flags", "").split())
+    simd = "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "SSE"
+    return f"family {fields['cpu family']} model {fields.get('model', '?')}, {simd}"
+
+
 def print_machine():
-    """Print the CPU model, core count and OPENBLAS_CORETYPE (every bench run names them)."""
-    print(f"CPU: {cpu_model()}, {os.cpu_count()} cores; OPENBLAS_CORETYPE="
+    """Print the CPU model and generation, core count and OPENBLAS_CORETYPE (every bench
+    run names them)."""
+    print(f"CPU: {cpu_model()} ({cpu_generation() or 'generation unknown'}), "
+          f"{os.cpu_count()} cores; OPENBLAS_CORETYPE="
           f"{os.environ.get('OPENBLAS_CORETYPE') or 'not set'}")
 
 
@@ -600,6 +628,7 @@ def environment():
         "machine": platform.machine(),
         "cpu_count": os.cpu_count(),
         "cpu_model": cpu_model(),
+        "cpu_generation": cpu_generation(),
         "OPENBLAS_CORETYPE": os.environ.get("OPENBLAS_CORETYPE"),
     }
     for mod in ("numba", "scipy", "torch", "gdcore"):

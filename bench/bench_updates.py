@@ -219,7 +219,7 @@ def main():
             contended))
     harness.print_verdicts(verdicts)
     out = {"environment": harness.environment(), "blas": blas, "threads": threads,
-           "copy_gbs": bandwidth, "tables": tables, "verdicts": verdicts, "results": results}
+           "copy_gbs": bandwidth, "tables": tables, "targets": verdicts, "results": results}
     harness.write_results(Path(__file__).resolve().parent / "results" / "updates.json", out,
                           t_start)
 

@@ -30,6 +30,7 @@ BENCHES = {
     "dask": "Beyond one machine (`bench/bench_dask.py`)",
     "threads": "Threads (`bench/bench_threads.py`)",
     "startup": "Start-up (`bench/bench_startup.py`)",
+    "updates": "Optimizer steps (`bench/bench_updates.py`)",
 }
 TABLE_KEYS = ("table", "rows", "grid_table", "tables")  # where the scripts put tables
 
@@ -96,7 +97,8 @@ def environment_line(result):
         date = commit_date(head)
         dirty = " with uncommitted changes" if git.get("gdcore_dirty") else ""
         parts.append(f"commit {head[:7]}{dirty}" + (f" ({date})" if date else ""))
-    parts.append(f"CPU {env.get('cpu_model', '?')}, {env.get('cpu_count', '?')} cores")
+    generation = f" ({env['cpu_generation']})" if env.get("cpu_generation") else ""
+    parts.append(f"CPU {env.get('cpu_model', '?')}{generation}, {env.get('cpu_count', '?')} cores")
     parts.append(f"OPENBLAS_CORETYPE {env.get('OPENBLAS_CORETYPE') or 'not set'}")
     versions = ", ".join(f"{k} {env[k]}" for k in ("python", "numpy", "numba", "scipy", "torch")
                          if env.get(k))
