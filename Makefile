@@ -50,11 +50,12 @@ demo: $(STAMP)-demo
 # waits on a compile or ends with one file left; the generic pass's report is
 # printed after the main one's.  The main pass runs on the products' default BLAS
 # binding (GDCORE_BLAS=auto: MKL on Intel CPUs, NumPy's OpenBLAS elsewhere; the test
-# extra installs MKL on x86-64), the generic pass on the other one, so the
-# determinism promises are checked on both (and tests/test_blas.py compares every
-# binding's products and gradients).
+# extra installs MKL on x86-64), the generic pass on the other one where there is
+# one (else on the same), so the determinism promises are checked on both (and
+# tests/test_blas.py compares every binding's products and gradients).
 OTHER_BLAS = $$($(PY) -c 'from gdcore.kernels import blas, blas_libraries as b; \
-	print("openblas" if blas.BOUND_TO == "mkl" or not b.mkl() else "mkl")')
+	found = {"mkl": b.mkl(), "openblas": b.numpy_openblas()}; \
+	print(next((k for k, v in found.items() if v and k != blas.BOUND_TO), blas.BOUND_TO))')
 GENERIC_CACHE := $(CURDIR)/$(VENV)/numba-cache-generic
 GENERIC_LOG := $(VENV)/generic-pass.log
 

@@ -130,6 +130,15 @@ def test_asking_for_mkl_without_it_says_how_to_install_it(monkeypatch):
         blas._chosen_library("mkl")
 
 
+@pytest.mark.parametrize("choice", ["openblas", "numpy"])
+def test_asking_for_numpys_openblas_without_it_names_the_alternatives(monkeypatch, choice):
+    # An explicit choice is never silently replaced by another library.
+    monkeypatch.setattr(blas_libraries, "numpy_openblas", lambda: None)
+    with pytest.raises(ImportError, match=rf"GDCORE_BLAS={choice}, but this NumPy does not "
+                                          r"ship OpenBLAS.*GDCORE_BLAS=mkl or scipy"):
+        blas._chosen_library(choice)
+
+
 def test_an_unknown_binding_is_refused_naming_the_variable():
     result = subprocess.run([sys.executable, "-c", "import gdcore"], capture_output=True,
                             text=True, timeout=300, env=dict(os.environ, GDCORE_BLAS="atlas"))

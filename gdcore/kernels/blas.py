@@ -25,8 +25,9 @@ import, chooses what it is bound to (:data:`BOUND_TO` says which was):
   spun from a NumPy product just before;
 * ``mkl``: MKL, or an ImportError that says how to install it;
 * ``openblas`` (or ``numpy``, its former name): NumPy's own
-  ``scipy-openblas`` (NumPy's PyPI wheels for Linux and Windows; macOS
-  wheels built on Accelerate take the fallback);
+  ``scipy-openblas`` (NumPy's PyPI wheels for Linux and Windows), or an
+  ImportError that names the alternatives (a NumPy built on Accelerate or
+  on MKL has none: ``auto`` then binds MKL or the fallback);
 * ``scipy``: the fallback, compiled C callbacks of :func:`_fallback`
   (:func:`fallback_callback`) that do the same product with Numba's
   ``np.dot`` (SciPy's BLAS).
@@ -131,7 +132,12 @@ def _chosen_library(choice):
         if blas_libraries.cpu_vendor() == "GenuineIntel":
             return blas_libraries.mkl() or blas_libraries.numpy_openblas()
         return blas_libraries.numpy_openblas() or blas_libraries.mkl()
-    return blas_libraries.numpy_openblas()  # "openblas" ("numpy": its former name)
+    found = blas_libraries.numpy_openblas()  # "openblas" ("numpy": its former name)
+    if found is None:
+        raise ImportError(f"GDCORE_BLAS={choice}, but this NumPy does not ship OpenBLAS "
+                          "(scipy-openblas; NumPy's PyPI wheels for Linux and Windows do): "
+                          "set GDCORE_BLAS=mkl or scipy, or unset it")
+    return found
 
 
 def _bind():
