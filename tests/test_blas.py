@@ -124,6 +124,18 @@ def test_bound_library_thread_count_is_steerable():
         assert blas.get_blas_threads() == before
 
 
+def test_mkl_is_looked_for_in_the_users_site_too(monkeypatch, tmp_path):
+    """pip install --user mkl puts libmkl_rt in the user base's lib."""
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    (lib / "libmkl_rt.so.2").write_bytes(b"")
+    monkeypatch.setattr(blas_libraries.site, "ENABLE_USER_SITE", True)
+    monkeypatch.setattr(blas_libraries.site, "getuserbase", lambda: str(tmp_path))
+    assert str(lib / "libmkl_rt.so.2") in blas_libraries._mkl_candidates()
+    monkeypatch.setattr(blas_libraries.site, "ENABLE_USER_SITE", False)
+    assert str(lib / "libmkl_rt.so.2") not in blas_libraries._mkl_candidates()
+
+
 def test_asking_for_mkl_without_it_says_how_to_install_it(monkeypatch):
     monkeypatch.setattr(blas_libraries, "mkl", lambda: None)
     with pytest.raises(ImportError, match=r"GDCORE_BLAS=mkl.*gdcore\[mkl\]"):

@@ -7,7 +7,8 @@ described by a :class:`Library`: the addresses of its ``cblas_?gemm`` with
 * **OpenBLAS**, NumPy's own (``scipy-openblas`` built with 64-bit integers:
   NumPy's PyPI wheels for Linux and Windows), found where NumPy loaded it.
 * **MKL**, Intel's Math Kernel Library, from the ``mkl`` wheel (the
-  ``gdcore[mkl]`` extra: ``libmkl_rt`` in the environment's ``lib``) or a
+  ``gdcore[mkl]`` extra: ``libmkl_rt`` in the environment's ``lib``, the
+  base installation's or the user's, for ``pip install --user``) or a
   system installation.  Its ``cblas_?gemm_64`` take 64-bit integers.
 
 MKL runs its threads on GNU OpenMP (``libgomp``), unless the user chose
@@ -32,6 +33,7 @@ import ctypes
 import ctypes.util
 import glob
 import os
+import site
 import sys
 from dataclasses import dataclass
 
@@ -151,8 +153,14 @@ def _mkl_candidates():
     """Paths where MKL's single dynamic library may be, most specific first."""
     names = ("libmkl_rt.so.3", "libmkl_rt.so.2", "libmkl_rt.so", "libmkl_rt.3.dylib",
              "libmkl_rt.2.dylib", "mkl_rt.3.dll", "mkl_rt.2.dll")
-    # The mkl wheel puts it in the environment's lib (Library/bin on Windows).
-    roots = [os.path.join(sys.prefix, "lib"), os.path.join(sys.prefix, "Library", "bin")]
+    # The mkl wheel puts it in its installation's lib (Library/bin on Windows): the
+    # environment's, the base installation's under a venv that sees its packages, or
+    # the user's (pip install --user).
+    prefixes = [sys.prefix, sys.base_prefix]
+    if site.ENABLE_USER_SITE:
+        prefixes.append(site.getuserbase())
+    roots = [os.path.join(prefix, *sub) for prefix in dict.fromkeys(prefixes)
+             for sub in (("lib",), ("Library", "bin"))]
     paths = [os.path.join(root, name) for root in roots for name in names]
     found = ctypes.util.find_library("mkl_rt")
     return [p for p in paths if os.path.exists(p)] + ([found] if found else [])
