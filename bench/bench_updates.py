@@ -102,8 +102,12 @@ def torch_step(spec, p0, g, fused):
 def optax_lion(p0, g):
     """Lion's step in optax: (step function, the parameters as NumPy after a call)."""
     tx = optax.lion(LR, b1=0.9, b2=0.99, weight_decay=0.0)  # gd.lion(LR)'s settings
-    update = jax.jit(lambda p, s, grad: (lambda u, s2: (optax.apply_updates(p, u), s2))(
-        *tx.update(grad, s, p)), donate_argnums=(0, 1))
+
+    def apply(p, s, grad):
+        updates, s = tx.update(grad, s, p)
+        return optax.apply_updates(p, updates), s
+
+    update = jax.jit(apply, donate_argnums=(0, 1))
     box = {"p": jax.numpy.asarray(p0.copy())}
     box["s"] = tx.init(box["p"])
     grad = jax.numpy.asarray(g)
@@ -144,7 +148,6 @@ def case(name, n, passes):
     fns = {GD: lambda: optimizer.update_inplace(g, state, p)}
     if n >= LARGE:
         fns[GD2] = lambda: optimizer.update_inplace(g, state, p, threads=2)
-    keep = []
     if torch is not None and torch_spec is not None:
         for fused in (False, True):
             made = torch_step(torch_spec, p0, g, fused)
@@ -155,7 +158,6 @@ def case(name, n, passes):
                 opt.step()
             label = f"torch {torch_spec[0]} ({'fused' if fused else 'default'})"
             checks[label] = agreement(f"{name}: {label}", tp.detach().numpy(), p, p0)
-            keep.append(tp)
             fns[label] = opt.step
     if torch_spec is None and jax is not None:
         step, current = optax_lion(p0, g)

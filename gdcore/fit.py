@@ -920,10 +920,9 @@ class _Trainer:
         """
         if self.val is not None:
             v, m = self.val, self.model
-            none = (sample_rows(v.X, slice(0, 0)), v.Y[:0], v.labels[:0], v.weights[:0])
             kernel(evaluate_kernel, (m.loss_code, m.acts), v.X)(
-                self.params, m.offsets, none, m.loss_code, self.eval_chunk, self.eval_work,
-                m.acts)
+                self.params, m.offsets, v.subset(slice(0, 0)).arrays, m.loss_code,
+                self.eval_chunk, self.eval_work, m.acts)
         if self.update_spans > 1:  # a step on no parameters, on a copy of the step count
             opt, none = self.optimizer, self.params[:0]
             apply_update_threaded(opt.code, opt.hyper, 0.0, none, none, self.state.slots[:, :0],
@@ -1034,7 +1033,7 @@ class _Trainer:
                 # call starts on a chunk it does not have to gather again.
                 last -= last % self.chunk_batches
             t0 = time.perf_counter()
-            progress_before = progress
+            before = progress
             status, batch, progress, in_spare = ctrl_c.compiled(
                 kernel(epoch_runner, (opt.code, m.loss_code, m.acts), t.X),
                 self.params, self.spare, m.offsets, t.arrays, m.loss_code, penalty,
@@ -1043,14 +1042,14 @@ class _Trainer:
             if in_spare:
                 self.params, self.spare = self.spare, self.params
             if status == GRADIENT_READY:
-                updates, loss_sum, weight_sum = progress
-                if self.threaded_step(lrs[updates], ctrl_c):
-                    progress = (updates + 1, loss_sum, weight_sum)
+                if self.threaded_step(lrs[progress[0]], ctrl_c):
+                    progress = (progress[0] + 1,) + progress[1:]
                     status, batch = OK, batch + 1  # as the kernel returns: batches visited
                     last = batch
                 else:
-                    # The failed step's loss is not the epoch's: the sums before it.
-                    status, progress = STEP_NOT_FINITE, (updates,) + progress_before[1:]
+                    # The failed step's batch is not the epoch's: the progress before
+                    # the call (a call without steps counts no update).
+                    status, progress = STEP_NOT_FINITE, before
             seconds = time.perf_counter() - t0
             if self.slice < n_batches or seconds > _SLICE_SECONDS:
                 self.resize(seconds, last - first)

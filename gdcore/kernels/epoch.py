@@ -64,7 +64,7 @@ def run_epoch(params, spare, offsets, data, loss_code, penalty, batches, opt_cod
     What travels together is passed together: the data four, the batch
     range, the optimizer's rule and state, the chunk buffers and the running
     sums are tuples, unpacked on entry (compiled away: the 10-32-1 epoch
-    takes the same time as with 30 flat arguments).  The three codes stay
+    took the same time as with 30 flat arguments, AMD EPYC Zen 4).  The three codes stay
     separate arguments: :func:`epoch_runner` replaces them with constants of
     its compiled body, which a tuple's member could not be.
 
@@ -248,12 +248,12 @@ def evaluate(params, offsets, data, loss_code, chunk, work, acts):
     for start in range(0, n, chunk):
         stop = min(start + chunk, n)
         m = stop - start
-        xb, yb, lb, wb = batch_views(data, start, stop)
+        batch = batch_views(data, start, stop)
+        xb, yb, lb, wb = batch
         bw = batch_weight(wb, m)
         if bw == 0:
             continue
-        loss_sum += bw * loss_value(params, offsets, (xb, yb, lb, wb), loss_code, 0.0, work,
-                                    acts)
+        loss_sum += bw * loss_value(params, offsets, batch, loss_code, 0.0, work, acts)
         weight_sum += bw
         if loss_code == _CE or loss_code == _BCE:
             Zs, As, D0, D1 = split_workspace(work, offsets, m)
